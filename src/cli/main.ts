@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode, reportError } from './exit.js';
+
+// Command modules (and the client, and pino) load lazily so `ferry --version` starts fast.
+
+const SERVER_HELP = 'server as HOST:PORT (default: $FERRY_SERVER or 127.0.0.1:4455)';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function examples(lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
+}
+
+function clientCommand(program: Command, name: string, summary: string): Command {
+  return program
+    .command(name)
+    .description(summary)
+    .option('-s, --server <host:port>', SERVER_HELP)
+    .option('--timeout <seconds>', 'give up when the server is silent this long', '30');
+}
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('ferry')
+    .description('Fast, verified file transfer over TCP: a server, and put/get/ls/rm against it.')
+    .version(version(), '-V, --version')
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText('after', examples([
+      'ferry serve --root ./shared',
+      'ferry put report.pdf',
+      'ferry get report.pdf -o copy.pdf',
+      'ferry ls --json',
+      'FERRY_SERVER=fileserver:4455 ferry rm report.pdf',
+    ]));
+
+  program
+    .command('serve')
+    .description('run a ferry server')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('-p, --port <port>', 'TCP port (0 picks a free one)', '4455')
+    .option('--root <dir>', 'folder the files are stored in (created if missing)', './ferry-data')
+    .option('--name <name>', 'server name sent to clients (default: host name)')
+    .option('--max-file-size <bytes>', 'largest upload accepted, e.g. 10G')
+    .option('--no-fsync', 'acknowledge uploads before they are on disk (faster; a crash may lose recent uploads)')
+    .option('--grace <seconds>', 'on SIGINT/SIGTERM, how long transfers in flight may finish', '5')
+    .addHelpText('after', examples(['ferry serve', 'ferry serve --host 0.0.0.0 --port 4455 --root /srv/files', 'ferry serve --port 0   # any free port']))
+    .action(async (options) => {
+      const { serve } = await import('./commands/serve.js');
+      await serve(options);
+    });
+
+  clientCommand(program, 'put', 'upload a file; prints name, size, sha256 and throughput')
+    .argument('<file>', 'local file to upload')
+    .option('--as <name>', 'store under this name (may contain / for folders)')
+    .option('--overwrite', 'replace an existing file of that name')
+    .option('--rename', 'if the name is taken, store as "name (1).ext"')
+    .option('-q, --quiet', 'print nothing on success')
+    .option('--json', 'print the result as one JSON object')
+    .addHelpText('after', examples(['ferry put report.pdf', 'ferry put notes.txt --as a/b.txt', 'ferry put big.iso -s fileserver:4455 --overwrite']))
+    .action(async (file: string, options) => {
+      const { put } = await import('./commands/transfer.js');
+      await put(file, options);
+    });
+
+  clientCommand(program, 'get', 'download a file, verified against the server\'s sha256')
+    .argument('<name>', 'stored name')
+    .option('-o, --output <file>', 'where to write it (default: the name\'s last component)')
+    .option('-q, --quiet', 'print nothing on success')
+    .option('--json', 'print the result as one JSON object')
+    .addHelpText('after', examples(['ferry get report.pdf', 'ferry get report.pdf -o copy.pdf', 'ferry get a/b.txt -o /tmp/b.txt -s fileserver:4455']))
+    .action(async (name: string, options) => {
+      const { get } = await import('./commands/transfer.js');
+      await get(name, options);
+    });
+
+  clientCommand(program, 'ls', 'list stored files: modified, size, short sha256, name')
+    .argument('[prefix]', 'only files in this folder')
+    .option('--json', 'print a JSON array of {name, size, mtime, sha256}')
+    .option('-l, --long', 'human-readable sizes (the default table already uses them)')
+    .addHelpText('after', examples(['ferry ls', 'ferry ls photos/2026', 'ferry ls --json | jq -r \'.[].name\'']))
+    .action(async (prefix: string | undefined, options) => {
+      const { ls } = await import('./commands/files.js');
+      await ls(prefix, options);
+    });
+
+  clientCommand(program, 'stat', 'show one file\'s size, mtime and sha256')
+    .argument('<name>', 'stored name')
+    .option('--json', 'print one JSON object')
+    .addHelpText('after', examples(['ferry stat report.pdf', 'ferry stat report.pdf --json']))
+    .action(async (name: string, options) => {
+      const { stat } = await import('./commands/files.js');
+      await stat(name, options);
+    });
+
+  clientCommand(program, 'rm', 'remove stored files')
+    .argument('<names...>', 'stored names')
+    .option('-q, --quiet', 'print nothing on success')
+    .addHelpText('after', examples(['ferry rm report.pdf', 'ferry rm a/b.txt a/c.txt']))
+    .action(async (names: string[], options) => {
+      const { rm } = await import('./commands/files.js');
+      await rm(names, options);
+    });
+
+  clientCommand(program, 'roundtrip', 'upload, then download over a second connection and compare byte for byte')
+    .argument('<file>', 'local file to send and check')
+    .option('--as <name>', 'store under this name')
+    .option('-o, --output <file>', 'keep the downloaded copy here (default: a temporary file, removed)')
+    .addOption(new Option('--overwrite', 'replace an existing stored file of that name'))
+    .addHelpText('after', examples([
+      'ferry roundtrip student_info.txt --as student_info_from_client.txt -o server_downloaded_student_info.txt',
+    ]))
+    .action(async (file: string, options) => {
+      const { roundtrip } = await import('./commands/roundtrip.js');
+      setExit(await roundtrip(file, options));
+    });
+
+  return program;
+}
+
+async function main(): Promise<void> {
+  let exitCode: number = ExitCode.OK;
+  const program = buildProgram((code) => (exitCode = code));
+  program.exitOverride();
+  for (const command of program.commands) command.exitOverride();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      const ok = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';
+      exitCode = ok ? ExitCode.OK : ExitCode.USAGE;
+    } else {
+      exitCode = reportError(error);
+    }
+  }
+  process.exitCode = exitCode;
+}
+
+void main();

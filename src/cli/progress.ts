@@ -1,0 +1,50 @@
+import type { Progress } from '../index.js';
+import { humanSize } from './format.js';
+
+export interface ProgressReporter {
+  update(progress: Progress): void;
+  stop(): void;
+}
+
+const silent: ProgressReporter = { update: () => undefined, stop: () => undefined };
+
+/** Whether bars may be drawn: stderr is a terminal, not --quiet, and NO_COLOR/CI do not forbid it. */
+export function wantsProgress(quiet: boolean | undefined): boolean {
+  return !quiet && process.stderr.isTTY === true && !process.env.CI;
+}
+
+/** A progress bar with rate and ETA on stderr, or nothing when not wanted. */
+export async function progressBar(label: string, quiet: boolean | undefined): Promise<ProgressReporter> {
+  if (!wantsProgress(quiet)) return silent;
+  const { default: cliProgress } = await import('cli-progress');
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: `${label} [{bar}] {percentage}% {done}/{size} {speed} ETA {eta_formatted}`,
+      hideCursor: true,
+      clearOnComplete: true,
+      etaBuffer: 50,
+      fps: 10,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const started = Date.now();
+  let begun = false;
+  return {
+    update({ bytes, total }) {
+      const size = total ?? bytes;
+      const seconds = Math.max((Date.now() - started) / 1000, 0.001);
+      const payload = { done: humanSize(bytes), size: humanSize(size), speed: `${humanSize(Math.round(bytes / seconds))}/s` };
+      if (!begun) {
+        bar.start(Math.max(size, 1), bytes, payload);
+        begun = true;
+      } else {
+        bar.setTotal(Math.max(size, 1));
+        bar.update(bytes, payload);
+      }
+    },
+    stop() {
+      if (begun) bar.stop();
+    },
+  };
+}

@@ -1,0 +1,59 @@
+/** Wire constants. PROTOCOL.md is the normative description of every value here. */
+
+/** "FRRY": the first four bytes of every HELLO payload. */
+export const MAGIC = 0x46525259;
+export const PROTOCOL_VERSION = 1;
+
+/** Frame header: u32 payload length, u8 type, u32 request id. */
+export const HEADER_SIZE = 9;
+/** No control frame payload may exceed this; checked before anything is allocated. */
+export const MAX_CONTROL_PAYLOAD = 64 * 1024;
+/** Largest chunk in a chunked body; chunk bytes are streamed, never buffered whole. */
+export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
+export const SHA256_SIZE = 32;
+/** Largest value a u64 size field may carry and still be exact in a JS number. */
+export const MAX_SAFE_SIZE = Number.MAX_SAFE_INTEGER;
+
+export const MessageType = {
+  // client → server
+  HELLO: 0x01,
+  AUTH: 0x02,
+  LIST: 0x10,
+  STAT: 0x11,
+  PUT: 0x12,
+  GET: 0x13,
+  DELETE: 0x14,
+  PUT_END: 0x16,
+  // server → client
+  OK: 0x80,
+  SERVER_HELLO: 0x81,
+  ENTRIES: 0x90,
+  ENTRY: 0x92,
+  PUT_OK: 0x93,
+  GET_OK: 0x94,
+  PUT_READY: 0x95,
+  ERROR: 0xff,
+} as const;
+
+export type MessageTypeName = keyof typeof MessageType;
+
+/** PUT flags (u8). */
+export const PutFlag = {
+  OVERWRITE: 0x01,
+  /** Body is sent as length-prefixed chunks ending with a zero-length chunk; size field is 0. */
+  CHUNKED: 0x02,
+  /** Client sends the body only after PUT_READY (lets the server refuse a large body first). */
+  AWAIT_READY: 0x04,
+  /** On a name clash, store as "name (1).ext" instead of failing with EXISTS. */
+  RENAME: 0x08,
+} as const;
+
+/** LIST and DELETE flags (u8). */
+export const ListFlag = {
+  RECURSIVE: 0x01,
+} as const;
+
+/** SERVER_HELLO capability flags (u32). */
+export const ServerFlag = {
+  AUTH_REQUIRED: 0x01,
+} as const;

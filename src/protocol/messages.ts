@@ -1,0 +1,252 @@
+import { ProtocolError } from '../errors.js';
+import { PayloadReader, PayloadWriter } from './bytes.js';
+import {
+  HEADER_SIZE,
+  MAGIC,
+  MAX_CONTROL_PAYLOAD,
+  MessageType,
+  PutFlag,
+  SHA256_SIZE,
+} from './constants.js';
+
+/** A stored file as it travels in ENTRY, ENTRIES. */
+export interface WireEntry {
+  name: string;
+  /** A file, or a folder (only in a non-recursive listing; size 0, sha256 all zero). */
+  kind: 'file' | 'folder';
+  size: number;
+  /** Milliseconds since the Unix epoch. */
+  mtimeMs: number;
+  sha256: Buffer;
+}
+
+export type Message =
+  | { type: 'HELLO'; id: number; version: number; clientName: string; flags: number }
+  | { type: 'AUTH'; id: number; token: string }
+  | { type: 'LIST'; id: number; prefix: string; flags: number }
+  | { type: 'STAT'; id: number; name: string }
+  | { type: 'PUT'; id: number; name: string; flags: number; size: number }
+  | { type: 'GET'; id: number; name: string; offset: number }
+  | { type: 'DELETE'; id: number; name: string; flags: number }
+  | { type: 'PUT_END'; id: number; sha256: Buffer }
+  | { type: 'OK'; id: number }
+  | {
+      type: 'SERVER_HELLO';
+      id: number;
+      version: number;
+      serverName: string;
+      maxFileSize: number;
+      flags: number;
+    }
+  | { type: 'ENTRIES'; id: number; more: boolean; entries: WireEntry[] }
+  | { type: 'ENTRY'; id: number; entry: WireEntry }
+  | { type: 'PUT_OK'; id: number; entry: WireEntry }
+  | { type: 'GET_OK'; id: number; size: number; offset: number; mtimeMs: number; sha256: Buffer }
+  | { type: 'PUT_READY'; id: number; offset: number; prefixSha256: Buffer }
+  | { type: 'ERROR'; id: number; code: number; message: string };
+
+export type MessageOf<T extends Message['type']> = Extract<Message, { type: T }>;
+
+const typeByNumber = new Map<number, Message['type']>(
+  Object.entries(MessageType).map(([name, value]) => [value, name as Message['type']]),
+);
+
+export function messageTypeName(type: number): Message['type'] | undefined {
+  return typeByNumber.get(type);
+}
+
+/** Header (u32 payload length, u8 type, u32 id) followed by the payload. */
+export function frame(type: number, id: number, payload: Buffer): Buffer {
+  if (payload.length > MAX_CONTROL_PAYLOAD) {
+    throw new RangeError(`control payload of ${payload.length} bytes exceeds ${MAX_CONTROL_PAYLOAD}`);
+  }
+  const out = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
+  out.writeUInt32BE(payload.length, 0);
+  out.writeUInt8(type, 4);
+  out.writeUInt32BE(id >>> 0, 5);
+  payload.copy(out, HEADER_SIZE);
+  return out;
+}
+
+function writeEntry(w: PayloadWriter, entry: WireEntry): PayloadWriter {
+  return w.string(entry.name).u8(entry.kind === 'folder' ? 1 : 0).u64(entry.size).u64(entry.mtimeMs).raw(checkSha(entry.sha256));
+}
+
+function readEntry(r: PayloadReader): WireEntry {
+  const name = r.string('name');
+  const kind = r.u8('kind');
+  if (kind > 1) throw new ProtocolError(`unknown entry kind ${kind}`);
+  return {
+    name,
+    kind: kind === 1 ? 'folder' : 'file',
+    size: r.u64('size'),
+    mtimeMs: r.u64('mtime'),
+    sha256: r.bytesOf(SHA256_SIZE, 'sha256'),
+  };
+}
+
+/** Encoded size of one entry, so a listing can be split into frames under the cap. */
+export function entryWireSize(entry: WireEntry): number {
+  return 2 + Buffer.byteLength(entry.name, 'utf8') + 1 + 8 + 8 + SHA256_SIZE;
+}
+/** Bytes of an ENTRIES payload before its entries (more flag, count). */
+export const ENTRIES_OVERHEAD = 1 + 2;
+
+function checkSha(sha: Buffer): Buffer {
+  if (sha.length !== SHA256_SIZE) throw new RangeError('sha256 must be 32 bytes');
+  return sha;
+}
+
+export function encodePayload(message: Message): Buffer {
+  const w = new PayloadWriter();
+  switch (message.type) {
+    case 'HELLO':
+      w.u32(MAGIC).u16(message.version).string(message.clientName).u32(message.flags);
+      break;
+    case 'AUTH':
+      w.string(message.token);
+      break;
+    case 'LIST':
+      w.string(message.prefix).u8(message.flags);
+      break;
+    case 'STAT':
+      w.string(message.name);
+      break;
+    case 'PUT':
+      w.string(message.name).u8(message.flags).u64(message.size);
+      break;
+    case 'GET':
+      w.string(message.name).u64(message.offset);
+      break;
+    case 'DELETE':
+      w.string(message.name).u8(message.flags);
+      break;
+    case 'PUT_END':
+      w.raw(checkSha(message.sha256));
+      break;
+    case 'OK':
+      break;
+    case 'SERVER_HELLO':
+      w.u32(MAGIC)
+        .u16(message.version)
+        .string(message.serverName)
+        .u64(message.maxFileSize)
+        .u32(message.flags);
+      break;
+    case 'ENTRIES':
+      w.u8(message.more ? 1 : 0).u16(message.entries.length);
+      for (const entry of message.entries) writeEntry(w, entry);
+      break;
+    case 'ENTRY':
+    case 'PUT_OK':
+      writeEntry(w, message.entry);
+      break;
+    case 'GET_OK':
+      w.u64(message.size).u64(message.offset).u64(message.mtimeMs).raw(checkSha(message.sha256));
+      break;
+    case 'PUT_READY':
+      w.u64(message.offset).raw(checkSha(message.prefixSha256));
+      break;
+    case 'ERROR':
+      w.u16(message.code).string(message.message);
+      break;
+  }
+  return w.toBuffer();
+}
+
+export function encodeMessage(message: Message): Buffer {
+  return frame(MessageType[message.type], message.id, encodePayload(message));
+}
+
+/** Decodes one frame's payload; throws ProtocolError on any malformed field. */
+export function decodePayload(typeNumber: number, id: number, payload: Buffer): Message {
+  const type = typeByNumber.get(typeNumber);
+  if (type === undefined) {
+    throw new ProtocolError(`unknown message type 0x${typeNumber.toString(16).padStart(2, '0')}`);
+  }
+  const r = new PayloadReader(payload);
+  let message: Message;
+  switch (type) {
+    case 'HELLO': {
+      if (r.u32('magic') !== MAGIC) throw new ProtocolError('bad magic: not a ferry client');
+      message = { type, id, version: r.u16('version'), clientName: r.string('client name'), flags: r.u32('flags') };
+      break;
+    }
+    case 'AUTH':
+      message = { type, id, token: r.string('token') };
+      break;
+    case 'LIST':
+      message = { type, id, prefix: r.string('prefix'), flags: r.u8('flags') };
+      break;
+    case 'STAT':
+      message = { type, id, name: r.string('name') };
+      break;
+    case 'PUT': {
+      const name = r.string('name');
+      const flags = r.u8('flags');
+      const size = r.u64('size');
+      if (flags & PutFlag.CHUNKED && size !== 0) throw new ProtocolError('chunked PUT must declare size 0');
+      message = { type, id, name, flags, size };
+      break;
+    }
+    case 'GET':
+      message = { type, id, name: r.string('name'), offset: r.u64('offset') };
+      break;
+    case 'DELETE':
+      message = { type, id, name: r.string('name'), flags: r.u8('flags') };
+      break;
+    case 'PUT_END':
+      message = { type, id, sha256: r.bytesOf(SHA256_SIZE, 'sha256') };
+      break;
+    case 'OK':
+      message = { type, id };
+      break;
+    case 'SERVER_HELLO': {
+      if (r.u32('magic') !== MAGIC) throw new ProtocolError('bad magic: not a ferry server');
+      message = {
+        type,
+        id,
+        version: r.u16('version'),
+        serverName: r.string('server name'),
+        maxFileSize: r.u64('max file size'),
+        flags: r.u32('flags'),
+      };
+      break;
+    }
+    case 'ENTRIES': {
+      const more = r.u8('more flag');
+      if (more > 1) throw new ProtocolError('ENTRIES more flag must be 0 or 1');
+      const count = r.u16('entry count');
+      const entries: WireEntry[] = [];
+      for (let i = 0; i < count; i++) entries.push(readEntry(r));
+      message = { type, id, more: more === 1, entries };
+      break;
+    }
+    case 'ENTRY':
+    case 'PUT_OK':
+      message = { type, id, entry: readEntry(r) };
+      break;
+    case 'GET_OK': {
+      const size = r.u64('size');
+      const offset = r.u64('offset');
+      if (offset > size) throw new ProtocolError('GET_OK offset beyond size');
+      message = { type, id, size, offset, mtimeMs: r.u64('mtime'), sha256: r.bytesOf(SHA256_SIZE, 'sha256') };
+      break;
+    }
+    case 'PUT_READY':
+      message = { type, id, offset: r.u64('offset'), prefixSha256: r.bytesOf(SHA256_SIZE, 'sha256') };
+      break;
+    case 'ERROR':
+      message = { type, id, code: r.u16('code'), message: r.string('message') };
+      break;
+  }
+  r.end(type);
+  return message;
+}
+
+/** The u32 length prefix of one chunk of a chunked body; a zero length ends the body. */
+export function chunkHeader(length: number): Buffer {
+  const out = Buffer.allocUnsafe(4);
+  out.writeUInt32BE(length);
+  return out;
+}

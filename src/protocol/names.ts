@@ -1,0 +1,60 @@
+/**
+ * Stored names are hostile input on both sides: the server checks every name a client
+ * sends, and the client checks every name a server sends before writing anything locally.
+ * One function decides for both (PROTOCOL.md "Names").
+ */
+export const MAX_NAME_BYTES = 4096;
+export const MAX_COMPONENT_BYTES = 255;
+/** First component reserved for the server's internal state. */
+export const RESERVED_COMPONENT = '.ferry';
+
+// C0 and C1 controls, DEL, and the bidirectional overrides that make names lie on screen.
+// eslint-disable-next-line no-control-regex
+const FORBIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\\]/u;
+
+/** Returns why `name` is not an acceptable stored name, or undefined if it is. */
+export function nameProblem(name: string): string | undefined {
+  if (name.length === 0) return 'name is empty';
+  if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) return `name is longer than ${MAX_NAME_BYTES} bytes`;
+  if (!isWellFormed(name)) return 'name is not valid Unicode';
+  if (name.normalize('NFC') !== name) return 'name is not in Unicode NFC form';
+  if (FORBIDDEN_CHARS.test(name)) {
+    return name.includes('\\') ? 'name contains a backslash' : 'name contains a control character';
+  }
+  if (name.startsWith('/')) return 'name is an absolute path';
+  const components = name.split('/');
+  for (const component of components) {
+    if (component === '') return 'name has an empty path component';
+    if (component === '.' || component === '..') return `name has a "${component}" component`;
+    if (Buffer.byteLength(component, 'utf8') > MAX_COMPONENT_BYTES) {
+      return `a name component is longer than ${MAX_COMPONENT_BYTES} bytes`;
+    }
+  }
+  if (components[0] === RESERVED_COMPONENT) return `"${RESERVED_COMPONENT}" is reserved for the server`;
+  return undefined;
+}
+
+export function isValidName(name: string): boolean {
+  return nameProblem(name) === undefined;
+}
+
+/** A listing prefix: empty for the whole store, otherwise a valid name (a trailing / is dropped). */
+export function normalizePrefix(prefix: string): string {
+  return prefix.replace(/\/+$/, '');
+}
+
+function isWellFormed(text: string): boolean {
+  // Lone surrogates cannot be encoded as UTF-8; String.prototype.isWellFormed needs Node 20+.
+  return text.isWellFormed();
+}
+
+/**
+ * Renders a name for a terminal: anything that could move the cursor or change colours is
+ * shown as a \\u escape, so a hostile name can never drive the user's terminal.
+ */
+export function printableName(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  return name.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/gu, (c) =>
+    `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}

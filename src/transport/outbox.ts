@@ -1,0 +1,70 @@
+import type { Socket } from 'node:net';
+
+/**
+ * Serialises everything one side writes on a connection. Frames are written at once when
+ * nothing else is in flight; a body (a file or a stream) holds the line until its last byte is
+ * written, and frames queued meanwhile follow it. Writers respect socket backpressure.
+ */
+export class Outbox {
+  private tail: Promise<void> = Promise.resolve();
+  private busy = 0;
+  private closed = false;
+
+  constructor(private readonly socket: Socket) {}
+
+  /** Writes a frame now if the line is free, otherwise after the bodies queued before it. */
+  frame(bytes: Buffer): void {
+    if (this.closed || this.socket.destroyed) return;
+    if (this.busy === 0) {
+      this.socket.write(bytes);
+      return;
+    }
+    void this.enqueue(async () => {
+      await writeAndWait(this.socket, bytes);
+    });
+  }
+
+  /** Runs `task` with exclusive use of the socket once everything queued before it is written. */
+  enqueue(task: () => Promise<void>): Promise<void> {
+    this.busy++;
+    const run = this.tail.then(async () => {
+      if (this.closed || this.socket.destroyed) throw new Error('connection closed');
+      await task();
+    });
+    this.tail = run.then(
+      () => void this.busy--,
+      () => void this.busy--,
+    );
+    return run;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}
+
+/** Writes `bytes` and resolves once the socket will take more (or rejects if it closes). */
+export function writeAndWait(socket: Socket, bytes: Buffer): Promise<void> | void {
+  if (socket.write(bytes)) return;
+  return waitForDrain(socket);
+}
+
+export function waitForDrain(socket: Socket): Promise<void> {
+  if (socket.destroyed) return Promise.reject(new Error('connection closed'));
+  return new Promise((resolve, reject) => {
+    const onDrain = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new Error('connection closed'));
+    };
+    const cleanup = (): void => {
+      socket.off('drain', onDrain);
+      socket.off('close', onClose);
+    };
+    socket.on('drain', onDrain);
+    socket.on('close', onClose);
+  });
+}
