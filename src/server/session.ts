@@ -111,6 +111,21 @@ export class Session {
     this.socket.destroy();
   }
 
+  /** Server shutdown: close now if quiet, otherwise as soon as the work in flight is done. */
+  closeWhenIdle(): void {
+    this.stopping = true;
+    this.settleIfStopping();
+  }
+
+  private stopping = false;
+
+  private settleIfStopping(): void {
+    if (!this.stopping || this.busy || this.socket.destroyed) return;
+    this.closed = true;
+    this.socket.end(); // flushes replies already written, then FIN
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
   private send(message: Message): void {
     this.outbox.frame(encodeMessage(message));
   }
@@ -157,6 +172,7 @@ export class Session {
     void work.finally(() => {
       this.inFlight--;
       if (this.inFlight < this.ctx.limits.maxInFlight) this.resume('in-flight');
+      this.settleIfStopping();
     });
   }
 

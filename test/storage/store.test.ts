@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { FerryError } from '../../src/errors.js';
+import { Store } from '../../src/storage/store.js';
+import { BAD_NAMES } from '../helpers/bad-names.js';
+import { randomData, sha256, tempDir, temporaries, visibleTree } from '../helpers/fixtures.js';
+
+async function storeBytes(store: Store, name: string, data: Buffer, options = {}): Promise<void> {
+  const upload = await store.beginUpload(name, options);
+  upload.write(data);
+  await upload.commit({ size: data.length });
+}
+
+describe('store', () => {
+  let root: string;
+  let outside: string;
+  let store: Store;
+
+  before(async () => {
+    const parent = await tempDir();
+    root = path.join(parent, 'root');
+    outside = path.join(parent, 'outside');
+    await fs.mkdir(outside);
+    await fs.writeFile(path.join(outside, 'sentinel'), 'keep');
+    store = await Store.open(root);
+  });
+  after(async () => fs.rm(path.dirname(root), { recursive: true, force: true }));
+
+  it('creates the root and its state folder', async () => {
+    assert.ok((await fs.stat(path.join(root, '.ferry', 'tmp'))).isDirectory());
+  });
+
+  it('stores, stats and lists with the sha256 kept', async () => {
+    const data = randomData(1000);
+    await storeBytes(store, 'dir/sub/file.bin', data);
+    const entry = await store.stat('dir/sub/file.bin');
+    assert.equal(entry.size, 1000);
+    assert.equal(entry.sha256.toString('hex'), sha256(data));
+    const all = await store.list('', true);
+    assert.ok(all.some((e) => e.name === 'dir/sub/file.bin'));
+    const top = await store.list('', false);
+    assert.deepEqual(top.filter((e) => e.name === 'dir').map((e) => e.kind), ['folder']);
+    assert.deepEqual((await store.list('dir/sub/', true)).map((e) => e.name), ['dir/sub/file.bin']);
+    assert.deepEqual(await store.list('nope', true), []);
+  });
+
+  it('refuses every bad name with BAD_NAME and creates nothing', async () => {
+    const beforeTree = await visibleTree(root);
+    for (const [name] of BAD_NAMES) {
+      await assert.rejects(store.beginUpload(name), (e: FerryError) => e.code === 'BAD_NAME', JSON.stringify(name));
+      await assert.rejects(store.openRead(name), (e: FerryError) => e.code === 'BAD_NAME');
+      await assert.rejects(store.remove(name), (e: FerryError) => e.code === 'BAD_NAME');
+    }
+    assert.deepEqual(await visibleTree(root), beforeTree);
+    assert.deepEqual(await temporaries(root), []);
+    assert.equal(await fs.readFile(path.join(outside, 'sentinel'), 'utf8'), 'keep');
+  });
+
+  it('never follows a symlink planted in the root', async () => {
+    await fs.symlink(outside, path.join(root, 'escape'));
+    await fs.symlink(path.join(outside, 'sentinel'), path.join(root, 'link.txt'));
+    await assert.rejects(store.openRead('escape/sentinel'), (e: FerryError) => e.code === 'BAD_NAME');
+    await assert.rejects(store.openRead('link.txt'), (e: FerryError) => e.code === 'NOT_FOUND');
+    await assert.rejects(storeBytes(store, 'escape/new.txt', Buffer.from('x')), (e: FerryError) => e.code === 'BAD_NAME');
+    await assert.rejects(store.remove('link.txt'), (e: FerryError) => e.code === 'NOT_FOUND');
+    assert.ok(!(await store.list('', true)).some((e) => e.name.startsWith('escape') || e.name === 'link.txt'));
+    assert.deepEqual(await fs.readdir(outside), ['sentinel']);
+    assert.equal(await fs.readFile(path.join(outside, 'sentinel'), 'utf8'), 'keep');
+    await fs.rm(path.join(root, 'escape'));
+    await fs.rm(path.join(root, 'link.txt'));
+  });
+
+  it('does not overwrite unless asked, and renames on request', async () => {
+    await storeBytes(store, 'same.txt', Buffer.from('one'));
+    await assert.rejects(storeBytes(store, 'same.txt', Buffer.from('two')), (e: FerryError) => e.code === 'EXISTS');
+    assert.equal(await fs.readFile(path.join(root, 'same.txt'), 'utf8'), 'one');
+    await storeBytes(store, 'same.txt', Buffer.from('two'), { overwrite: true });
+    assert.equal(await fs.readFile(path.join(root, 'same.txt'), 'utf8'), 'two');
+    assert.equal((await store.stat('same.txt')).sha256.toString('hex'), sha256(Buffer.from('two')));
+    const upload = await store.beginUpload('same.txt', { rename: true });
+    upload.write(Buffer.from('three'));
+    const entry = await upload.commit({});
+    assert.equal(entry.name, 'same (1).txt');
+  });
+
+  it('lets exactly one of two racing uploads to a new name win, whole', async () => {
+    const a = randomData(200_000);
+    const b = randomData(200_000);
+    const results = await Promise.allSettled([storeBytes(store, 'race.bin', a), storeBytes(store, 'race.bin', b)]);
+    assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+    const stored = await fs.readFile(path.join(root, 'race.bin'));
+    assert.ok(stored.equals(a) || stored.equals(b));
+    assert.deepEqual(await temporaries(root), []);
+  });
+
+  it('refuses a size or digest mismatch and leaves no trace', async () => {
+    const upload = await store.beginUpload('short.bin', { size: 10 });
+    upload.write(Buffer.from('12345'));
+    await assert.rejects(upload.commit({ size: 10 }), (e: FerryError) => e.code === 'INTEGRITY');
+    const upload2 = await store.beginUpload('bad-sha.bin');
+    upload2.write(Buffer.from('12345'));
+    await assert.rejects(upload2.commit({ sha256: Buffer.alloc(32) }), (e: FerryError) => e.code === 'INTEGRITY');
+    assert.ok(!(await visibleTree(root)).some((p) => p.startsWith('short') || p.startsWith('bad-sha')));
+    assert.deepEqual(await temporaries(root), []);
+  });
+
+  it('refuses files over the size limit', async () => {
+    const small = await Store.open(await tempDir(), { maxFileSize: 10 });
+    await assert.rejects(small.beginUpload('big', { size: 11 }), (e: FerryError) => e.code === 'TOO_LARGE');
+    const upload = await small.beginUpload('big');
+    assert.throws(() => upload.write(Buffer.alloc(11)), (e: FerryError) => e.code === 'TOO_LARGE');
+    await upload.abort();
+    assert.deepEqual(await temporaries(small.root), []);
+  });
+
+  it('rehashes a file changed behind its back instead of serving a stale digest', async () => {
+    await storeBytes(store, 'changed.txt', Buffer.from('original'));
+    await new Promise((r) => setTimeout(r, 5));
+    await fs.writeFile(path.join(root, 'changed.txt'), 'edited by hand');
+    assert.equal((await store.stat('changed.txt')).sha256.toString('hex'), sha256(Buffer.from('edited by hand')));
+  });
+
+  it('removes files, prunes empty folders, and reports NOT_FOUND', async () => {
+    await storeBytes(store, 'p/q/r.txt', Buffer.from('x'));
+    await store.remove('p/q/r.txt');
+    await assert.rejects(fs.stat(path.join(root, 'p')), { code: 'ENOENT' });
+    await assert.rejects(store.remove('p/q/r.txt'), (e: FerryError) => e.code === 'NOT_FOUND');
+    await assert.rejects(store.remove('dir'), (e: FerryError) => e.code === 'CONFLICT');
+  });
+
+  it('sweeps stale temporaries at startup', async () => {
+    await fs.writeFile(path.join(root, '.ferry', 'tmp', 'stale.part'), 'left by a crash');
+    const reopened = await Store.open(root);
+    assert.deepEqual(await temporaries(reopened.root), []);
+  });
+});
