@@ -1,5 +1,6 @@
 import { createServer, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOT } from '../../index.js';
 import { parsePort } from '../address.js';
+import { parseSeconds } from '../seconds.js';
 import { parseSize } from '../sizes.js';
 
 export interface ServeOptions {
@@ -10,6 +11,8 @@ export interface ServeOptions {
   fsync?: boolean;
   maxFileSize?: string;
   grace?: string;
+  rawPort?: string;
+  rawIdleTimeout?: string;
 }
 
 /** Runs a server until SIGINT/SIGTERM, then stops gracefully and resolves. */
@@ -22,10 +25,12 @@ export async function serve(options: ServeOptions): Promise<void> {
     serverName: options.name,
     fsync: options.fsync !== false,
     maxFileSize: options.maxFileSize === undefined ? undefined : parseSize(options.maxFileSize, '--max-file-size'),
+    rawPort: options.rawPort === undefined ? undefined : parsePort(options.rawPort),
+    rawIdleTimeoutMs: options.rawIdleTimeout === undefined ? undefined : parseSeconds(options.rawIdleTimeout, '--raw-idle-timeout'),
   });
-  await server.listen();
   const graceMs = options.grace === undefined ? 5000 : Number(options.grace) * 1000;
-  await new Promise<void>((resolve) => {
+  // Handlers go in before listening: a signal right after the "listening on" line must not kill us.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       server.log.info({ signal }, 'stopping: waiting for transfers in flight');
       void server.close(graceMs).then(() => {
@@ -36,4 +41,6 @@ export async function serve(options: ServeOptions): Promise<void> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  await server.listen();
+  await stopped;
 }
