@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { GiB, MiB, REPO, FERRY_CLI, type Ctx, type Sizes } from './lib/context.js';
 import { makeRandomFile, makeTree, manifest, sha256File } from './lib/data.js';
-import { cleanupAll, cleanupSync, firstLines, registerTempPath, runShell, setScratchDir } from './lib/proc.js';
+import { cleanupAll, cleanupSync, firstLines, isAborting, registerTempPath, runShell, setScratchDir } from './lib/proc.js';
 import { renderReport, type Machine } from './lib/report.js';
 import { ensureTools, has } from './peers/install.js';
 import { startSshd } from './peers/sshd.js';
@@ -223,6 +223,7 @@ async function main(): Promise<void> {
   const results: WorkloadResult[] = [];
   let cold: ColdResult | undefined;
   const guard = async (name: string, fn: () => Promise<void>): Promise<void> => {
+    if (isAborting()) return;
     log(`== ${name}`);
     try {
       await fn();

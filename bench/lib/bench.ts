@@ -1,5 +1,5 @@
 // Cases, repetitions (alternating tools), samples and row statistics.
-import { firstLines, runShell, type RunResult } from './proc.js';
+import { firstLines, isAborting, runShell, type RunResult } from './proc.js';
 
 export interface Sample {
   ok: boolean;
@@ -117,6 +117,7 @@ export async function runCases(title: string, cases: Case[], reps: number, log: 
     for (const i of order) {
       const c = cases[i] as Case;
       const row = rows[i] as Row;
+      if (isAborting()) break;
       if (row.status === 'unsupported' || (c.skip && row.status === 'failed')) continue;
       let sample: Sample;
       let uns: string | undefined;
@@ -133,6 +134,7 @@ export async function runCases(title: string, cases: Case[], reps: number, log: 
       } catch (err) {
         sample = { ok: false, wallS: NaN, rssKb: null, error: `harness error: ${(err as Error).message}` };
       }
+      if (isAborting()) break;
       try {
         if (c.cleanup) await c.cleanup();
       } catch (err) {

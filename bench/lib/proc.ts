@@ -279,6 +279,10 @@ export function onCleanup(fn: () => void): void {
 }
 
 let cleaned = false;
+/** True once cleanup has begun (Ctrl-C): loops stop starting new runs. */
+export function isAborting(): boolean {
+  return cleaned;
+}
 /** Stops everything still running that we started (by PID), runs hooks, removes temp dirs. */
 export async function cleanupAll(): Promise<void> {
   if (cleaned) return;

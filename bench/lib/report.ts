@@ -40,7 +40,7 @@ function refFor(rows: Row[], r: Row): Row | undefined {
 }
 
 function statusCell(r: Row): string {
-  if (r.status === 'unsupported') return `not yet supported — ${esc(r.reason ?? '')}`;
+  if (r.status === 'unsupported') return `not yet supported — ${esc((r.reason ?? '').replace(/^not yet supported: /, ''))}`;
   if (r.status === 'failed') return `FAILED — ${esc(r.reason ?? '')}`;
   const ok = r.samples.filter((s) => s.ok).length;
   return r.status === 'partial' ? `${ok}/${r.samples.length} ok — ${esc(r.reason ?? '')}` : `${ok}/${r.samples.length} ok`;
@@ -58,7 +58,7 @@ function table(rows: Row[], unit: 'MiB/s' | 'files/s' | 'total'): string[] {
   for (const r of rows) {
     const name = r.isFerry ? `**${r.tool}**` : r.tool;
     if (r.medianS === undefined) {
-      out.push(`| ${name} |${' — |'.repeat(cols - 4)} ${statusCell(r)} | ${code(r.command)} |`);
+      out.push(`| ${name} |${' — |'.repeat(cols - 3)} ${statusCell(r)} | ${code(r.command)} |`);
       continue;
     }
     const ref = refFor(rows, r);

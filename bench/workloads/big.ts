@@ -46,15 +46,16 @@ export async function bigWorkload(ctx: Ctx, peers: Peers, data: BigData, opts: {
   const pair = await startFerryPair(ctx, opts.id, { nofsync: !opts.durable, fsync: true });
   notes.push(...pair.notes);
 
+  const putDir = opts.durable ? 'write' : 'upload';
   const ferryPut = (s: FerryServer | string, label: string, reference: boolean): Case => {
     const name = `up/${opts.id}.bin`;
     if (typeof s === 'string') {
-      return { tool: label, direction: 'upload', command: 'ferry put …', isFerry: true, reference, ...base, skip: { status: 'failed', reason: s }, verify: async () => null };
+      return { tool: label, direction: putDir, command: 'ferry put …', isFerry: true, reference, ...base, skip: { status: 'failed', reason: s }, verify: async () => null };
     }
     const cmd = ferryCmd(ctx, ['put', src, '--as', name, '--overwrite', '-s', s.addr, '--quiet']);
     return {
       tool: label,
-      direction: 'upload',
+      direction: putDir,
       command: display(ctx, cmd),
       cmd,
       isFerry: true,

@@ -121,7 +121,7 @@ export async function stopFerry(ctx: Ctx, s: FerryServer | string, label: string
 /** Removes NAME from a ferry server (ferry rm, falling back to deleting it from the root). */
 export async function ferryRemove(ctx: Ctx, s: FerryServer, name: string, recursive: boolean): Promise<void> {
   const args = ['rm', ...(recursive ? ['-r'] : []), name, '-s', s.addr, '--quiet'];
-  const r = await runShell(ferryCmd(ctx, args), { timeoutMs: 120_000, timeV: false });
+  const r = await runShell(ferryCmd(ctx, args), { timeoutMs: 20_000, timeV: false });
   const p = path.join(s.root, name);
   if (r.code !== 0 && existsSync(p)) rmrf(p);
 }

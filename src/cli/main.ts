@@ -35,6 +35,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       'ferry get report.pdf -o copy.pdf',
       'ferry ls --json',
       'FERRY_SERVER=fileserver:4455 ferry rm report.pdf',
+      'ferry shell fileserver:4455',
     ]));
 
   program
@@ -47,7 +48,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--max-file-size <bytes>', 'largest upload accepted, e.g. 10G')
     .option('--no-fsync', 'acknowledge uploads before they are on disk (faster; a crash may lose recent uploads)')
     .option('--grace <seconds>', 'on SIGINT/SIGTERM, how long transfers in flight may finish', '5')
-    .addHelpText('after', examples(['ferry serve', 'ferry serve --host 0.0.0.0 --port 4455 --root /srv/files', 'ferry serve --port 0   # any free port']))
+    .option('--raw-port <port>', 'also accept plain TCP uploads here (nc, socat, …): each connection becomes raw/<n>.file')
+    .option('--raw-idle-timeout <seconds>', 'discard a raw upload after this long without a byte', '10')
+    .addHelpText('after', examples([
+      'ferry serve',
+      'ferry serve --host 0.0.0.0 --port 4455 --root /srv/files',
+      'ferry serve --port 0   # any free port',
+      'ferry serve --raw-port 4456   # then: nc -N 127.0.0.1 4456 < photo.jpg',
+    ]))
     .action(async (options) => {
       const { serve } = await import('./commands/serve.js');
       await serve(options);
@@ -60,8 +68,19 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--rename', 'if the name is taken, store as "name (1).ext"')
     .option('-q, --quiet', 'print nothing on success')
     .option('--json', 'print the result as one JSON object')
-    .addHelpText('after', examples(['ferry put report.pdf', 'ferry put notes.txt --as a/b.txt', 'ferry put big.iso -s fileserver:4455 --overwrite']))
-    .action(async (file: string, options) => {
+    .option('--raw', 'send only the file\'s plain bytes to a raw receiver (ferry serve --raw-port, nc -l, …), given by -s HOST:PORT; timeout default 10 s')
+    .addHelpText('after', examples([
+      'ferry put report.pdf',
+      'ferry put notes.txt --as a/b.txt',
+      'ferry put big.iso -s fileserver:4455 --overwrite',
+      'ferry put --raw photo.jpg -s fileserver:4456',
+    ]))
+    .action(async (file: string, options, command: Command) => {
+      if (options.raw) {
+        const { rawSend } = await import('./commands/raw-send.js');
+        setExit(await rawSend(file, options, command.getOptionValueSource('timeout') !== 'default'));
+        return;
+      }
       const { put } = await import('./commands/transfer.js');
       await put(file, options);
     });
@@ -118,14 +137,64 @@ export function buildProgram(setExit: (code: number) => void): Command {
       setExit(await roundtrip(file, options));
     });
 
+  program
+    .command('shell')
+    .description('interactive sftp-style prompt: ls, put, get, rm, lls, lcd over one connection')
+    .argument('[host:port]', 'server (default: $FERRY_SERVER, otherwise asked for)')
+    .option('--timeout <seconds>', 'give up when the server is silent this long', '30')
+    .addHelpText('after', `\nCommands inside the shell: ls [PREFIX], put [-f] LOCAL [REMOTE], get REMOTE [LOCAL], rm NAME,
+lls [DIR], lcd [DIR], help, quit/exit. Tab completes commands and names on a terminal.
+Reading from a pipe, it prints no prompt and exits 1 if any command failed.
+${examples(['ferry shell 127.0.0.1:4455', "printf 'put a.txt\\nls\\nquit\\n' | ferry shell 127.0.0.1:4455"])}`)
+    .action(async (address: string | undefined, options) => {
+      const { shell } = await import('./commands/shell.js');
+      setExit(await shell(address, options));
+    });
+
+  const exchange = program
+    .command('exchange')
+    .description('the integer exchange service: one text line each way over TCP')
+    .addHelpText('after', examples(['ferry exchange serve --name alice-server', 'ferry exchange send 7 --name bob -s 127.0.0.1:12000']));
+
+  exchange
+    .command('serve')
+    .description('answer each "Client of NAME: N" line with "Server of NAME: N"; a client integer outside 1-100 stops the server')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('-p, --port <port>', 'TCP port (0 picks a free one)', '12000')
+    .option('--name <name>', 'server name sent to clients', 'ferry')
+    .option('--number <n>', 'the server\'s integer', '42')
+    .addHelpText('after', examples(['ferry exchange serve', 'ferry exchange serve --port 12001 --name box --number 7']))
+    .action(async (options) => {
+      const { exchangeServe } = await import('./commands/exchange.js');
+      await exchangeServe(options);
+    });
+
+  exchange
+    .command('send')
+    .description('send one integer to an exchange server and print both integers and their sum')
+    .argument('[n]', 'the integer to send (asked for when omitted)')
+    .option('--name <name>', 'client name sent to the server (default: your OS user name)')
+    .option('-s, --server <host:port>', 'exchange server', '127.0.0.1:12000')
+    .option('--timeout <seconds>', 'connect and answer deadline', '10')
+    .addHelpText('after', examples(['ferry exchange send 7', 'ferry exchange send --name bob -s 10.0.0.5:12000', 'echo 101 | ferry exchange send   # stops the server']))
+    .action(async (n: string | undefined, options) => {
+      const { exchangeSend } = await import('./commands/exchange.js');
+      await exchangeSend(n, options);
+    });
+
   return program;
+}
+
+/** Every command below `command`, nested ones included (exchange serve, …). */
+function allCommands(command: Command): Command[] {
+  return command.commands.flatMap((sub) => [sub, ...allCommands(sub)]);
 }
 
 async function main(): Promise<void> {
   let exitCode: number = ExitCode.OK;
   const program = buildProgram((code) => (exitCode = code));
   program.exitOverride();
-  for (const command of program.commands) command.exitOverride();
+  for (const command of allCommands(program)) command.exitOverride();
   try {
     await program.parseAsync(process.argv);
   } catch (error) {

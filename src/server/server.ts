@@ -3,6 +3,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import { FerryError } from '../errors.js';
 import { Store } from '../storage/store.js';
+import { RawIngestServer } from '../services/raw-ingest.js';
 import { createLogger } from './log.js';
 import { Session, type SessionLimits } from './session.js';
 
@@ -20,6 +21,10 @@ export interface ServerOptions {
   handshakeTimeoutMs?: number;
   idleTimeoutMs?: number;
   logger?: Logger;
+  /** Also listen here (same host) for raw uploads: each connection becomes raw/<n>.file. 0 picks a free port. */
+  rawPort?: number;
+  /** A raw upload is discarded after this long without a byte (default 10 s). */
+  rawIdleTimeoutMs?: number;
 }
 
 export const DEFAULT_PORT = 4455;
@@ -40,6 +45,7 @@ export class FerryServer {
   private readonly limits: SessionLimits;
   private readonly options: ServerOptions;
   private closing: Promise<void> | undefined;
+  private rawIngest: RawIngestServer | undefined;
 
   constructor(options: ServerOptions = {}) {
     this.options = options;
@@ -79,7 +85,31 @@ export class FerryServer {
     });
     const address = this.address;
     this.log.info({ root: this.store.root }, `listening on ${formatAddress(address)}`);
+    if (this.options.rawPort !== undefined) await this.listenRaw(host, this.options.rawPort);
     return address;
+  }
+
+  /** Opens the raw ingest port; if it cannot, the main port is closed again. */
+  private async listenRaw(host: string, port: number): Promise<void> {
+    if (this.closing) return;
+    this.rawIngest = new RawIngestServer({
+      store: this.storage,
+      log: this.log,
+      idleTimeoutMs: this.options.rawIdleTimeoutMs,
+      maxConnections: this.options.maxConnections,
+    });
+    try {
+      const address = await this.rawIngest.listen(host, port);
+      this.log.info(`raw ingest listening on ${formatAddress(address)}`);
+    } catch (error) {
+      await new Promise<void>((resolve) => this.netServer.close(() => resolve()));
+      throw listenError(error as NodeJS.ErrnoException, host, port);
+    }
+  }
+
+  /** The raw ingest port's address, when `rawPort` was given. */
+  get rawAddress(): ListeningAddress | undefined {
+    return this.rawIngest?.address;
   }
 
   get address(): ListeningAddress {
@@ -115,13 +145,15 @@ export class FerryServer {
   close(graceMs = 5000): Promise<void> {
     this.closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => this.netServer.close(() => resolve()));
-      for (const session of this.sessions) if (!session.busy) session.destroy();
+      const rawClosed = this.rawIngest?.close(graceMs);
+      for (const session of this.sessions) session.closeWhenIdle();
       const quiet = Promise.all([...this.sessions].map((s) => s.finished));
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([quiet, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
       clearTimeout(timer);
       for (const session of this.sessions) session.destroy();
       await stopped;
+      await rawClosed;
     })();
     return this.closing;
   }
@@ -135,7 +167,7 @@ export function formatAddress(address: ListeningAddress): string {
   return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
-function listenError(error: NodeJS.ErrnoException, host: string, port: number): Error {
+export function listenError(error: NodeJS.ErrnoException, host: string, port: number): Error {
   const where = formatAddress({ host, port });
   switch (error.code) {
     case 'EADDRINUSE':

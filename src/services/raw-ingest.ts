@@ -1,0 +1,269 @@
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { StoredEntry, Store, Upload } from '../storage/store.js';
+import { IdleTimer } from './idle-timer.js';
+import { IngestCounter } from './ingest-counter.js';
+
+/**
+ * The raw ingest port: any TCP client can drop a file. Each connection's bytes, up to the
+ * peer's FIN, become `raw/<n>.file` in the store, through the same Upload path as a protocol
+ * put (private temporary, sha256 while writing, size limit, fsync, atomic rename).
+ *
+ * Numbers come from a durable counter in `<root>/.ferry/`, claimed in accept order, so they
+ * are unique under concurrency and never reused after a restart, even when a file is later
+ * deleted. A connection that fails consumes its number (numbers are per accepted connection).
+ * The peer learns the outcome from how we close: a clean FIN after the file is durably
+ * stored, a reset if it was discarded.
+ */
+
+export const RAW_FOLDER = 'raw';
+export const DEFAULT_RAW_IDLE_TIMEOUT_MS = 10_000;
+/** Counter file, inside the store's internal state folder (never listed or served). */
+const COUNTER_FILE = 'raw-ingest-next';
+
+export function rawName(n: number): string {
+  return `${RAW_FOLDER}/${n}.file`;
+}
+
+export interface RawIngestOptions {
+  store: Store;
+  log: Logger;
+  /** Discard an upload after this long without a byte from the peer. */
+  idleTimeoutMs?: number;
+  maxConnections?: number;
+}
+
+export interface RawAddress {
+  host: string;
+  port: number;
+}
+
+export class RawIngestServer {
+  private readonly netServer: net.Server;
+  private readonly connections = new Set<RawConnection>();
+  private counter: IngestCounter | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly idleTimeoutMs: number;
+
+  constructor(private readonly options: RawIngestOptions) {
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_RAW_IDLE_TIMEOUT_MS;
+    // Half-open: after the peer's FIN we still need to close cleanly once the file is stored.
+    this.netServer = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    this.netServer.maxConnections = options.maxConnections ?? 1000;
+  }
+
+  /** Opens the counter and listens; rejects with the system error (EADDRINUSE, …) as is. */
+  async listen(host: string, port: number): Promise<RawAddress> {
+    const store = this.options.store;
+    this.counter = await IngestCounter.open(path.join(store.stateDir, COUNTER_FILE), {
+      fsync: store.fsync,
+      initial: () => firstFreeNumber(store.root),
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.netServer.once('error', reject);
+      this.netServer.listen({ host, port }, () => {
+        this.netServer.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.address;
+    if (this.closing) this.netServer.close(); // close() came while we were opening
+    return address;
+  }
+
+  get address(): RawAddress {
+    const address = this.netServer.address();
+    if (address === null || typeof address === 'string') throw new Error('raw ingest is not listening');
+    return { host: address.address, port: address.port };
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing || !this.counter) {
+      socket.destroy();
+      return;
+    }
+    const store = this.options.store;
+    // Claimed synchronously here, so numbers follow the order connections were accepted.
+    const number = this.counter.claim((n) => store.exists(rawName(n)));
+    const connection = new RawConnection(socket, number, {
+      store,
+      log: this.options.log,
+      idleTimeoutMs: this.idleTimeoutMs,
+    });
+    this.connections.add(connection);
+    void connection.finished.then(() => this.connections.delete(connection));
+  }
+
+  /**
+   * Stops accepting, gives uploads in flight up to `graceMs` to finish, then discards the
+   * rest (an upload already being committed always completes). Idempotent.
+   */
+  close(graceMs = 5000): Promise<void> {
+    this.closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => this.netServer.close(() => resolve()));
+      const all = (): Promise<unknown> => Promise.all([...this.connections].map((c) => c.finished));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([all(), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+      clearTimeout(timer);
+      for (const connection of this.connections) connection.discard('the server is shutting down');
+      await all();
+      await stopped;
+    })();
+    return this.closing;
+  }
+}
+
+/** One past the highest `raw/<n>.file` present: where numbering starts without a counter file. */
+async function firstFreeNumber(root: string): Promise<number> {
+  let names: string[];
+  try {
+    names = await fs.readdir(path.join(root, RAW_FOLDER));
+  } catch {
+    return 1;
+  }
+  let highest = 0;
+  for (const name of names) {
+    const match = /^(\d+)\.file$/.exec(name);
+    if (match) highest = Math.max(highest, Number(match[1]));
+  }
+  return highest + 1;
+}
+
+interface ConnectionContext {
+  store: Store;
+  log: Logger;
+  idleTimeoutMs: number;
+}
+
+type State = 'opening' | 'receiving' | 'committing' | 'finished';
+
+/** One raw upload: opening → receiving → committing → finished, or discarded on the way. */
+class RawConnection {
+  readonly finished: Promise<void>;
+  private readonly peer: string;
+  private readonly idle: IdleTimer;
+  private readonly opening: Promise<void>;
+  private state: State = 'opening';
+  private upload: Upload | undefined;
+  private name: string | undefined;
+  private markFinished!: () => void;
+
+  constructor(
+    private readonly socket: net.Socket,
+    number: Promise<number>,
+    private readonly ctx: ConnectionContext,
+  ) {
+    this.peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.finished = new Promise((resolve) => (this.markFinished = resolve));
+    this.idle = new IdleTimer(ctx.idleTimeoutMs, () =>
+      this.discard(`no data for ${ctx.idleTimeoutMs / 1000} s (raw idle timeout)`),
+    );
+    socket.on('error', (error: NodeJS.ErrnoException) => this.discard(socketProblem(error)));
+    socket.on('close', () => this.discard('connection closed before the upload was complete'));
+    this.idle.start();
+    ctx.log.debug({ peer: this.peer }, 'raw connection');
+    this.opening = this.open(number);
+  }
+
+  /** Waits for the number, then the temporary file; only then starts reading the socket. */
+  private async open(number: Promise<number>): Promise<void> {
+    try {
+      this.name = rawName(await number);
+      if (this.state !== 'opening') return;
+      this.upload = await this.ctx.store.beginUpload(this.name);
+    } catch (error) {
+      this.discard(`cannot start the upload: ${errorText(error)}`);
+      return;
+    }
+    if (this.state !== 'opening') return; // discarded meanwhile; discard() aborts the upload
+    this.state = 'receiving';
+    this.socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    this.socket.on('end', () => void this.commit());
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.state !== 'receiving' || !this.upload) return;
+    this.idle.touch();
+    let more: boolean;
+    try {
+      more = this.upload.write(chunk);
+    } catch (error) {
+      this.discard(errorText(error)); // over the size limit
+      return;
+    }
+    if (!more) {
+      // The disk is behind: stop reading, and do not count this pause as the peer's silence.
+      this.socket.pause();
+      this.idle.stop();
+      this.upload.sink.onDrain(() => {
+        if (this.state !== 'receiving') return;
+        this.idle.start();
+        this.socket.resume();
+      });
+    }
+  }
+
+  private async commit(): Promise<void> {
+    if (this.state !== 'receiving' || !this.upload) return;
+    this.idle.stop();
+    // libuv reports a reset that arrives while bytes are still unread as a clean end of
+    // stream. A zero-byte write sends nothing to a live peer but fails on a reset socket,
+    // where the 'error' handler discards the (truncated) upload.
+    if (!(await stillConnected(this.socket)) || this.state !== 'receiving') return;
+    this.state = 'committing';
+    let entry: StoredEntry;
+    try {
+      entry = await this.upload.commit({});
+    } catch (error) {
+      this.state = 'finished';
+      this.ctx.log.warn({ peer: this.peer, name: this.name, reason: errorText(error) }, 'raw upload discarded');
+      this.socket.resetAndDestroy();
+      this.markFinished();
+      return;
+    }
+    this.state = 'finished';
+    this.ctx.log.info(
+      { peer: this.peer, name: entry.name, size: entry.size, sha256: entry.sha256.toString('hex') },
+      'raw upload stored',
+    );
+    // Closing our side tells the sender the file is stored (it waits for this).
+    this.socket.end();
+    this.markFinished();
+  }
+
+  /** Drops the upload with one log line; no-op once the upload is committing or done. */
+  discard(reason: string): void {
+    if (this.state === 'committing' || this.state === 'finished') return;
+    this.state = 'finished';
+    this.idle.stop();
+    this.ctx.log.warn({ peer: this.peer, name: this.name, reason }, 'raw upload discarded');
+    // A reset, not a FIN, so the sender cannot mistake a discarded upload for a stored one.
+    if (!this.socket.destroyed) this.socket.resetAndDestroy();
+    void this.opening
+      .then(() => this.upload?.abort())
+      .catch((error: unknown) => this.ctx.log.error({ peer: this.peer, err: errorText(error) }, 'cannot remove a discarded raw upload'))
+      .finally(() => this.markFinished());
+  }
+}
+
+const NOTHING = Buffer.alloc(0);
+
+function stillConnected(socket: net.Socket): Promise<boolean> {
+  return new Promise((resolve) => socket.write(NOTHING, (error) => resolve(!error)));
+}
+
+function socketProblem(error: NodeJS.ErrnoException): string {
+  if (error.code === 'ECONNRESET') return 'connection reset by the peer';
+  if (error.code === 'ETIMEDOUT') return 'connection timed out';
+  return `connection error: ${error.code ?? error.message}`;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
