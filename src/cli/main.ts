@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { ExitCode, reportError } from './exit.js';
+import { ExitCode, reportError, UsageError } from './exit.js';
 
 // Command modules (and the client, and pino) load lazily so `ferry --version` starts fast.
 
@@ -21,7 +21,10 @@ function clientCommand(program: Command, name: string, summary: string): Command
     .command(name)
     .description(summary)
     .option('-s, --server <host:port>', SERVER_HELP)
-    .option('--timeout <seconds>', 'give up when the server is silent this long', '30');
+    .option('--timeout <seconds>', 'give up when the server is silent this long', '30')
+    .option('--tls', 'connect with TLS (CA-verified, pinned with --fingerprint, or trusted on first use)')
+    .option('--fingerprint <SHA256:...>', 'accept only the server certificate with this fingerprint; implies --tls')
+    .option('--token-file <file>', 'send the token in this file (default: $FERRY_TOKEN)');
 }
 
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -47,60 +50,89 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--name <name>', 'server name sent to clients (default: host name)')
     .option('--max-file-size <bytes>', 'largest upload accepted, e.g. 10G')
     .option('--no-fsync', 'acknowledge uploads before they are on disk (faster; a crash may lose recent uploads)')
+    .option('--partial-ttl <seconds>', 'keep interrupted uploads this long for resuming', String(24 * 3600))
     .option('--grace <seconds>', 'on SIGINT/SIGTERM, how long transfers in flight may finish', '5')
     .option('--raw-port <port>', 'also accept plain TCP uploads here (nc, socat, …): each connection becomes raw/<n>.file')
     .option('--raw-idle-timeout <seconds>', 'discard a raw upload after this long without a byte', '10')
+    .option('--raw-anonymous', 'with --tokens, still accept raw uploads (the raw port cannot check tokens)')
+    .option('--tokens <file>', 'require a token: lines "<token> <read|write>" (# comments); see SECURITY.md')
+    .option('--tls', 'serve TLS only (TLS >= 1.2); without --tls-cert/--tls-key a self-signed certificate is kept in <root>/.ferry/tls')
+    .option('--tls-cert <file>', 'TLS certificate (PEM), with --tls-key; implies --tls')
+    .option('--tls-key <file>', 'TLS private key (PEM), with --tls-cert; implies --tls')
+    .option('--max-connections <n>', 'connections at once, over all ports', '1000')
+    .option('--max-per-ip <n>', 'connections at once from one address (IPv6: one /64)', '50')
+    .option('--handshake-timeout <seconds>', 'absolute deadline for HELLO (and AUTH) of a new connection', '15')
+    .option('--idle-timeout <seconds>', 'close a connection silent this long with nothing in flight', '300')
+    .option('--quota <bytes>', 'total bytes the store may hold, e.g. 50G (default: no quota; free disk space is always checked)')
     .addHelpText('after', examples([
       'ferry serve',
       'ferry serve --host 0.0.0.0 --port 4455 --root /srv/files',
       'ferry serve --port 0   # any free port',
       'ferry serve --raw-port 4456   # then: nc -N 127.0.0.1 4456 < photo.jpg',
+      'ferry serve --host 0.0.0.0 --tls --tokens /etc/ferry/tokens   # see SECURITY.md',
     ]))
     .action(async (options) => {
       const { serve } = await import('./commands/serve.js');
       await serve(options);
     });
 
-  clientCommand(program, 'put', 'upload a file; prints name, size, sha256 and throughput')
-    .argument('<file>', 'local file to upload')
-    .option('--as <name>', 'store under this name (may contain / for folders)')
-    .option('--overwrite', 'replace an existing file of that name')
-    .option('--rename', 'if the name is taken, store as "name (1).ext"')
+  clientCommand(program, 'put', 'upload files or folders; prints name, size, sha256 and throughput for each')
+    .argument('<files...>', 'local files; "-" reads stdin (needs --as); folders with -r')
+    .option('--as <name>', 'store a single file under this name (may contain / for folders)')
+    .option('-r, --recursive', 'upload folders: every file under DIR is stored as DIR/relative/path (symlinks skipped)')
+    .option('--overwrite', 'replace existing files of the same name')
+    .option('--rename', 'if a name is taken, store as "name (1).ext"')
+    .option('--no-resume', 'start over instead of continuing an interrupted upload')
+    .option('--parallel <n>', `spread many files over N connections (default ${2})`)
     .option('-q, --quiet', 'print nothing on success')
-    .option('--json', 'print the result as one JSON object')
+    .option('--json', 'print one JSON object per file')
     .option('--raw', 'send only the file\'s plain bytes to a raw receiver (ferry serve --raw-port, nc -l, …), given by -s HOST:PORT; timeout default 10 s')
     .addHelpText('after', examples([
       'ferry put report.pdf',
       'ferry put notes.txt --as a/b.txt',
+      'ferry put a.txt b.txt c.txt',
+      'ferry put -r photos/            # stored as photos/…',
+      'tar c dir | ferry put - --as dir.tar',
       'ferry put big.iso -s fileserver:4455 --overwrite',
       'ferry put --raw photo.jpg -s fileserver:4456',
     ]))
-    .action(async (file: string, options, command: Command) => {
+    .action(async (files: string[], options, command: Command) => {
       if (options.raw) {
+        if (files.length !== 1) throw new UsageError('--raw sends exactly one FILE');
         const { rawSend } = await import('./commands/raw-send.js');
-        setExit(await rawSend(file, options, command.getOptionValueSource('timeout') !== 'default'));
+        setExit(await rawSend(files[0]!, options, command.getOptionValueSource('timeout') !== 'default'));
         return;
       }
       const { put } = await import('./commands/transfer.js');
-      await put(file, options);
+      setExit(await put(files, options));
     });
 
-  clientCommand(program, 'get', 'download a file, verified against the server\'s sha256')
-    .argument('<name>', 'stored name')
-    .option('-o, --output <file>', 'where to write it (default: the name\'s last component)')
+  clientCommand(program, 'get', 'download files or folders, each verified against the server\'s sha256')
+    .argument('<names...>', 'stored names (folders with -r)')
+    .option('-o, --output <path>', 'file to write (one NAME; "-" for stdout), or folder (several NAMEs or -r)')
+    .option('-r, --recursive', 'download folders: NAME/rel/path is written to OUTPUT/rel/path')
+    .option('--no-resume', 'start over instead of continuing an interrupted download (<file>.ferry-part)')
+    .option('--parallel <n>', `spread many files over N connections (default ${2})`)
     .option('-q, --quiet', 'print nothing on success')
-    .option('--json', 'print the result as one JSON object')
-    .addHelpText('after', examples(['ferry get report.pdf', 'ferry get report.pdf -o copy.pdf', 'ferry get a/b.txt -o /tmp/b.txt -s fileserver:4455']))
-    .action(async (name: string, options) => {
+    .option('--json', 'print one JSON object per file')
+    .addHelpText('after', examples([
+      'ferry get report.pdf',
+      'ferry get report.pdf -o copy.pdf',
+      'ferry get a.txt b.txt -o downloads/',
+      'ferry get -r photos -o ./photos-copy',
+      'ferry get x.tar -o - | tar x',
+      'ferry get a/b.txt -o /tmp/b.txt -s fileserver:4455',
+    ]))
+    .action(async (names: string[], options) => {
       const { get } = await import('./commands/transfer.js');
-      await get(name, options);
+      setExit(await get(names, options));
     });
 
   clientCommand(program, 'ls', 'list stored files: modified, size, short sha256, name')
     .argument('[prefix]', 'only files in this folder')
     .option('--json', 'print a JSON array of {name, size, mtime, sha256}')
-    .option('-l, --long', 'human-readable sizes (the default table already uses them)')
-    .addHelpText('after', examples(['ferry ls', 'ferry ls photos/2026', 'ferry ls --json | jq -r \'.[].name\'']))
+    .option('-l, --long', 'human-readable sizes and full times')
+    .addHelpText('after', examples(['ferry ls', 'ferry ls photos/2026', 'ferry ls -l', 'ferry ls --json | jq -r \'.[].name\'']))
     .action(async (prefix: string | undefined, options) => {
       const { ls } = await import('./commands/files.js');
       await ls(prefix, options);
@@ -115,10 +147,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
       await stat(name, options);
     });
 
-  clientCommand(program, 'rm', 'remove stored files')
+  clientCommand(program, 'rm', 'remove stored files, or folders with -r')
     .argument('<names...>', 'stored names')
+    .option('-r, --recursive', 'remove folders with everything in them')
     .option('-q, --quiet', 'print nothing on success')
-    .addHelpText('after', examples(['ferry rm report.pdf', 'ferry rm a/b.txt a/c.txt']))
+    .addHelpText('after', examples(['ferry rm report.pdf', 'ferry rm a/b.txt a/c.txt', 'ferry rm -r photos/2025']))
     .action(async (names: string[], options) => {
       const { rm } = await import('./commands/files.js');
       await rm(names, options);
@@ -142,6 +175,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('interactive sftp-style prompt: ls, put, get, rm, lls, lcd over one connection')
     .argument('[host:port]', 'server (default: $FERRY_SERVER, otherwise asked for)')
     .option('--timeout <seconds>', 'give up when the server is silent this long', '30')
+    .option('--tls', 'connect with TLS (CA-verified, pinned with --fingerprint, or trusted on first use)')
+    .option('--fingerprint <SHA256:...>', 'accept only the server certificate with this fingerprint; implies --tls')
+    .option('--token-file <file>', 'send the token in this file (default: $FERRY_TOKEN)')
     .addHelpText('after', `\nCommands inside the shell: ls [PREFIX], put [-f] LOCAL [REMOTE], get REMOTE [LOCAL], rm NAME,
 lls [DIR], lcd [DIR], help, quit/exit. Tab completes commands and names on a terminal.
 Reading from a pipe, it prints no prompt and exits 1 if any command failed.

@@ -48,3 +48,51 @@ export async function progressBar(label: string, quiet: boolean | undefined): Pr
     },
   };
 }
+
+/** Overall progress of many files: files done / total, bytes, rate and ETA. */
+export interface BatchProgress {
+  /** A file advanced: `delta` more bytes moved. */
+  bytes(delta: number): void;
+  fileDone(): void;
+  stop(): void;
+}
+
+export async function batchProgressBar(label: string, files: number, totalBytes: number, quiet: boolean | undefined): Promise<BatchProgress> {
+  if (!wantsProgress(quiet)) return { bytes: () => undefined, fileDone: () => undefined, stop: () => undefined };
+  const { default: cliProgress } = await import('cli-progress');
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: `${label} [{bar}] {filesDone}/{files} files {done}/{size} {speed} ETA {eta_formatted}`,
+      hideCursor: true,
+      clearOnComplete: true,
+      etaBuffer: 100,
+      fps: 10,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const started = Date.now();
+  let moved = 0;
+  let filesDone = 0;
+  const payload = (): Record<string, string | number> => ({
+    files,
+    filesDone,
+    done: humanSize(moved),
+    size: humanSize(totalBytes),
+    speed: `${humanSize(Math.round(moved / Math.max((Date.now() - started) / 1000, 0.001)))}/s`,
+  });
+  bar.start(Math.max(totalBytes, 1), 0, payload());
+  return {
+    bytes(delta) {
+      moved += delta;
+      bar.update(moved, payload());
+    },
+    fileDone() {
+      filesDone++;
+      bar.update(moved, payload());
+    },
+    stop() {
+      bar.stop();
+    },
+  };
+}

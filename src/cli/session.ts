@@ -1,15 +1,20 @@
-import { connect, type FerryClient } from '../index.js';
+import { readFile } from 'node:fs/promises';
+import { connect, FerryError, type ConnectOptions, type FerryClient } from '../index.js';
 import { resolveServer } from './address.js';
+import { UsageError } from './exit.js';
 
 export interface ClientOptions {
   server?: string;
   timeout?: string;
+  tls?: boolean;
+  fingerprint?: string;
+  tokenFile?: string;
 }
 
 /** Opens a client to the server named by --server / FERRY_SERVER, runs `work`, closes. */
 export async function withClient<T>(options: ClientOptions, work: (client: FerryClient) => Promise<T>): Promise<T> {
   const { host, port } = resolveServer(options.server);
-  const client = await connect({ host, port, clientName: 'ferry-cli', timeoutMs: timeoutMs(options.timeout) });
+  const client = await connect({ host, port, clientName: 'ferry-cli', timeoutMs: timeoutMs(options.timeout), ...(await securityOptions(options)) });
   try {
     return await work(client);
   } finally {
@@ -20,4 +25,39 @@ export async function withClient<T>(options: ClientOptions, work: (client: Ferry
 export function timeoutMs(text: string | undefined): number {
   const seconds = text === undefined ? 30 : Number(text);
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 30_000;
+}
+
+/**
+ * TLS and token settings from --tls, --fingerprint, --token-file and FERRY_TOKEN. A token is
+ * never taken from the command line (it would show in `ps`).
+ */
+export async function securityOptions(options: Pick<ClientOptions, 'tls' | 'fingerprint' | 'tokenFile'>): Promise<Pick<ConnectOptions, 'tls' | 'token'>> {
+  const token = options.tokenFile !== undefined ? await readToken(options.tokenFile) : process.env.FERRY_TOKEN || undefined;
+  if (options.fingerprint === undefined && !options.tls) return { token };
+  if (options.fingerprint !== undefined && !/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(options.fingerprint.trim())) {
+    throw new UsageError(`invalid --fingerprint "${options.fingerprint}": expected SHA256:<base64>, as the server prints at start`);
+  }
+  return {
+    token,
+    tls: {
+      fingerprint: options.fingerprint,
+      onNewHost: ({ server, fingerprint, file }) =>
+        process.stderr.write(`ferry: first connection to ${server}; its certificate fingerprint ${fingerprint} is now remembered in ${file}\n`),
+    },
+  };
+}
+
+/** The token in `file`: its first line that is not empty or a # comment, trimmed. */
+async function readToken(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new FerryError('LOCAL_IO', `cannot read the token file ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { cause: error });
+  }
+  const line = text.split(/\r?\n/).map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#'));
+  if (line === undefined || /\s/.test(line)) {
+    throw new FerryError('LOCAL_IO', `the token file ${file} must hold the token alone on its first line`);
+  }
+  return line;
 }

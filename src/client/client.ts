@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -16,6 +16,7 @@ import {
 } from '../protocol/index.js';
 import { FileSink } from '../transport/file-sink.js';
 import { sendFileRange } from '../transport/file-body.js';
+import { hashPrefix } from '../transport/hash-prefix.js';
 import { waitForDrain } from '../transport/outbox.js';
 import { Connection, remoteError, type ConnectOptions } from './connection.js';
 
@@ -40,15 +41,23 @@ export interface Progress {
 
 export interface PutOptions {
   overwrite?: boolean;
+  /** Continue an interrupted upload of this file if the server kept one (default true). */
+  resume?: boolean;
   /** On a clash the server stores "name (1).ext" instead of refusing with EXISTS. */
   rename?: boolean;
   /** Size of a stream source, if known (otherwise the body is sent chunked). */
   size?: number;
   onProgress?: (progress: Progress) => void;
+  /** Called once when a transfer continues an interrupted one, with the byte it resumes at. */
+  onResume?: (offset: number) => void;
 }
 
 export interface GetOptions {
   onProgress?: (progress: Progress) => void;
+  /** Called once when a transfer continues an interrupted one, with the byte it resumes at. */
+  onResume?: (offset: number) => void;
+  /** Continue `<path>.ferry-part` left by an interrupted download, after checking it (default true). */
+  resume?: boolean;
 }
 
 export interface TransferResult {
@@ -57,6 +66,15 @@ export interface TransferResult {
   size: number;
   sha256: string;
   mtime: Date;
+  /** Bytes that were already in place from an interrupted transfer (0 for a fresh one). */
+  resumedFrom: number;
+}
+
+/** A verified prefix of an interrupted upload: its length, digest and the hash to continue. */
+interface Resumable {
+  offset: number;
+  sha256: Buffer;
+  hash: Hash;
 }
 
 /** Above this size a put waits for the server's go-ahead before sending the body. */
@@ -113,6 +131,27 @@ export class FerryClient {
     });
   }
 
+  /** Removes every file under the folder `prefix`. */
+  removeTree(prefix: string): Promise<void> {
+    return this.request(
+      (id) => ({ type: 'DELETE', id, name: checkedName(prefix.replace(/\/+$/, '')), flags: ListFlag.RECURSIVE }),
+      (message, done) => {
+        if (message.type !== 'OK') return false;
+        done(undefined);
+        return true;
+      },
+    );
+  }
+
+  /** What the server holds of an interrupted upload of (name, size): length and sha256. */
+  private partialOf(request: (id: number) => Message): Promise<{ offset: number; sha256: Buffer }> {
+    return this.request(request, (message, done) => {
+      if (message.type !== 'PARTIAL') return false;
+      done({ offset: message.offset, sha256: message.sha256 });
+      return true;
+    });
+  }
+
   /**
    * Uploads a local file (path), a Buffer, or a stream as `name`. The server hashes what it
    * receives and must agree with the sha256 computed here, or the upload is refused whole.
@@ -123,37 +162,54 @@ export class FerryClient {
       const handle = await openLocal(source);
       try {
         const size = (await handle.stat()).size;
-        return await this.putBody(storedName, size, options, (socket, onChunk) =>
-          sendFileRange(socket, handle, 0, size, onChunk),
+        const resumable = await this.resumableUpload(storedName, size, handle, options);
+        return await this.putBody(storedName, size, options, resumable, (socket, from, onChunk) =>
+          sendFileRange(socket, handle, from, size - from, onChunk),
         );
       } finally {
         await handle.close();
       }
     }
     if (Buffer.isBuffer(source)) {
-      return this.putBody(storedName, source.length, options, async (socket, onChunk) => {
+      return this.putBody(storedName, source.length, options, undefined, async (socket, _from, onChunk) => {
         onChunk(source);
         if (!socket.write(source)) await waitForDrain(socket);
       });
     }
     const size = options.size;
-    return this.putBody(storedName, size, options, (socket, onChunk) => sendStream(socket, source, size, onChunk));
+    return this.putBody(storedName, size, options, undefined, (socket, _from, onChunk) => sendStream(socket, source, size, onChunk));
+  }
+
+  /**
+   * Asks the server what it kept of an earlier attempt, and checks that prefix against the
+   * local file. The prefix is read once: its hash is continued for the rest of the upload.
+   */
+  private async resumableUpload(name: string, size: number, handle: fs.FileHandle, options: PutOptions): Promise<Resumable | undefined> {
+    if (options.resume === false || size < AWAIT_READY_THRESHOLD || this.connection.version < 2) return undefined;
+    const partial = await this.partialOf((id) => ({ type: 'PROBE_UPLOAD', id, name, size }));
+    if (partial.offset === 0 || partial.offset > size) return undefined;
+    const hash = await hashPrefix(handle, partial.offset);
+    if (!hash.copy().digest().equals(partial.sha256)) return undefined; // changed locally: start over
+    return { offset: partial.offset, sha256: partial.sha256, hash };
   }
 
   private putBody(
     name: string,
     size: number | undefined,
     options: PutOptions,
-    writeBody: (socket: Connection['socket'], onChunk: (chunk: Buffer) => void) => Promise<void>,
+    resumable: Resumable | undefined,
+    writeBody: (socket: Connection['socket'], from: number, onChunk: (chunk: Buffer) => void) => Promise<void>,
   ): Promise<TransferResult> {
     const connection = this.connection;
-    const awaitReady = size === undefined || size >= AWAIT_READY_THRESHOLD;
+    const awaitReady = size === undefined || size >= AWAIT_READY_THRESHOLD || resumable !== undefined;
     const flags =
       (options.overwrite ? PutFlag.OVERWRITE : 0) |
       (options.rename ? PutFlag.RENAME : 0) |
       (size === undefined ? PutFlag.CHUNKED : 0) |
-      (awaitReady ? PutFlag.AWAIT_READY : 0);
-    const hash = createHash('sha256');
+      (awaitReady ? PutFlag.AWAIT_READY : 0) |
+      (resumable ? PutFlag.RESUME : 0);
+    let hash: Hash = createHash('sha256');
+    let from = 0;
     let sent = 0;
     let localSha: Buffer | undefined;
 
@@ -165,11 +221,29 @@ export class FerryClient {
         if (error) reject(error);
         else resolve(result!);
       };
+      /** Where the server said the body starts: 0, or the prefix both sides verified. */
+      const startAt = (offset: number, prefixSha: Buffer): void => {
+        if (offset === 0) return;
+        if (!resumable || offset !== resumable.offset || !prefixSha.equals(resumable.sha256)) {
+          throw new FerryError('CONFLICT', `the server's partial of "${name}" changed while resuming: run the command again`);
+        }
+        hash = resumable.hash;
+        from = offset;
+        sent = offset;
+      };
       let id = 0;
       try {
         id = connection.register({
           message: (message) => {
             if (message.type === 'PUT_READY' && ready) {
+              try {
+                startAt(message.offset, message.prefixSha256);
+              } catch (error) {
+                ready(false);
+                ready = undefined;
+                connection.destroy(error as FerryError);
+                return;
+              }
               ready(true);
               ready = undefined;
             } else if (message.type === 'ERROR') {
@@ -182,7 +256,13 @@ export class FerryClient {
               if (entry.size !== sent || !entry.sha256.equals(localSha)) {
                 finish(new FerryError('INTEGRITY', `server stored ${entry.size} bytes with a different sha256 than was sent`));
               } else {
-                finish(undefined, { name: entry.name, size: entry.size, sha256: entry.sha256.toString('hex'), mtime: new Date(entry.mtimeMs) });
+                finish(undefined, {
+                  name: entry.name,
+                  size: entry.size,
+                  sha256: entry.sha256.toString('hex'),
+                  mtime: new Date(entry.mtimeMs),
+                  resumedFrom: from,
+                });
               }
             } else {
               throw new ProtocolError(`unexpected ${message.type} for a put`);
@@ -206,8 +286,9 @@ export class FerryClient {
             const go = await new Promise<boolean>((r) => (ready = r));
             if (!go) return;
           }
-          options.onProgress?.({ bytes: 0, total: size });
-          await writeBody(socket, (chunk) => {
+          if (from > 0) options.onResume?.(from);
+          options.onProgress?.({ bytes: sent, total: size });
+          await writeBody(socket, from, (chunk) => {
             if (refused) throw new FerryError('CLOSED', 'upload refused');
             hash.update(chunk);
             sent += chunk.length;
@@ -235,11 +316,21 @@ export class FerryClient {
     if (typeof destination !== 'string') return this.getInto(storedName, destination, options);
     const target = path.resolve(destination);
     const partial = `${target}.ferry-part`;
-    const handle = await fs.open(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o644);
-    const sink = new FileSink(handle);
+    const handle = await fs.open(partial, constants.O_RDWR | constants.O_CREAT, 0o644);
+    let sink: FileSink;
+    let offset = 0;
+    try {
+      const resumable = await this.resumableDownload(storedName, handle, options);
+      offset = resumable?.offset ?? 0;
+      await handle.truncate(offset);
+      sink = new FileSink(handle, offset, resumable?.hash);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
     let result: TransferResult;
     try {
-      result = await this.receive(storedName, options, (chunk, resume) => {
+      result = await this.receive(storedName, offset, options, (chunk, resume) => {
         if (!sink.write(chunk)) {
           this.connection.pause();
           sink.onDrain(resume);
@@ -248,17 +339,33 @@ export class FerryClient {
       await handle.close();
     } catch (error) {
       await sink.settle();
+      const kept = sink.bytes + offset;
       await handle.close().catch(() => undefined);
-      await fs.rm(partial, { force: true });
+      // Keep what arrived for a resume, unless it is known bad or there is nothing.
+      if (kept === 0 || (error instanceof FerryError && (error.code === 'INTEGRITY' || error.code === 'NOT_FOUND'))) {
+        await fs.rm(partial, { force: true });
+      }
       throw error;
     }
     await fs.rename(partial, target);
     return result;
   }
 
+  /** Checks a partial download against the server's bytes; returns the verified prefix, if any. */
+  private async resumableDownload(name: string, handle: fs.FileHandle, options: GetOptions): Promise<{ offset: number; hash: Hash } | undefined> {
+    const held = (await handle.stat()).size;
+    if (held === 0 || options.resume === false || this.connection.version < 2) return undefined;
+    const remote = await this.partialOf((id) => ({ type: 'HASH_PREFIX', id, name, length: held }));
+    if (remote.offset === 0) return undefined;
+    const hash = await hashPrefix(handle, remote.offset);
+    if (!hash.copy().digest().equals(remote.sha256)) return undefined; // differs: start over
+    options.onResume?.(remote.offset);
+    return { offset: remote.offset, hash };
+  }
+
   private getInto(name: string, destination: Writable, options: GetOptions): Promise<TransferResult> {
     const hash = createHash('sha256');
-    return this.receive(name, options, (chunk, resume) => {
+    return this.receive(name, 0, options, (chunk, resume) => {
       hash.update(chunk);
       if (!destination.write(chunk)) {
         this.connection.pause();
@@ -270,6 +377,7 @@ export class FerryClient {
   /** Runs one GET; `write` takes each body chunk, `digest` yields the sha256 of what was kept. */
   private receive(
     name: string,
+    offset: number,
     options: GetOptions,
     write: (chunk: Buffer, resume: () => void) => void,
     digest: () => Promise<Buffer>,
@@ -278,7 +386,7 @@ export class FerryClient {
     const resume = (): void => connection.resume();
     return new Promise<TransferResult>((resolve, reject) => {
       let announced: { size: number; sha256: Buffer; mtimeMs: number } | undefined;
-      let received = 0;
+      let received = offset;
       let id = 0;
       const finish = (error: FerryError | undefined, result?: TransferResult): void => {
         connection.release(id);
@@ -290,8 +398,9 @@ export class FerryClient {
         id = connection.register({
           message: (message) => {
             if (message.type === 'GET_OK') {
+              if (message.offset !== offset) throw new ProtocolError(`GET_OK starts at ${message.offset}, asked for ${offset}`);
               announced = { size: message.size, sha256: message.sha256, mtimeMs: message.mtimeMs };
-              options.onProgress?.({ bytes: 0, total: message.size });
+              options.onProgress?.({ bytes: offset, total: message.size });
             } else if (message.type === 'ERROR') {
               finish(remoteError(message));
             } else {
@@ -310,7 +419,7 @@ export class FerryClient {
                 if (!sha256.equals(expected.sha256)) {
                   finish(new FerryError('INTEGRITY', `sha256 of the ${received} bytes received does not match the server's: the download is corrupt`));
                 } else {
-                  finish(undefined, { name, size: received, sha256: sha256.toString('hex'), mtime: new Date(expected.mtimeMs) });
+                  finish(undefined, { name, size: received, sha256: sha256.toString('hex'), mtime: new Date(expected.mtimeMs), resumedFrom: offset });
                 }
               },
               (error: unknown) => finish(new FerryError('LOCAL_IO', `cannot write the download: ${errorText(error)}`, { cause: error })),
@@ -318,7 +427,7 @@ export class FerryClient {
           },
           fail: (error) => finish(error),
         });
-        connection.send({ type: 'GET', id, name, offset: 0 });
+        connection.send({ type: 'GET', id, name, offset });
       } catch (error) {
         reject(error);
       }

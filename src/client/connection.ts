@@ -1,7 +1,46 @@
 import net from 'node:net';
-import { FerryError, ProtocolError, wireErrorName } from '../errors.js';
-import { Decoder, encodeMessage, PROTOCOL_VERSION, type Message, type MessageOf } from '../protocol/index.js';
+import tls from 'node:tls';
+import { FerryError, ProtocolError, wireErrorName, type ErrorCode } from '../errors.js';
+import {
+  Decoder,
+  encodeMessage,
+  entryWireSize,
+  printableName,
+  PROTOCOL_VERSION,
+  ServerFlag,
+  type Message,
+  type MessageOf,
+} from '../protocol/index.js';
 import { Outbox } from '../transport/outbox.js';
+import { looksLikeTls, MIN_TLS_VERSION, parseFingerprint, peerFingerprint } from '../transport/tls.js';
+import { hostKey, KnownHosts } from './known-hosts.js';
+
+export interface TlsClientOptions {
+  /** Accept only the certificate with this fingerprint (`SHA256:<base64>`); no CA or known_hosts check. */
+  fingerprint?: string;
+  /** Extra CA certificates (PEM) trusted besides the system's. */
+  ca?: string | Buffer | (string | Buffer)[];
+  /**
+   * Trust on first use for servers no CA vouches for: the known_hosts file to use (default:
+   * `$XDG_CONFIG_HOME/ferry/known_hosts` or `~/.config/ferry/known_hosts`); false turns it
+   * off, so such servers are refused.
+   */
+  knownHosts?: string | false;
+  /** Told when a server's fingerprint is remembered for the first time (the CLI prints it). */
+  onNewHost?: (info: { server: string; fingerprint: string; file: string }) => void;
+  /** Name for SNI and certificate checks (default: host). */
+  servername?: string;
+}
+
+/** Largest listing (sum of its entries' wire sizes) a client accepts by default. */
+export const DEFAULT_MAX_LISTING_BYTES = 64 * 1024 * 1024;
+
+/** The one-line texts for refusals about tokens (the server's own wording is not shown). */
+const AUTH_TEXT: Partial<Record<ErrorCode, string>> = {
+  AUTH_REQUIRED: 'authentication required: the server needs a token (set FERRY_TOKEN or use --token-file FILE)',
+  AUTH_FAILED: 'token not accepted by the server',
+  READ_ONLY: 'read-only token: it may list, stat and get, but not put or remove',
+};
 
 export interface ConnectOptions {
   host?: string;
@@ -10,6 +49,12 @@ export interface ConnectOptions {
   clientName?: string;
   /** Connect and handshake deadline, and the longest silence tolerated mid-request (ms). */
   timeoutMs?: number;
+  /** Speak TLS (PROTOCOL.md §9): true for CA verification, else trust on first use; or options. */
+  tls?: boolean | TlsClientOptions;
+  /** Bearer token sent in AUTH right after the handshake (PROTOCOL.md §8). */
+  token?: string;
+  /** Refuse a listing larger than this many bytes on the wire (default 64 MiB). */
+  maxListingBytes?: number;
 }
 
 /** Receives what the server sends for one request id. */
@@ -32,7 +77,14 @@ export class Connection {
   private failure: FerryError | undefined;
   private paused = false;
   serverName = '';
+  /** Protocol version agreed with the server. */
+  version = PROTOCOL_VERSION;
   maxFileSize = 0;
+  /** The server requires a token (SERVER_HELLO flag). */
+  authRequired = false;
+  private maxListingBytes = DEFAULT_MAX_LISTING_BYTES;
+  /** Listing bytes received so far, per LIST request id. */
+  private readonly listed = new Map<number, number>();
 
   private constructor(readonly socket: net.Socket) {
     this.outbox = new Outbox(socket);
@@ -48,40 +100,65 @@ export class Connection {
     const port = options.port ?? 4455;
     const timeoutMs = options.timeoutMs ?? 30_000;
     const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-    const socket = net.connect({ host, port });
-    socket.setNoDelay(true);
-    const connection = new Connection(socket);
-    const handshake = new Promise<MessageOf<'SERVER_HELLO'>>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new FerryError('TIMEOUT', `no answer from ${where} within ${timeoutMs / 1000} s: is a ferry server running there?`));
+    // One absolute deadline for connect, TLS, HELLO and AUTH: a trickling server cannot stretch it.
+    let expire: (() => void) | undefined;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      expire?.();
+    }, timeoutMs);
+    const timeoutError = (): FerryError =>
+      new FerryError('TIMEOUT', `no answer from ${where} within ${timeoutMs / 1000} s: is a ferry server running there?`, { fatal: true });
+    try {
+      const socket = await openTransport(host, port, where, options, (cancel) => (expire = cancel), timeoutError);
+      if (timedOut) {
         socket.destroy();
-      }, timeoutMs);
-      connection.handlers.set(0, {
+        throw timeoutError();
+      }
+      const connection = new Connection(socket);
+      connection.maxListingBytes = options.maxListingBytes ?? DEFAULT_MAX_LISTING_BYTES;
+      expire = () => connection.destroy(timeoutError());
+      return await connection.handshake(options, where, timeoutMs);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** HELLO, then AUTH when a token is given; the caller's deadline destroys the connection. */
+  private async handshake(options: ConnectOptions, where: string, timeoutMs: number): Promise<Connection> {
+    const socket = this.socket;
+    socket.setNoDelay(true);
+    socket.setTimeout(timeoutMs, () => this.onStall(timeoutMs));
+    let greeted = false;
+    let first = true;
+    const hello = new Promise<MessageOf<'SERVER_HELLO'>>((resolve, reject) => {
+      this.handlers.set(0, {
         message: (message) => {
-          clearTimeout(timer);
           if (message.type === 'SERVER_HELLO') resolve(message);
+          else if (message.type === 'ERROR') reject(remoteError(message, `${where} refused the connection`));
           else reject(new ProtocolError(`expected SERVER_HELLO, got ${message.type}`));
         },
-        fail: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      });
-      socket.once('connect', () => {
-        socket.setTimeout(timeoutMs, () => connection.onStall(timeoutMs));
+        fail: reject,
       });
     });
     socket.on('data', (chunk: Buffer) => {
+      const wasFirst = first;
+      first = false;
+      if (wasFirst && looksLikeTls(chunk)) {
+        this.destroy(new FerryError('CONNECTION', `${where} speaks TLS: connect with --tls`, { fatal: true }));
+        return;
+      }
       try {
-        connection.decoder.push(chunk);
+        this.decoder.push(chunk);
       } catch (error) {
-        connection.destroy(error instanceof FerryError ? error : new ProtocolError(String(error)));
+        this.destroy(error instanceof FerryError ? error : new ProtocolError(String(error)));
       }
     });
-    socket.on('error', (error: NodeJS.ErrnoException) => connection.destroy(transportError(error, where)));
-    socket.on('close', () =>
-      connection.destroy(new FerryError('CLOSED', `the server at ${where} closed the connection`, { fatal: true })),
-    );
+    socket.on('error', (error: NodeJS.ErrnoException) => this.destroy(transportError(error, where)));
+    socket.on('close', () => {
+      const hint = greeted ? '' : options.tls ? ' during the handshake' : ' during the handshake (if it serves TLS, connect with --tls)';
+      this.destroy(new FerryError('CLOSED', `the server at ${where} closed the connection${hint}`, { fatal: true }));
+    });
     socket.write(
       encodeMessage({
         type: 'HELLO',
@@ -91,12 +168,49 @@ export class Connection {
         flags: 0,
       }),
     );
-    const hello = await handshake;
-    connection.handlers.delete(0);
-    connection.handlers.set(0, { message: (m) => connection.onConnectionMessage(m), fail: () => undefined });
-    connection.serverName = hello.serverName;
-    connection.maxFileSize = hello.maxFileSize;
-    return connection;
+    const server = await hello;
+    greeted = true;
+    this.handlers.delete(0);
+    this.handlers.set(0, { message: (m) => this.onConnectionMessage(m), fail: () => undefined });
+    if (server.version < 1 || server.version > PROTOCOL_VERSION) {
+      const error = new ProtocolError(`the server answered with protocol ${server.version}, which this client did not offer`);
+      this.destroy(error);
+      throw error;
+    }
+    this.serverName = server.serverName;
+    this.version = server.version;
+    this.maxFileSize = server.maxFileSize;
+    this.authRequired = (server.flags & ServerFlag.AUTH_REQUIRED) !== 0;
+    if (options.token !== undefined) {
+      await this.authenticate(options.token);
+    } else if (this.authRequired) {
+      const error = new FerryError('AUTH_REQUIRED', AUTH_TEXT.AUTH_REQUIRED ?? 'authentication required', { fatal: true });
+      this.destroy(error);
+      throw error;
+    }
+    return this;
+  }
+
+  /** Sends AUTH and waits for its verdict; a refusal closes the connection. */
+  private authenticate(token: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let id = 0;
+      try {
+        id = this.register({
+          message: (message) => {
+            this.release(id);
+            if (message.type === 'OK') return resolve();
+            const error = message.type === 'ERROR' ? remoteError(message) : new ProtocolError(`unexpected ${message.type} for AUTH`);
+            this.destroy(new FerryError(error.code, error.message, { fatal: true }));
+            reject(error);
+          },
+          fail: reject,
+        });
+        this.send({ type: 'AUTH', id, token });
+      } catch (error) {
+        reject(error);
+      }
+    });
   }
 
   get error(): FerryError | undefined {
@@ -114,6 +228,7 @@ export class Connection {
 
   release(id: number): void {
     this.handlers.delete(id);
+    this.listed.delete(id);
   }
 
   send(message: Message): void {
@@ -139,13 +254,22 @@ export class Connection {
     if (handler === undefined) {
       throw new ProtocolError(`reply for unknown request id ${message.id}`);
     }
+    if (message.type === 'ENTRIES') {
+      // A peer's listing can only be as large as we allow, whatever it claims.
+      let total = this.listed.get(message.id) ?? 0;
+      for (const entry of message.entries) total += entryWireSize(entry);
+      if (total > this.maxListingBytes) {
+        throw new ProtocolError(`the server sent a listing over ${Math.round(this.maxListingBytes / 1048576)} MiB: refused`);
+      }
+      this.listed.set(message.id, total);
+    }
     handler.message(message);
   }
 
   private onConnectionMessage(message: Message): void {
     if (message.type === 'ERROR') {
-      const code = wireErrorName(message.code) ?? 'PROTOCOL';
-      this.destroy(new FerryError(code, `server closed the connection: ${message.message}`, { fatal: true }));
+      const error = remoteError(message, 'server closed the connection');
+      this.destroy(new FerryError(error.code, error.message, { fatal: true }));
     } else {
       throw new ProtocolError(`unexpected ${message.type} with request id 0`);
     }
@@ -202,8 +326,121 @@ function transportError(error: NodeJS.ErrnoException, where: string): FerryError
   }
 }
 
-export function remoteError(message: MessageOf<'ERROR'>): FerryError {
+/**
+ * A server's refusal as a FerryError. Its text is the server's, so it is made printable and
+ * short (a hostile server must not drive the terminal); token refusals get fixed wording.
+ */
+export function remoteError(message: MessageOf<'ERROR'>, context?: string): FerryError {
   const code = wireErrorName(message.code);
-  if (code === undefined) return new FerryError('INTERNAL', `server error ${message.code}: ${message.message}`);
-  return new FerryError(code, message.message);
+  const text = printableName(message.message.length > 300 ? `${message.message.slice(0, 300)}…` : message.message);
+  if (code === undefined) return new FerryError('INTERNAL', `server error ${message.code}: ${text}`);
+  const fixed = AUTH_TEXT[code];
+  if (fixed !== undefined) return new FerryError(code, fixed);
+  if (code === 'BUSY') return new FerryError(code, `server busy: ${text}`);
+  return new FerryError(code, context === undefined ? text : `${context}: ${text}`);
+}
+
+/** A connected socket: plain TCP, or TLS whose certificate passed the checks (before any byte is sent). */
+async function openTransport(
+  host: string,
+  port: number,
+  where: string,
+  options: ConnectOptions,
+  onCancel: (cancel: () => void) => void,
+  timeoutError: () => FerryError,
+): Promise<net.Socket> {
+  const tlsOptions: TlsClientOptions | undefined = options.tls === true ? {} : options.tls === false ? undefined : options.tls;
+  const socket = tlsOptions
+    ? tls.connect({
+        host,
+        port,
+        servername: tlsOptions.servername ?? (net.isIP(host) ? undefined : host),
+        ca: tlsOptions.ca === undefined ? undefined : [...tls.rootCertificates, ...[tlsOptions.ca].flat()],
+        minVersion: MIN_TLS_VERSION,
+        // Verified below: a CA-signed certificate, a pinned fingerprint, or a known host.
+        rejectUnauthorized: false,
+      })
+    : net.connect({ host, port });
+  await new Promise<void>((resolve, reject) => {
+    const ready = tlsOptions ? 'secureConnect' : 'connect';
+    const cleanup = (): void => {
+      socket.off(ready, onReady);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+    };
+    const onReady = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onError = (error: NodeJS.ErrnoException): void => {
+      cleanup();
+      socket.destroy();
+      reject(tlsOptions ? tlsHandshakeError(error, where) : transportError(error, where));
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new FerryError('CLOSED', `${where} closed the connection during the TLS handshake`, { fatal: true }));
+    };
+    socket.once(ready, onReady);
+    socket.once('error', onError);
+    socket.once('close', onClose);
+    onCancel(() => {
+      cleanup();
+      socket.destroy();
+      reject(timeoutError());
+    });
+  });
+  if (tlsOptions) {
+    try {
+      await verifyServer(socket as tls.TLSSocket, host, port, where, tlsOptions);
+    } catch (error) {
+      socket.destroy();
+      throw error;
+    }
+  }
+  return socket;
+}
+
+async function verifyServer(socket: tls.TLSSocket, host: string, port: number, where: string, options: TlsClientOptions): Promise<void> {
+  const fingerprint = peerFingerprint(socket);
+  if (fingerprint === undefined) throw new FerryError('CONNECTION', `${where} presented no TLS certificate`, { fatal: true });
+  if (options.fingerprint !== undefined) {
+    const pinned = parseFingerprint(options.fingerprint);
+    if (pinned === undefined) throw new FerryError('CONNECTION', `invalid fingerprint "${printableName(options.fingerprint)}": expected SHA256:<base64>`, { fatal: true });
+    if (fingerprint !== pinned) {
+      throw new FerryError('CONNECTION', `server certificate fingerprint mismatch: ${where} presents ${fingerprint}, not the pinned ${pinned}`, { fatal: true });
+    }
+    return;
+  }
+  if (socket.authorized) return; // a CA the system (or options.ca) trusts, for this host name
+  if (options.knownHosts === false) {
+    throw new FerryError('CONNECTION', `the TLS certificate of ${where} is not trusted (${String(socket.authorizationError)}): pin it with --fingerprint ${fingerprint}`, { fatal: true });
+  }
+  const knownHosts = new KnownHosts(options.knownHosts);
+  const key = hostKey(host, port);
+  const known = await knownHosts.lookup(key);
+  if (known === undefined) {
+    await knownHosts.remember(key, fingerprint);
+    options.onNewHost?.({ server: key, fingerprint, file: knownHosts.file });
+  } else if (known !== fingerprint) {
+    throw new FerryError(
+      'CONNECTION',
+      `server certificate fingerprint changed: ${key} now presents ${fingerprint}, but ${known} is remembered in ${knownHosts.file} — someone may be intercepting the connection; if the change is expected, remove that line`,
+      { fatal: true },
+    );
+  }
+}
+
+function tlsHandshakeError(error: NodeJS.ErrnoException, where: string): FerryError {
+  const code = error.code ?? '';
+  if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|RECORD_LAYER|UNKNOWN_PROTOCOL|HTTP_REQUEST/.test(code)) {
+    return new FerryError('CONNECTION', `${where} does not speak TLS: it may be a plaintext ferry server (connect without --tls)`, { cause: error, fatal: true });
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE') {
+    return new FerryError('CLOSED', `${where} closed the connection during the TLS handshake`, { cause: error, fatal: true });
+  }
+  if (code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) {
+    return new FerryError('CONNECTION', `TLS handshake with ${where} failed: ${error.message}`, { cause: error, fatal: true });
+  }
+  return transportError(error, where);
 }

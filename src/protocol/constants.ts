@@ -2,7 +2,9 @@
 
 /** "FRRY": the first four bytes of every HELLO payload. */
 export const MAGIC = 0x46525259;
-export const PROTOCOL_VERSION = 1;
+/** The version this implementation speaks; it also accepts clients of every older version. */
+export const PROTOCOL_VERSION = 2;
+export const MIN_PROTOCOL_VERSION = 1;
 
 /** Frame header: u32 payload length, u8 type, u32 request id. */
 export const HEADER_SIZE = 9;
@@ -23,7 +25,9 @@ export const MessageType = {
   PUT: 0x12,
   GET: 0x13,
   DELETE: 0x14,
+  PROBE_UPLOAD: 0x15,
   PUT_END: 0x16,
+  HASH_PREFIX: 0x17,
   // server → client
   OK: 0x80,
   SERVER_HELLO: 0x81,
@@ -32,6 +36,7 @@ export const MessageType = {
   PUT_OK: 0x93,
   GET_OK: 0x94,
   PUT_READY: 0x95,
+  PARTIAL: 0x96,
   ERROR: 0xff,
 } as const;
 
@@ -46,9 +51,11 @@ export const PutFlag = {
   AWAIT_READY: 0x04,
   /** On a name clash, store as "name (1).ext" instead of failing with EXISTS. */
   RENAME: 0x08,
+  /** (v2) Continue the server's partial of this name and size at PUT_READY.offset; needs AWAIT_READY. */
+  RESUME: 0x10,
 } as const;
 
-/** LIST and DELETE flags (u8). */
+/** LIST and DELETE flags (u8); DELETE honours RECURSIVE from v2 on (removes a folder). */
 export const ListFlag = {
   RECURSIVE: 0x01,
 } as const;

@@ -29,6 +29,9 @@ export type Message =
   | { type: 'GET'; id: number; name: string; offset: number }
   | { type: 'DELETE'; id: number; name: string; flags: number }
   | { type: 'PUT_END'; id: number; sha256: Buffer }
+  | { type: 'PROBE_UPLOAD'; id: number; name: string; size: number }
+  | { type: 'HASH_PREFIX'; id: number; name: string; length: number }
+  | { type: 'PARTIAL'; id: number; offset: number; sha256: Buffer }
   | { type: 'OK'; id: number }
   | {
       type: 'SERVER_HELLO';
@@ -124,6 +127,15 @@ export function encodePayload(message: Message): Buffer {
     case 'PUT_END':
       w.raw(checkSha(message.sha256));
       break;
+    case 'PROBE_UPLOAD':
+      w.string(message.name).u64(message.size);
+      break;
+    case 'HASH_PREFIX':
+      w.string(message.name).u64(message.length);
+      break;
+    case 'PARTIAL':
+      w.u64(message.offset).raw(checkSha(message.sha256));
+      break;
     case 'OK':
       break;
     case 'SERVER_HELLO':
@@ -197,6 +209,15 @@ export function decodePayload(typeNumber: number, id: number, payload: Buffer): 
       break;
     case 'PUT_END':
       message = { type, id, sha256: r.bytesOf(SHA256_SIZE, 'sha256') };
+      break;
+    case 'PROBE_UPLOAD':
+      message = { type, id, name: r.string('name'), size: r.u64('size') };
+      break;
+    case 'HASH_PREFIX':
+      message = { type, id, name: r.string('name'), length: r.u64('length') };
+      break;
+    case 'PARTIAL':
+      message = { type, id, offset: r.u64('offset'), sha256: r.bytesOf(SHA256_SIZE, 'sha256') };
       break;
     case 'OK':
       message = { type, id };

@@ -1,9 +1,14 @@
 import net from 'node:net';
 import os from 'node:os';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
-import { FerryError } from '../errors.js';
+import { FerryError, WireErrorCode } from '../errors.js';
+import { encodeMessage } from '../protocol/index.js';
 import { Store } from '../storage/store.js';
 import { RawIngestServer } from '../services/raw-ingest.js';
+import { loadServerCredentials, serverContext, type ServerTlsOptions } from '../transport/tls.js';
+import { AuthThrottle, TokenSet, type ThrottleOptions } from './auth.js';
+import { ConnectionLimiter, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_IP } from './limits.js';
 import { createLogger } from './log.js';
 import { Session, type SessionLimits } from './session.js';
 
@@ -17,9 +22,24 @@ export interface ServerOptions {
   maxFileSize?: number;
   /** fsync before acknowledging an upload (default true); false trades durability for speed. */
   fsync?: boolean;
+  /** How long an interrupted upload is kept for resuming (default 24 h). */
+  partialTtlMs?: number;
+  /** Connections at once, over every port (default 1000). */
   maxConnections?: number;
+  /** Connections at once from one address (an IPv6 /64), over every port (default 50). */
+  maxPerIp?: number;
+  /** Absolute deadline for HELLO (and AUTH, with tokens), in ms (default 15 s). */
   handshakeTimeoutMs?: number;
+  /** Close a connection silent this long with nothing in flight, in ms (default 300 s). */
   idleTimeoutMs?: number;
+  /** Total bytes the stored files may take; uploads beyond are refused with QUOTA. */
+  quota?: number;
+  /** Require a token (PROTOCOL.md §8): a parsed set, or the path of a tokens file. */
+  tokens?: TokenSet | string;
+  /** How failed AUTH attempts from one address are slowed down. */
+  authThrottle?: ThrottleOptions;
+  /** Serve TLS only (PROTOCOL.md §9): true for a self-signed certificate kept under <root>/.ferry/tls, or PEM files. */
+  tls?: boolean | ServerTlsOptions;
   logger?: Logger;
   /** Also listen here (same host) for raw uploads: each connection becomes raw/<n>.file. 0 picks a free port. */
   rawPort?: number;
@@ -46,6 +66,12 @@ export class FerryServer {
   private readonly options: ServerOptions;
   private closing: Promise<void> | undefined;
   private rawIngest: RawIngestServer | undefined;
+  private readonly limiter: ConnectionLimiter;
+  private readonly throttle: AuthThrottle;
+  private tokens: TokenSet | undefined;
+  private secureContext: tls.SecureContext | undefined;
+  /** `SHA256:<base64>` of the TLS certificate, once listening with TLS. */
+  tlsFingerprint: string | undefined;
 
   constructor(options: ServerOptions = {}) {
     this.options = options;
@@ -55,8 +81,12 @@ export class FerryServer {
       idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
       maxInFlight: 64,
     };
+    this.limiter = new ConnectionLimiter({
+      maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      maxPerIp: options.maxPerIp ?? DEFAULT_MAX_PER_IP,
+    });
+    this.throttle = new AuthThrottle(options.authThrottle);
     this.netServer = net.createServer((socket) => this.accept(socket));
-    this.netServer.maxConnections = options.maxConnections ?? 1000;
   }
 
   get storage(): Store {
@@ -72,7 +102,20 @@ export class FerryServer {
     this.store = await Store.open(this.options.root ?? DEFAULT_ROOT, {
       maxFileSize: this.options.maxFileSize,
       fsync: this.options.fsync,
+      partialTtlMs: this.options.partialTtlMs,
+      quota: this.options.quota,
     });
+    const tokens = this.options.tokens;
+    this.tokens = typeof tokens === 'string' ? await TokenSet.load(tokens) : tokens;
+    if (this.options.tls) {
+      const credentials = await loadServerCredentials(this.store.stateDir, this.options.tls === true ? {} : this.options.tls);
+      this.secureContext = serverContext(credentials);
+      this.tlsFingerprint = credentials.fingerprint;
+      this.log.info(
+        { certificate: credentials.source },
+        `${credentials.created ? 'created a self-signed TLS certificate; ' : ''}TLS certificate fingerprint ${credentials.fingerprint}`,
+      );
+    }
     const host = this.options.host ?? DEFAULT_HOST;
     const port = this.options.port ?? DEFAULT_PORT;
     await new Promise<void>((resolve, reject) => {
@@ -84,7 +127,10 @@ export class FerryServer {
       });
     });
     const address = this.address;
-    this.log.info({ root: this.store.root }, `listening on ${formatAddress(address)}`);
+    this.log.info(
+      { root: this.store.root, tls: this.secureContext !== undefined, tokens: this.tokens?.size ?? 0 },
+      `listening on ${formatAddress(address)}${this.secureContext ? ' (TLS)' : ''}`,
+    );
     if (this.options.rawPort !== undefined) await this.listenRaw(host, this.options.rawPort);
     return address;
   }
@@ -96,7 +142,7 @@ export class FerryServer {
       store: this.storage,
       log: this.log,
       idleTimeoutMs: this.options.rawIdleTimeoutMs,
-      maxConnections: this.options.maxConnections,
+      limiter: this.limiter,
     });
     try {
       const address = await this.rawIngest.listen(host, port);
@@ -118,16 +164,38 @@ export class FerryServer {
     return { host: address.address, port: address.port };
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(raw: net.Socket): void {
     if (this.closing) {
-      socket.destroy();
+      raw.destroy();
       return;
+    }
+    // Counted before any TLS or protocol work, so refusing costs next to nothing.
+    const admission = this.limiter.admit(raw.remoteAddress);
+    if (!admission.ok) {
+      this.log.warn({ peer: `${raw.remoteAddress ?? '?'}:${raw.remotePort ?? '?'}`, reason: admission.reason }, 'connection refused');
+      raw.on('error', () => undefined);
+      // A plaintext peer is told why (ERROR id 0 BUSY); a TLS peer just sees the close.
+      if (!this.secureContext) raw.write(encodeMessage({ type: 'ERROR', id: 0, code: WireErrorCode.BUSY, message: admission.reason }));
+      raw.end();
+      setTimeout(() => raw.destroy(), 1000).unref();
+      return;
+    }
+    raw.once('close', admission.release);
+    const socket = this.secureContext
+      ? new tls.TLSSocket(raw, { isServer: true, secureContext: this.secureContext, requestCert: false })
+      : raw;
+    if (socket !== raw) {
+      socket.on('error', (error) => this.log.debug({ err: error.message }, 'TLS error'));
+      raw.on('error', () => undefined);
     }
     const session = new Session(socket, {
       store: this.storage,
       serverName: this.options.serverName ?? os.hostname(),
       limits: this.limits,
       log: this.log,
+      tokens: this.tokens,
+      throttle: this.throttle,
+      tls: this.secureContext !== undefined,
     });
     this.sessions.add(session);
     const started = Date.now();

@@ -8,8 +8,10 @@ import {
   entryWireSize,
   ListFlag,
   MAX_CONTROL_PAYLOAD,
+  MIN_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
   PutFlag,
+  ServerFlag,
   type Message,
   type MessageOf,
   type WireEntry,
@@ -17,6 +19,8 @@ import {
 import { mapFsError, type Store, type StoredEntry, type Upload } from '../storage/store.js';
 import { sendFileRange } from '../transport/file-body.js';
 import { Outbox } from '../transport/outbox.js';
+import { looksLikeTls } from '../transport/tls.js';
+import { allows, AuthThrottle, MAX_FAILED_ATTEMPTS, permissionFor, type Permission, type TokenSet } from './auth.js';
 
 export interface SessionLimits {
   /** Absolute deadline for the client's HELLO, so a trickle cannot hold a slot. */
@@ -32,6 +36,12 @@ export interface SessionContext {
   serverName: string;
   limits: SessionLimits;
   log: Logger;
+  /** With tokens, every request before a successful AUTH is refused (PROTOCOL.md §8). */
+  tokens?: TokenSet;
+  /** Slows AUTH verdicts for addresses that failed too often; shared by all sessions. */
+  throttle?: AuthThrottle;
+  /** The connection is TLS (then a ClientHello is not a mistake to report). */
+  tls?: boolean;
 }
 
 interface IncomingPut {
@@ -62,9 +72,15 @@ export class Session {
   private readonly puts = new Map<number, IncomingPut>();
   private readonly pauseReasons = new Set<string>();
   private greeted = false;
+  /** The protocol version agreed in the handshake. */
+  private version = PROTOCOL_VERSION;
   private inFlight = 0;
   private closed = false;
   private handshakeTimer: NodeJS.Timeout | undefined;
+  /** What this connection may do: everything without tokens, else what its token grants. */
+  private permission: Permission | undefined;
+  private authFailures = 0;
+  private authTimer: NodeJS.Timeout | undefined;
   readonly peer: string;
   /** Resolves when the connection has closed and every upload is cleaned up. */
   readonly finished: Promise<void>;
@@ -83,14 +99,24 @@ export class Session {
       bodyEnd: (id) => this.onBodyEnd(id),
     });
     socket.setNoDelay(true);
+    this.permission = ctx.tokens ? undefined : 'write';
+    // Absolute: HELLO (and AUTH, with tokens) must be done by then, however the bytes trickle.
     this.handshakeTimer = setTimeout(
-      () => this.fail(new FerryError('TIMEOUT', 'no HELLO within the handshake deadline')),
+      () => this.fail(new FerryError('TIMEOUT', ctx.tokens ? 'no HELLO and AUTH within the handshake deadline' : 'no HELLO within the handshake deadline')),
       ctx.limits.handshakeTimeoutMs,
     );
+    let first = true;
     socket.setTimeout(ctx.limits.idleTimeoutMs, () => {
       if (this.inFlight === 0 && this.puts.size === 0) this.fail(new FerryError('TIMEOUT', 'idle timeout'));
     });
     socket.on('data', (chunk: Buffer) => {
+      if (first) {
+        first = false;
+        if (!ctx.tls && looksLikeTls(chunk)) {
+          this.fail(new ProtocolError('a TLS handshake on a plaintext port (this server does not serve TLS)'));
+          return;
+        }
+      }
       try {
         this.decoder.push(chunk);
       } catch (error) {
@@ -183,11 +209,11 @@ export class Session {
       this.onHello(message);
       return;
     }
+    if (message.type === 'HELLO') throw new ProtocolError('HELLO sent twice');
+    if (!this.authorized(message)) return; // tokens: AUTH first, and only what the token allows
     switch (message.type) {
-      case 'HELLO':
-        throw new ProtocolError('HELLO sent twice');
       case 'AUTH':
-        this.send({ type: 'OK', id: message.id }); // no tokens configured: any token is accepted
+        this.onAuth(message);
         return;
       case 'LIST':
         this.track(this.respond(message.id, () => this.list(message)));
@@ -206,9 +232,33 @@ export class Session {
       case 'DELETE':
         this.track(
           this.respond(message.id, async () => {
-            await this.ctx.store.remove(message.name);
-            this.ctx.log.info({ peer: this.peer, name: message.name }, 'removed');
+            if (message.flags & ListFlag.RECURSIVE) {
+              this.requireVersion(2, 'recursive DELETE');
+              const count = await this.ctx.store.removeTree(message.name);
+              this.ctx.log.info({ peer: this.peer, name: message.name, count }, 'removed folder');
+            } else {
+              await this.ctx.store.remove(message.name);
+              this.ctx.log.info({ peer: this.peer, name: message.name }, 'removed');
+            }
             this.send({ type: 'OK', id: message.id });
+          }),
+        );
+        return;
+      case 'PROBE_UPLOAD':
+        this.track(
+          this.respond(message.id, async () => {
+            this.requireVersion(2, 'PROBE_UPLOAD');
+            const { offset, sha256 } = await this.ctx.store.probeUpload(message.name, message.size);
+            this.send({ type: 'PARTIAL', id: message.id, offset, sha256 });
+          }),
+        );
+        return;
+      case 'HASH_PREFIX':
+        this.track(
+          this.respond(message.id, async () => {
+            this.requireVersion(2, 'HASH_PREFIX');
+            const { offset, sha256 } = await this.ctx.store.hashPrefix(message.name, message.length);
+            this.send({ type: 'PARTIAL', id: message.id, offset, sha256 });
           }),
         );
         return;
@@ -223,24 +273,101 @@ export class Session {
     }
   }
 
+  /**
+   * AUTH (PROTOCOL.md §8). The token is checked at once (in constant time) and never kept or
+   * logged; an address that failed too often waits for its verdict. The third failure on a
+   * connection closes it.
+   */
+  private onAuth(message: MessageOf<'AUTH'>): void {
+    const tokens = this.ctx.tokens;
+    if (!tokens) {
+      this.send({ type: 'OK', id: message.id }); // no tokens configured: any token is accepted
+      return;
+    }
+    if (this.authTimer !== undefined) throw new ProtocolError('AUTH sent while another AUTH is in progress');
+    const address = this.socket.remoteAddress ?? '?';
+    const delay = this.ctx.throttle?.delayFor(address) ?? 0;
+    const granted = tokens.check(message.token);
+    if (granted === undefined) this.ctx.throttle?.recordFailure(address);
+    const verdict = (): void => {
+      this.authTimer = undefined;
+      if (this.closed) return;
+      if (granted !== undefined) {
+        this.permission = granted;
+        clearTimeout(this.handshakeTimer);
+        this.ctx.log.info({ peer: this.peer, permission: granted }, 'authenticated');
+        this.send({ type: 'OK', id: message.id });
+        return;
+      }
+      this.authFailures++;
+      this.ctx.log.warn({ peer: this.peer, attempt: this.authFailures }, 'token not accepted');
+      this.send({ type: 'ERROR', id: message.id, code: WireErrorCode.AUTH_FAILED, message: 'token not accepted' });
+      if (this.authFailures >= MAX_FAILED_ATTEMPTS) {
+        this.fail(new FerryError('AUTH_FAILED', `${MAX_FAILED_ATTEMPTS} tokens not accepted: closing`));
+      }
+    };
+    if (delay === 0) verdict();
+    else this.authTimer = setTimeout(verdict, delay);
+  }
+
+  /** Refuses a request its connection may not make; true if it may go ahead. */
+  private authorized(message: Message): boolean {
+    const needed = permissionFor(message.type);
+    if (needed === undefined || allows(this.permission, needed)) return true;
+    const error =
+      this.permission === undefined
+        ? new FerryError('AUTH_REQUIRED', 'authentication required: send AUTH with a token first')
+        : new FerryError('READ_ONLY', 'read-only token: it may list, stat and get, not write');
+    if (message.type === 'PUT') {
+      // Its body still follows (unless it awaits PUT_READY): read and drop it.
+      if (this.puts.has(message.id)) throw new ProtocolError(`request id ${message.id} is already in use`);
+      if (message.flags & PutFlag.AWAIT_READY) {
+        queueMicrotask(() => this.decoder.cancelAwait(message.id)); // after the decoder has settled
+      } else {
+        this.puts.set(message.id, {
+          id: message.id,
+          name: message.name,
+          declaredSize: undefined,
+          upload: undefined,
+          early: [],
+          bodyDone: false,
+          refused: true,
+          expectedSha: undefined,
+        });
+      }
+    }
+    this.sendError(message.id, error);
+    return false;
+  }
+
   private onHello(hello: MessageOf<'HELLO'>): void {
-    clearTimeout(this.handshakeTimer);
-    if (hello.version !== PROTOCOL_VERSION) {
+    if (!this.ctx.tokens) clearTimeout(this.handshakeTimer);
+    if (hello.version < MIN_PROTOCOL_VERSION || hello.version > PROTOCOL_VERSION) {
       this.fail(
-        new FerryError('VERSION', `client speaks protocol ${hello.version}; this server speaks ${PROTOCOL_VERSION}`),
+        new FerryError(
+          'VERSION',
+          `client speaks protocol ${hello.version}; this server speaks ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`,
+        ),
       );
       return;
     }
+    this.version = hello.version;
     this.greeted = true;
     this.ctx.log.debug({ peer: this.peer, client: hello.clientName }, 'hello');
     this.send({
       type: 'SERVER_HELLO',
       id: 0,
-      version: PROTOCOL_VERSION,
+      version: this.version,
       serverName: this.ctx.serverName,
       maxFileSize: this.ctx.store.maxFileSize,
-      flags: 0,
+      flags: this.ctx.tokens ? ServerFlag.AUTH_REQUIRED : 0,
     });
+  }
+
+  private requireVersion(version: number, feature: string): void {
+    if (this.version < version) {
+      throw new FerryError('UNSUPPORTED', `${feature} needs protocol ${version}; this connection speaks ${this.version}`);
+    }
   }
 
   /** Runs a request; a refusal becomes an ERROR reply and the connection stays usable. */
@@ -316,10 +443,15 @@ export class Session {
       expectedSha: undefined,
     };
     this.puts.set(message.id, put);
+    const resume = (message.flags & PutFlag.RESUME) !== 0;
+    if (resume && (!awaitReady || chunked || this.version < 2)) {
+      throw new ProtocolError('RESUME needs AWAIT_READY, a declared size and protocol 2');
+    }
     const options = {
       overwrite: (message.flags & PutFlag.OVERWRITE) !== 0,
       rename: (message.flags & PutFlag.RENAME) !== 0,
       size: put.declaredSize,
+      resume,
     };
     if (!awaitReady) this.pause('put-setup');
     const setup = this.ctx.store.beginUpload(message.name, options).then(
@@ -330,8 +462,9 @@ export class Session {
         }
         put.upload = upload;
         if (awaitReady) {
-          this.send({ type: 'PUT_READY', id: put.id, offset: 0, prefixSha256: ZERO_SHA });
-          this.decoder.expectBody(put.id, put.declaredSize ?? 'chunked');
+          this.send({ type: 'PUT_READY', id: put.id, offset: upload.offset, prefixSha256: upload.prefixSha256 });
+          if (upload.offset > 0) this.ctx.log.info({ peer: this.peer, name: put.name, offset: upload.offset }, 'resuming upload');
+          this.decoder.expectBody(put.id, put.declaredSize === undefined ? 'chunked' : put.declaredSize - upload.offset);
         } else {
           for (const chunk of put.early.splice(0)) this.writeBody(put, chunk);
           void this.maybeCommit(put);
@@ -421,12 +554,13 @@ export class Session {
   private async onClose(): Promise<void> {
     this.closed = true;
     clearTimeout(this.handshakeTimer);
+    clearTimeout(this.authTimer);
     this.outbox.close();
     const pending = [...this.puts.values()];
     this.puts.clear();
-    // An upload cut off mid-body publishes nothing; commits already under way finish
-    // (abort is a no-op for them).
-    await Promise.all(pending.map((p) => p.upload?.abort()));
+    // An upload cut off mid-body publishes nothing (its bytes are kept for a resume);
+    // commits already under way finish (abort is a no-op for them).
+    await Promise.all(pending.map((p) => p.upload?.abort(!p.bodyDone)));
     this.resolveFinished();
   }
 }

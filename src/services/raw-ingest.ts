@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { ConnectionLimiter } from '../server/limits.js';
 import type { StoredEntry, Store, Upload } from '../storage/store.js';
 import { IdleTimer } from './idle-timer.js';
 import { IngestCounter } from './ingest-counter.js';
@@ -32,7 +33,11 @@ export interface RawIngestOptions {
   log: Logger;
   /** Discard an upload after this long without a byte from the peer. */
   idleTimeoutMs?: number;
+  /** Connection caps (total and per address); shared with the main port when given. */
+  limiter?: ConnectionLimiter;
+  /** Used only without `limiter`. */
   maxConnections?: number;
+  maxPerIp?: number;
 }
 
 export interface RawAddress {
@@ -46,12 +51,13 @@ export class RawIngestServer {
   private counter: IngestCounter | undefined;
   private closing: Promise<void> | undefined;
   private readonly idleTimeoutMs: number;
+  private readonly limiter: ConnectionLimiter;
 
   constructor(private readonly options: RawIngestOptions) {
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_RAW_IDLE_TIMEOUT_MS;
     // Half-open: after the peer's FIN we still need to close cleanly once the file is stored.
     this.netServer = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
-    this.netServer.maxConnections = options.maxConnections ?? 1000;
+    this.limiter = options.limiter ?? new ConnectionLimiter({ maxConnections: options.maxConnections, maxPerIp: options.maxPerIp });
   }
 
   /** Opens the counter and listens; rejects with the system error (EADDRINUSE, …) as is. */
@@ -88,6 +94,15 @@ export class RawIngestServer {
       socket.destroy();
       return;
     }
+    // Over a limit: reset at once, before a number is claimed (no number is used up).
+    const admission = this.limiter.admit(socket.remoteAddress);
+    if (!admission.ok) {
+      this.options.log.warn({ peer: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, reason: admission.reason }, 'raw connection refused');
+      socket.on('error', () => undefined);
+      socket.resetAndDestroy();
+      return;
+    }
+    socket.once('close', admission.release);
     const store = this.options.store;
     // Claimed synchronously here, so numbers follow the order connections were accepted.
     const number = this.counter.claim((n) => store.exists(rawName(n)));

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
+import { hashPrefix } from '../transport/hash-prefix.js';
 import { isCode } from './safe-path.js';
 
 /**
@@ -15,8 +16,6 @@ export interface DigestRecord {
   mtimeMs: number;
   ino: number;
 }
-
-const READ_CHUNK = 1024 * 1024;
 
 export class DigestCache {
   constructor(private readonly metaDir: string) {}
@@ -74,14 +73,5 @@ export function matches(record: DigestRecord, stats: Stats): boolean {
 }
 
 async function hashHandle(handle: fs.FileHandle, size: number): Promise<Buffer> {
-  const hash = createHash('sha256');
-  const buffer = Buffer.allocUnsafe(READ_CHUNK);
-  let position = 0;
-  while (position < size) {
-    const { bytesRead } = await handle.read(buffer, 0, Math.min(READ_CHUNK, size - position), position);
-    if (bytesRead === 0) break;
-    hash.update(buffer.subarray(0, bytesRead));
-    position += bytesRead;
-  }
-  return hash.digest();
+  return (await hashPrefix(handle, size)).digest();
 }

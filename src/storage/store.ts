@@ -1,9 +1,12 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type Hash } from 'node:crypto';
 import { constants, promises as fs, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { FerryError } from '../errors.js';
 import { nameProblem, normalizePrefix, RESERVED_COMPONENT } from '../protocol/names.js';
+import { hashPrefix } from '../transport/hash-prefix.js';
 import { DigestCache } from './digest-cache.js';
+import { freeBytes, usedBytes } from './usage.js';
+import { PartialStore } from './partials.js';
 import { FileSink } from '../transport/file-sink.js';
 import {
   isCode,
@@ -26,8 +29,12 @@ export interface StoredEntry {
 export interface StoreOptions {
   /** Largest file accepted, in bytes. */
   maxFileSize?: number;
+  /** Total bytes the root may hold (stored files, uploads in progress, kept partials). */
+  quota?: number;
   /** fsync file and folder before a commit is acknowledged (default true). */
   fsync?: boolean;
+  /** How long an interrupted upload is kept for resuming (default 24 h). */
+  partialTtlMs?: number;
 }
 
 export interface UploadOptions {
@@ -36,7 +43,19 @@ export interface UploadOptions {
   rename?: boolean;
   /** Declared size, checked against the limit up front; undefined when unknown. */
   size?: number;
+  /** Continue the partial kept from an interrupted upload of this name and size, if any. */
+  resume?: boolean;
 }
+
+/** A probed partial: its length and the hash of those bytes, kept open to be continued. */
+interface ProbedPartial {
+  offset: number;
+  hash: Hash;
+  expires: number;
+}
+
+const PROBE_CACHE_MS = 60_000;
+const PROBE_CACHE_MAX = 1000;
 
 export interface OpenedFile {
   handle: fs.FileHandle;
@@ -46,6 +65,12 @@ export interface OpenedFile {
 }
 
 const ZERO_SHA = Buffer.alloc(32);
+/** sha256 of zero bytes. */
+const EMPTY_SHA = Buffer.from('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'hex');
+
+function probeKey(name: string, size: number): string {
+  return `${size}\0${name}`;
+}
 
 /** Throws BAD_NAME unless `name` is acceptable (PROTOCOL.md "Names"). */
 export function checkName(name: string): void {
@@ -63,8 +88,14 @@ export class Store {
   readonly stateDir: string;
   readonly tmpDir: string;
   readonly maxFileSize: number;
+  readonly quota: number | undefined;
+  /** Bytes under the root at the last quota check (for the per-chunk check of uploads). */
+  private usedAtCheck = 0;
   readonly fsync: boolean;
   private readonly digests: DigestCache;
+  readonly partials: PartialStore;
+  /** Hash state of recently probed partials, so the resume that follows need not reread them. */
+  private readonly probed = new Map<string, ProbedPartial>();
   /** Per-name commit locks: the check-then-rename of a commit is atomic within this process. */
   private readonly locks = new Map<string, Promise<void>>();
 
@@ -73,8 +104,10 @@ export class Store {
     this.stateDir = path.join(root, RESERVED_COMPONENT);
     this.tmpDir = path.join(this.stateDir, 'tmp');
     this.maxFileSize = options.maxFileSize ?? Number.MAX_SAFE_INTEGER;
+    this.quota = options.quota;
     this.fsync = options.fsync ?? true;
     this.digests = new DigestCache(path.join(this.stateDir, 'meta'));
+    this.partials = new PartialStore(path.join(this.stateDir, 'partial'), this.tmpDir, options.partialTtlMs ?? 24 * 3600_000);
   }
 
   /** Opens (creating if missing) a store and sweeps temporaries left by a previous run. */
@@ -84,6 +117,7 @@ export class Store {
     const store = new Store(await fs.realpath(absolute), options);
     await fs.rm(store.tmpDir, { recursive: true, force: true });
     await fs.mkdir(store.tmpDir, { recursive: true });
+    await store.partials.init();
     return store;
   }
 
@@ -158,6 +192,28 @@ export class Store {
     if (!options.overwrite && !options.rename && (await this.exists(name))) {
       throw new FerryError('EXISTS', `"${name}" already exists (use overwrite to replace it)`);
     }
+    await this.checkSpace(options.size ?? 0);
+  }
+
+  /**
+   * Refuses `size` more bytes that the quota or the disk (fs.statfs) cannot take. With a
+   * quota, everything under the root counts, a file being replaced too until its commit.
+   */
+  async checkSpace(size: number): Promise<void> {
+    if (this.quota !== undefined) {
+      this.usedAtCheck = await usedBytes(this.root);
+      if (this.usedAtCheck + size > this.quota) {
+        throw new FerryError('QUOTA', `the server's quota of ${this.quota} bytes has no room for ${size} more (${this.usedAtCheck} used)`);
+      }
+    }
+    if (size > 0 && size > (await freeBytes(this.root))) {
+      throw new FerryError('NO_SPACE', `the server has less than ${size} bytes of free disk space`);
+    }
+  }
+
+  /** Sync check while an upload streams: would `bytes` more (of this upload) break the quota? */
+  overQuota(bytes: number): boolean {
+    return this.quota !== undefined && this.usedAtCheck + bytes > this.quota;
   }
 
   async exists(name: string): Promise<boolean> {
@@ -171,12 +227,84 @@ export class Store {
     }
   }
 
-  /** Starts an upload into a private temporary; nothing is visible until `commit`. */
+  /**
+   * Starts an upload into a private temporary; nothing is visible until `commit`. With
+   * `resume`, continues the kept partial of this name and size (see `upload.offset`).
+   */
   async beginUpload(name: string, options: UploadOptions = {}): Promise<Upload> {
     await this.checkUpload(name, options);
+    const size = options.size;
+    if (size !== undefined && options.resume) {
+      const claimed = await this.partials.claim(name, size);
+      if (claimed !== undefined) return this.resumeUpload(name, options, size, claimed);
+    } else if (size !== undefined) {
+      await this.partials.discard(name, size); // a fresh start replaces any partial
+    }
     const tempPath = path.join(this.tmpDir, `${randomBytes(12).toString('hex')}.part`);
     const handle = await fs.open(tempPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
-    return new Upload(this, name, options, handle, tempPath);
+    return new Upload(this, name, options, handle, tempPath, 0, undefined);
+  }
+
+  private async resumeUpload(name: string, options: UploadOptions, size: number, tempPath: string): Promise<Upload> {
+    const handle = await fs.open(tempPath, constants.O_RDWR);
+    try {
+      const held = (await handle.stat()).size;
+      const key = probeKey(name, size);
+      const probe = this.probed.get(key);
+      this.probed.delete(key);
+      // Continue the hash computed by the probe when the partial is unchanged since.
+      let offset = Math.min(held, size);
+      let hash: Hash;
+      if (probe && probe.offset <= offset && probe.expires > Date.now()) {
+        offset = probe.offset;
+        hash = probe.hash;
+      } else {
+        hash = await hashPrefix(handle, offset);
+      }
+      await handle.truncate(offset);
+      return new Upload(this, name, options, handle, tempPath, offset, hash);
+    } catch (error) {
+      await handle.close();
+      await fs.rm(tempPath, { force: true });
+      throw error;
+    }
+  }
+
+  /**
+   * How much of an interrupted upload of (name, size) is kept, and the sha256 of those bytes.
+   * The hash state is remembered briefly so a resume right after does not reread them.
+   */
+  async probeUpload(name: string, size: number): Promise<{ offset: number; sha256: Buffer }> {
+    checkName(name);
+    const offset = await this.partials.sizeOf(name, size);
+    if (offset === 0) return { offset: 0, sha256: EMPTY_SHA };
+    const claimed = await this.partials.claim(name, size);
+    if (claimed === undefined) return { offset: 0, sha256: EMPTY_SHA };
+    try {
+      const handle = await fs.open(claimed, 'r');
+      let hash: Hash;
+      try {
+        hash = await hashPrefix(handle, offset);
+      } finally {
+        await handle.close();
+      }
+      if (this.probed.size >= PROBE_CACHE_MAX) this.probed.clear();
+      this.probed.set(probeKey(name, size), { offset, hash, expires: Date.now() + PROBE_CACHE_MS });
+      return { offset, sha256: hash.copy().digest() };
+    } finally {
+      await this.partials.keep(claimed, name, size);
+    }
+  }
+
+  /** sha256 of the first `length` bytes of a stored file (clamped to its size): a download's resume check. */
+  async hashPrefix(name: string, length: number): Promise<{ offset: number; sha256: Buffer }> {
+    const opened = await this.openRead(name);
+    try {
+      const offset = Math.min(length, opened.size);
+      return { offset, sha256: (await hashPrefix(opened.handle, offset)).digest() };
+    } finally {
+      await opened.handle.close();
+    }
   }
 
   /** Moves a finished temporary into place under the name lock (see Upload.commit). */
@@ -238,6 +366,25 @@ export class Store {
     });
   }
 
+  /** Removes every file under the folder `prefix`; returns how many. */
+  async removeTree(prefix: string): Promise<number> {
+    const folder = normalizePrefix(prefix);
+    checkName(folder);
+    const entries = await this.list(folder, true);
+    if (entries.length === 0) {
+      if (await this.exists(folder)) throw new FerryError('CONFLICT', `"${folder}" is a file, not a folder`);
+      throw new FerryError('NOT_FOUND', `no folder named "${folder}"`);
+    }
+    for (const entry of entries) {
+      try {
+        await this.remove(entry.name);
+      } catch (error) {
+        if (!(error instanceof FerryError && error.code === 'NOT_FOUND')) throw error; // removed meanwhile
+      }
+    }
+    return entries.length;
+  }
+
   /** Folders exist only to hold files: drop the ones a removal left empty. */
   private async pruneEmptyParents(name: string): Promise<void> {
     const components = name.split('/');
@@ -281,14 +428,24 @@ export class Upload {
     private readonly options: UploadOptions,
     private readonly handle: fs.FileHandle,
     private readonly tempPath: string,
+    /** Bytes already held from an interrupted upload; the body continues from here. */
+    readonly offset: number,
+    prefixHash: Hash | undefined,
   ) {
-    this.sink = new FileSink(handle);
+    this.sink = new FileSink(handle, offset, prefixHash);
+    this.prefixSha256 = prefixHash ? prefixHash.copy().digest() : EMPTY_SHA;
   }
+
+  /** sha256 of the first `offset` bytes. */
+  readonly prefixSha256: Buffer;
 
   /** Returns false when the caller should pause its source until `sink.onDrain`. */
   write(chunk: Buffer): boolean {
-    if (this.sink.bytes + chunk.length > this.store.maxFileSize) {
+    if (this.offset + this.sink.bytes + chunk.length > this.store.maxFileSize) {
       throw new FerryError('TOO_LARGE', `upload is over the server's limit of ${this.store.maxFileSize} bytes`);
+    }
+    if (this.store.overQuota(this.sink.bytes + chunk.length)) {
+      throw new FerryError('QUOTA', `upload is over the server's quota of ${this.store.quota} bytes`);
     }
     return this.sink.write(chunk);
   }
@@ -305,6 +462,7 @@ export class Upload {
       }
       if (this.store.fsync) await this.handle.sync();
       await this.handle.close();
+      if (this.store.quota !== undefined) await this.store.checkSpace(0); // this upload now counts whole
       return await this.store.commitTemp(this.name, this.tempPath, this.options, sha256);
     } catch (error) {
       await this.discard();
@@ -312,9 +470,24 @@ export class Upload {
     }
   }
 
-  async abort(): Promise<void> {
+  /**
+   * Gives up the upload. With `keepPartial` (the connection was lost mid-body) the bytes
+   * received are kept for a resume, when the upload had a declared size to resume against.
+   */
+  async abort(keepPartial = false): Promise<void> {
     if (this.done) return;
     this.done = true;
+    const size = this.options.size;
+    if (keepPartial && size !== undefined && this.offset + this.sink.bytes > 0) {
+      try {
+        await this.sink.finish();
+        await this.handle.close();
+        await this.store.partials.keep(this.tempPath, this.name, size);
+        return;
+      } catch {
+        // could not keep it: fall through and discard
+      }
+    }
     await this.discard();
   }
 

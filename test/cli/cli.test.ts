@@ -43,7 +43,7 @@ describe('ferry CLI', () => {
 
     const ls = await runCli(['ls', '-s', s]);
     assert.equal(ls.code, 0);
-    assert.match(ls.stdout, /97\.7 KiB {2}[0-9a-f]{12} {2}a\/b\.txt/);
+    assert.match(ls.stdout, /^\d{4}-\d\d-\d\d \d\d:\d\d {2}100000 {2}[0-9a-f]{12} {2}a\/b\.txt$/m);
     const json = JSON.parse((await runCli(['ls', '--json', '-s', s])).stdout) as { name: string; size: number; mtime: string; sha256: string }[];
     assert.deepEqual(json.map((e) => e.name), ['a/b.txt', 'report.pdf']);
     assert.deepEqual(Object.keys(json[0]!), ['name', 'size', 'mtime', 'sha256']);

@@ -8,27 +8,33 @@ export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** Raw stdout, when run with `binary`. */
+  stdoutBytes?: Buffer;
 }
 
 /** Runs `ferry ARGS` to completion (killed after `timeoutMs`). */
-export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string; timeoutMs?: number; binary?: boolean } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, FERRY_SERVER: '', ...options.env },
       cwd: options.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    let stdout = '';
+    const out: Buffer[] = [];
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      const bytes = Buffer.concat(out);
+      resolve({ code, stdout: bytes.toString(), stderr, stdoutBytes: options.binary ? bytes : undefined });
     });
-    child.stdin.end(options.input ?? '');
+    child.stdin.end(Buffer.from(options.input ?? '', 'latin1'));
   });
 }
 

@@ -9,7 +9,7 @@ export interface LsOptions extends ClientOptions {
 
 export async function ls(prefix: string | undefined, options: LsOptions): Promise<void> {
   const entries = await withClient(options, (client) => client.list(prefix ?? ''));
-  process.stdout.write(options.json ? jsonListing(entries) : tableListing(entries));
+  process.stdout.write(options.json ? jsonListing(entries) : tableListing(entries, options.long === true));
 }
 
 export function jsonListing(entries: Entry[]): string {
@@ -17,8 +17,14 @@ export function jsonListing(entries: Entry[]): string {
   return `${JSON.stringify(rows)}\n`;
 }
 
-export function tableListing(entries: Entry[]): string {
-  const rows = entries.map((e) => [shortTime(e.mtime), humanSize(e.size), e.sha256.slice(0, 12), printableName(e.name)]);
+/** One line per file: modified, size (bytes, or human with `long`), short sha256, name. */
+export function tableListing(entries: Entry[], long = false): string {
+  const rows = entries.map((e) => [
+    long ? e.mtime.toISOString() : shortTime(e.mtime),
+    long ? humanSize(e.size) : String(e.size),
+    e.sha256.slice(0, 12),
+    printableName(e.name),
+  ]);
   const sizeWidth = Math.max(0, ...rows.map((r) => r[1]!.length));
   return rows.map((r) => `${r[0]}  ${r[1]!.padStart(sizeWidth)}  ${r[2]}  ${r[3]}\n`).join('');
 }
@@ -34,10 +40,10 @@ export async function stat(name: string, options: ClientOptions & { json?: boole
   }
 }
 
-export async function rm(names: string[], options: ClientOptions & { quiet?: boolean }): Promise<void> {
+export async function rm(names: string[], options: ClientOptions & { quiet?: boolean; recursive?: boolean }): Promise<void> {
   await withClient(options, async (client) => {
     for (const name of names) {
-      await client.remove(name);
+      await (options.recursive ? client.removeTree(name) : client.remove(name));
       if (!options.quiet) process.stdout.write(`removed ${printableName(name)}\n`);
     }
   });

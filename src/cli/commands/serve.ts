@@ -2,6 +2,7 @@ import { createServer, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOT } from '../../in
 import { parsePort } from '../address.js';
 import { parseSeconds } from '../seconds.js';
 import { parseSize } from '../sizes.js';
+import { UsageError } from '../exit.js';
 
 export interface ServeOptions {
   host?: string;
@@ -13,20 +14,53 @@ export interface ServeOptions {
   grace?: string;
   rawPort?: string;
   rawIdleTimeout?: string;
+  partialTtl?: string;
+  rawAnonymous?: boolean;
+  tokens?: string;
+  tls?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  maxConnections?: string;
+  maxPerIp?: string;
+  handshakeTimeout?: string;
+  idleTimeout?: string;
+  quota?: string;
+}
+
+function parseCount(text: string, option: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`invalid ${option} "${text}": use a whole number of at least 1`);
+  }
+  return Number(text);
 }
 
 /** Runs a server until SIGINT/SIGTERM, then stops gracefully and resolves. */
 export async function serve(options: ServeOptions): Promise<void> {
   const port = options.port === undefined ? DEFAULT_PORT : parsePort(options.port);
+  if (options.tokens !== undefined && options.rawPort !== undefined && !options.rawAnonymous) {
+    throw new UsageError('the raw port cannot check tokens: add --raw-anonymous to accept anonymous raw uploads alongside --tokens');
+  }
+  if ((options.tlsCert === undefined) !== (options.tlsKey === undefined)) {
+    throw new UsageError('give both --tls-cert and --tls-key, or neither (--tls alone uses a self-signed certificate)');
+  }
+  const tls = options.tlsCert !== undefined && options.tlsKey !== undefined ? { certFile: options.tlsCert, keyFile: options.tlsKey } : options.tls === true;
   const server = createServer({
     host: options.host ?? DEFAULT_HOST,
     port,
     root: options.root ?? DEFAULT_ROOT,
     serverName: options.name,
     fsync: options.fsync !== false,
+    partialTtlMs: options.partialTtl === undefined ? undefined : parseSeconds(options.partialTtl, '--partial-ttl'),
     maxFileSize: options.maxFileSize === undefined ? undefined : parseSize(options.maxFileSize, '--max-file-size'),
     rawPort: options.rawPort === undefined ? undefined : parsePort(options.rawPort),
     rawIdleTimeoutMs: options.rawIdleTimeout === undefined ? undefined : parseSeconds(options.rawIdleTimeout, '--raw-idle-timeout'),
+    tokens: options.tokens,
+    tls,
+    maxConnections: options.maxConnections === undefined ? undefined : parseCount(options.maxConnections, '--max-connections'),
+    maxPerIp: options.maxPerIp === undefined ? undefined : parseCount(options.maxPerIp, '--max-per-ip'),
+    handshakeTimeoutMs: options.handshakeTimeout === undefined ? undefined : parseSeconds(options.handshakeTimeout, '--handshake-timeout'),
+    idleTimeoutMs: options.idleTimeout === undefined ? undefined : parseSeconds(options.idleTimeout, '--idle-timeout'),
+    quota: options.quota === undefined ? undefined : parseSize(options.quota, '--quota'),
   });
   const graceMs = options.grace === undefined ? 5000 : Number(options.grace) * 1000;
   // Handlers go in before listening: a signal right after the "listening on" line must not kill us.

@@ -2,11 +2,14 @@ import readline from 'node:readline';
 import { connect } from '../../index.js';
 import { DEFAULT_SERVER, parseServerAddress } from '../address.js';
 import { progressBar } from '../progress.js';
-import { timeoutMs } from '../session.js';
+import { securityOptions, timeoutMs } from '../session.js';
 import { ShellSession } from '../shell-session.js';
 
 export interface ShellOptions {
   timeout?: string;
+  tls?: boolean;
+  fingerprint?: string;
+  tokenFile?: string;
 }
 
 const PROMPT = 'ferry> ';
@@ -59,7 +62,7 @@ export async function shell(address: string | undefined, options: ShellOptions):
   try {
     const where = address ?? process.env.FERRY_SERVER ?? (await askAddress(nextLine));
     const { host, port } = parseServerAddress(where);
-    const client = await connect({ host, port, clientName: 'ferry-shell', timeoutMs: timeoutMs(options.timeout) });
+    const client = await connect({ host, port, clientName: 'ferry-shell', timeoutMs: timeoutMs(options.timeout), ...(await securityOptions(options)) });
     session = new ShellSession(client, {
       out: (text) => process.stdout.write(text),
       err: (text) => process.stderr.write(text),

@@ -1,0 +1,44 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+export interface LocalFile {
+  /** Path on this machine. */
+  path: string;
+  /** Path relative to the tree's root, with / separators. */
+  relative: string;
+  size: number;
+}
+
+/**
+ * Every regular file under `root`, sorted. Symbolic links are skipped (never followed out of
+ * the tree) and reported through `warn`, as are special files.
+ */
+export async function walkLocalTree(root: string, warn: (message: string) => void): Promise<LocalFile[]> {
+  const out: LocalFile[] = [];
+  async function walk(dir: string, relative: string): Promise<void> {
+    const entries = await fs.readdir(dir, { withFileTypes: true });
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      const full = path.join(dir, entry.name);
+      const rel = relative === '' ? entry.name : `${relative}/${entry.name}`;
+      if (entry.isSymbolicLink()) warn(`skipping symbolic link ${full}`);
+      else if (entry.isDirectory()) await walk(full, rel);
+      else if (entry.isFile()) out.push({ path: full, relative: rel, size: (await fs.stat(full)).size });
+      else warn(`skipping special file ${full}`);
+    }
+  }
+  await walk(root, '');
+  return out;
+}
+
+/**
+ * Where a stored name under `prefix` goes inside `destination`: the rest of the name as a
+ * local path. Returns undefined for anything that would land outside `destination`.
+ */
+export function localPathFor(destination: string, prefix: string, name: string): string | undefined {
+  const rest = prefix === '' ? name : name.startsWith(`${prefix}/`) ? name.slice(prefix.length + 1) : undefined;
+  if (rest === undefined || rest === '') return undefined;
+  const root = path.resolve(destination);
+  const target = path.resolve(root, ...rest.split('/'));
+  return target.startsWith(root + path.sep) ? target : undefined;
+}
