@@ -226,7 +226,16 @@ function allCommands(command: Command): Command[] {
   return command.commands.flatMap((sub) => [sub, ...allCommands(sub)]);
 }
 
+/** A reader that stops early (`ferry ls | head`) is not an error: stop quietly. */
+function exitQuietlyOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? ExitCode.OK);
+    throw error;
+  });
+}
+
 async function main(): Promise<void> {
+  exitQuietlyOnClosedPipe(process.stdout);
   let exitCode: number = ExitCode.OK;
   const program = buildProgram((code) => (exitCode = code));
   program.exitOverride();

@@ -41,15 +41,24 @@ export function runCli(
 export interface ServeProcess {
   child: ChildProcess;
   port: number;
+  /** The raw ingest port, when started with --raw-port. */
+  rawPort: number | undefined;
+  /** The TLS certificate fingerprint, when started with --tls. */
+  fingerprint: string | undefined;
   output: () => string;
   /** Sends SIGTERM and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 /** Starts `ferry serve --port 0 ...` and waits for its "listening on" line. */
-export function startServeProcess(args: string[], options: { cwd?: string } = {}): Promise<ServeProcess> {
+export function startServeProcess(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ServeProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const wantsRaw = args.includes('--raw-port');
     let output = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -59,11 +68,14 @@ export function startServeProcess(args: string[], options: { cwd?: string } = {}
     const onData = (d: Buffer): void => {
       output += d.toString();
       const match = /listening on 127\.0\.0\.1:(\d+)/.exec(output);
-      if (match) {
+      const raw = /raw ingest listening on 127\.0\.0\.1:(\d+)/.exec(output);
+      if (match && (!wantsRaw || raw)) {
         clearTimeout(timer);
         resolve({
           child,
           port: Number(match[1]),
+          rawPort: raw ? Number(raw[1]) : undefined,
+          fingerprint: /fingerprint (SHA256:[A-Za-z0-9+/]+)/.exec(output)?.[1],
           output: () => output,
           stop: async (signal = 'SIGTERM') => {
             child.kill(signal);

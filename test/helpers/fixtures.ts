@@ -3,7 +3,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { createServer, type FerryServer, type ListeningAddress, type ServerOptions } from '../../src/index.js';
+import assert from 'node:assert/strict';
+import { connect, createServer, type ConnectOptions, type FerryServer, type ListeningAddress, type ServerOptions } from '../../src/index.js';
 
 /** A fresh temporary folder, removed by the returned cleanup. */
 export async function tempDir(prefix = 'ferry-test-'): Promise<string> {
@@ -77,4 +78,54 @@ export async function eventually(check: () => Promise<boolean> | boolean, ms = 3
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** A file outside every server root that no test may touch: hostile tests check it after each case. */
+export interface Sentinel {
+  dir: string;
+  file: string;
+  assertUntouched(): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+const SENTINEL_TEXT = 'sentinel: must stay exactly like this\n';
+
+export async function makeSentinel(): Promise<Sentinel> {
+  const dir = await tempDir('ferry-sentinel-');
+  const file = path.join(dir, 'sentinel');
+  await fs.writeFile(file, SENTINEL_TEXT);
+  const { mtimeMs } = await fs.stat(file);
+  return {
+    dir,
+    file,
+    assertUntouched: async () => {
+      assert.equal(await fs.readFile(file, 'utf8'), SENTINEL_TEXT, 'the sentinel outside the root changed');
+      assert.equal((await fs.stat(file)).mtimeMs, mtimeMs, 'the sentinel outside the root was rewritten');
+      assert.deepEqual(await fs.readdir(dir), ['sentinel'], 'something was written beside the sentinel');
+    },
+    cleanup: () => fs.rm(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * After every abuse: the sentinel is untouched, no upload temporary is left, and a normal
+ * client (with `options`: TLS, token) can still put, get and remove a file.
+ */
+export async function assertHealthy(server: TestServer, sentinel: Sentinel, options: ConnectOptions = {}): Promise<void> {
+  await sentinel.assertUntouched();
+  await eventually(async () => (await temporaries(server.root)).length === 0, 3000, 'temporaries to be removed');
+  const client = await connect({ ...server.address, timeoutMs: 5000, ...options });
+  try {
+    const data = randomData(1234);
+    const name = `health/${Math.random().toString(36).slice(2)}.bin`;
+    assert.equal((await client.put(data, name)).sha256, sha256(data));
+    const back: Buffer[] = [];
+    const { Writable } = await import('node:stream');
+    await client.get(name, new Writable({ write: (chunk: Buffer, _e, done) => (back.push(chunk), done()) }));
+    assert.ok(Buffer.concat(back).equals(data));
+    await client.remove(name);
+  } finally {
+    await client.close();
+  }
+  await sentinel.assertUntouched();
 }

@@ -12,7 +12,8 @@ describe('transfers over loopback', () => {
   let local: string;
 
   before(async () => {
-    server = await startServer();
+    // 50 clients at once plus this one: above the default per-address limit of 50.
+    server = await startServer({ maxPerIp: 100 });
     client = await connect(server.address);
     local = await tempDir();
   });

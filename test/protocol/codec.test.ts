@@ -44,6 +44,9 @@ const FIXTURES: [Message, string][] = [
   [{ type: 'OK', id: 5 }, '000000008000000005'],
   [{ type: 'ERROR', id: 6, code: 4, message: 'no file named "b"' }, '00000015ff00000006000400116e6f2066696c65206e616d656420226222'],
   [{ type: 'AUTH', id: 8, token: 'tok' }, '0000000502000000080003746f6b'],
+  [{ type: 'PROBE_UPLOAD', id: 9, name: 'a.txt', size: 5 }, '0000000f15000000090005612e7478740000000000000005'],
+  [{ type: 'HASH_PREFIX', id: 10, name: 'a.txt', length: 2 }, '0000000f170000000a0005612e7478740000000000000002'],
+  [{ type: 'PARTIAL', id: 9, offset: 5, sha256: SHA_HELLO }, `00000028960000000900000000000000${'05'}${SHA_HELLO.toString('hex')}`],
 ];
 
 function decodeAll(role: 'server' | 'client', bytes: Buffer, splits: number[] = []): { events: unknown[] } {

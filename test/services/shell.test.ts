@@ -43,7 +43,7 @@ describe('ferry shell', { timeout: 30_000 }, () => {
     const lines = result.stdout.split('\n');
     assert.match(lines[0]!, /^stored a\.txt {2}13 B {2}sha256 [0-9a-f]{64} /);
     assert.match(lines[1]!, /^stored docs\/renamed\.txt {2}13 B /);
-    assert.match(lines[2]!, / {2}13 B {2}[0-9a-f]{12} {2}docs\/renamed\.txt$/);
+    assert.match(lines[2]!, / {2}13 {2}[0-9a-f]{12} {2}docs\/renamed\.txt$/);
     assert.match(lines[3]!, /^saved copy\.txt from docs\/renamed\.txt {2}13 B /);
     assert.equal(lines[4], 'removed a.txt');
     assert.equal(lines[5], 'removed docs/renamed.txt');
