@@ -1,4 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -16,6 +16,7 @@ import {
 } from '../protocol/index.js';
 import { FileSink } from '../transport/file-sink.js';
 import { sendFileRange } from '../transport/file-body.js';
+import { createDigester, DeferredDigester, DIGEST_HIGH_WATER, InlineDigester } from '../transport/digester.js';
 import { hashPrefix } from '../transport/hash-prefix.js';
 import { waitForDrain } from '../transport/outbox.js';
 import { Connection, remoteError, type ConnectOptions } from './connection.js';
@@ -68,6 +69,12 @@ export interface TransferResult {
   mtime: Date;
   /** Bytes that were already in place from an interrupted transfer (0 for a fresh one). */
   resumedFrom: number;
+}
+
+interface DownloadSink {
+  announce(size: number): void;
+  write(chunk: Buffer, resume: () => void): void;
+  digest(): Promise<Buffer>;
 }
 
 /** A verified prefix of an interrupted upload: its length, digest and the hash to continue. */
@@ -172,7 +179,7 @@ export class FerryClient {
     }
     if (Buffer.isBuffer(source)) {
       return this.putBody(storedName, source.length, options, undefined, async (socket, _from, onChunk) => {
-        onChunk(source);
+        await onChunk(source);
         if (!socket.write(source)) await waitForDrain(socket);
       });
     }
@@ -198,7 +205,7 @@ export class FerryClient {
     size: number | undefined,
     options: PutOptions,
     resumable: Resumable | undefined,
-    writeBody: (socket: Connection['socket'], from: number, onChunk: (chunk: Buffer) => void) => Promise<void>,
+    writeBody: (socket: Connection['socket'], from: number, onChunk: (chunk: Buffer) => Promise<void> | undefined) => Promise<void>,
   ): Promise<TransferResult> {
     const connection = this.connection;
     const awaitReady = size === undefined || size >= AWAIT_READY_THRESHOLD || resumable !== undefined;
@@ -208,7 +215,6 @@ export class FerryClient {
       (size === undefined ? PutFlag.CHUNKED : 0) |
       (awaitReady ? PutFlag.AWAIT_READY : 0) |
       (resumable ? PutFlag.RESUME : 0);
-    let hash: Hash = createHash('sha256');
     let from = 0;
     let sent = 0;
     let localSha: Buffer | undefined;
@@ -227,7 +233,6 @@ export class FerryClient {
         if (!resumable || offset !== resumable.offset || !prefixSha.equals(resumable.sha256)) {
           throw new FerryError('CONFLICT', `the server's partial of "${name}" changed while resuming: run the command again`);
         }
-        hash = resumable.hash;
         from = offset;
         sent = offset;
       };
@@ -287,16 +292,20 @@ export class FerryClient {
             if (!go) return;
           }
           if (from > 0) options.onResume?.(from);
+          const hash = from > 0 ? new InlineDigester(resumable!.hash) : createDigester(size);
           options.onProgress?.({ bytes: sent, total: size });
           await writeBody(socket, from, (chunk) => {
             if (refused) throw new FerryError('CLOSED', 'upload refused');
             hash.update(chunk);
             sent += chunk.length;
             options.onProgress?.({ bytes: sent, total: size });
+            // Hashing on another core may lag the socket: wait rather than queue without bound.
+            if (hash.pending >= DIGEST_HIGH_WATER) return new Promise<void>((resume) => hash.onCapacity(resume));
+            return undefined;
           });
           if (size === undefined) socket.write(chunkHeader(0));
           else if (sent !== size) throw new FerryError('LOCAL_IO', `source gave ${sent} bytes, expected ${size}`);
-          localSha = hash.digest();
+          localSha = await hash.digest();
           socket.write(encodeMessage({ type: 'PUT_END', id, sha256: localSha }));
         })
         .catch((error: unknown) => {
@@ -318,24 +327,30 @@ export class FerryClient {
     const partial = `${target}.ferry-part`;
     const handle = await fs.open(partial, constants.O_RDWR | constants.O_CREAT, 0o644);
     let sink: FileSink;
+    let digester: DeferredDigester;
     let offset = 0;
     try {
       const resumable = await this.resumableDownload(storedName, handle, options);
       offset = resumable?.offset ?? 0;
       await handle.truncate(offset);
-      sink = new FileSink(handle, offset, resumable?.hash);
+      digester = new DeferredDigester(resumable?.hash);
+      sink = new FileSink(handle, offset, digester);
     } catch (error) {
       await handle.close();
       throw error;
     }
     let result: TransferResult;
     try {
-      result = await this.receive(storedName, offset, options, (chunk, resume) => {
-        if (!sink.write(chunk)) {
-          this.connection.pause();
-          sink.onDrain(resume);
-        }
-      }, async () => (await sink.finish()).sha256);
+      result = await this.receive(storedName, offset, options, {
+        announce: (size) => digester.expect(size - offset),
+        write: (chunk, resume) => {
+          if (!sink.write(chunk)) {
+            this.connection.pause();
+            sink.onDrain(resume);
+          }
+        },
+        digest: async () => (await sink.finish()).sha256,
+      });
       await handle.close();
     } catch (error) {
       await sink.settle();
@@ -364,24 +379,31 @@ export class FerryClient {
   }
 
   private getInto(name: string, destination: Writable, options: GetOptions): Promise<TransferResult> {
-    const hash = createHash('sha256');
-    return this.receive(name, 0, options, (chunk, resume) => {
-      hash.update(chunk);
-      if (!destination.write(chunk)) {
-        this.connection.pause();
-        destination.once('drain', resume);
-      }
-    }, async () => hash.digest());
+    const digester = new DeferredDigester();
+    return this.receive(name, 0, options, {
+      announce: (size) => digester.expect(size),
+      write: (chunk, resume) => {
+        digester.update(chunk);
+        const hashing = digester.pending < DIGEST_HIGH_WATER;
+        if (!destination.write(chunk) || !hashing) {
+          this.connection.pause();
+          let waiting = 2;
+          const bothReady = (): void => void (--waiting === 0 && resume());
+          if (destination.writableNeedDrain) destination.once('drain', bothReady);
+          else bothReady();
+          digester.onCapacity(bothReady);
+        }
+      },
+      digest: () => digester.digest(),
+    });
   }
 
-  /** Runs one GET; `write` takes each body chunk, `digest` yields the sha256 of what was kept. */
-  private receive(
-    name: string,
-    offset: number,
-    options: GetOptions,
-    write: (chunk: Buffer, resume: () => void) => void,
-    digest: () => Promise<Buffer>,
-  ): Promise<TransferResult> {
+  /**
+   * Runs one GET; the sink learns the size (`announce`), takes each body chunk (`write`,
+   * calling `resume` after it paused the connection) and yields the sha256 of what it kept.
+   */
+  private receive(name: string, offset: number, options: GetOptions, sink: DownloadSink): Promise<TransferResult> {
+    const { write, digest } = sink;
     const connection = this.connection;
     const resume = (): void => connection.resume();
     return new Promise<TransferResult>((resolve, reject) => {
@@ -400,6 +422,7 @@ export class FerryClient {
             if (message.type === 'GET_OK') {
               if (message.offset !== offset) throw new ProtocolError(`GET_OK starts at ${message.offset}, asked for ${offset}`);
               announced = { size: message.size, sha256: message.sha256, mtimeMs: message.mtimeMs };
+              sink.announce(message.size);
               options.onProgress?.({ bytes: offset, total: message.size });
             } else if (message.type === 'ERROR') {
               finish(remoteError(message));
@@ -519,7 +542,7 @@ async function sendStream(
   socket: Connection['socket'],
   source: Readable,
   size: number | undefined,
-  onChunk: (chunk: Buffer) => void,
+  onChunk: (chunk: Buffer) => Promise<void> | undefined,
 ): Promise<void> {
   let sent = 0;
   for await (const piece of source) {
@@ -529,7 +552,7 @@ async function sendStream(
       if (size !== undefined && sent + chunk.length > size) {
         throw new FerryError('LOCAL_IO', `stream is longer than the declared ${size} bytes`);
       }
-      onChunk(chunk);
+      await onChunk(chunk);
       sent += chunk.length;
       if (size === undefined) socket.write(chunkHeader(chunk.length));
       if (!socket.write(chunk)) await waitForDrain(socket);

@@ -5,6 +5,7 @@ import {
   Decoder,
   encodeMessage,
   entryWireSize,
+  nameProblem,
   printableName,
   PROTOCOL_VERSION,
   ServerFlag,
@@ -253,6 +254,12 @@ export class Connection {
     const handler = this.handlers.get(message.id);
     if (handler === undefined) {
       throw new ProtocolError(`reply for unknown request id ${message.id}`);
+    }
+    // Every name a server sends is hostile input (PROTOCOL.md §6), whatever the request.
+    const named = message.type === 'ENTRIES' ? message.entries : message.type === 'ENTRY' || message.type === 'PUT_OK' ? [message.entry] : [];
+    for (const entry of named) {
+      const problem = nameProblem(entry.name);
+      if (problem !== undefined) throw new ProtocolError(`server sent an unusable name "${printableName(entry.name)}": ${problem}`);
     }
     if (message.type === 'ENTRIES') {
       // A peer's listing can only be as large as we allow, whatever it claims.

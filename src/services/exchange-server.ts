@@ -14,6 +14,7 @@ import {
   type Greeting,
 } from './exchange-protocol.js';
 import { LineBuffer, type LineResult } from './line-buffer.js';
+import { ConnectionLimiter } from '../server/limits.js';
 
 export interface ExchangeServerOptions {
   host?: string;
@@ -24,6 +25,8 @@ export interface ExchangeServerOptions {
   /** How long a client may take to send its line. */
   lineTimeoutMs?: number;
   maxConnections?: number;
+  /** Connections at once from one address (default 50). */
+  maxPerIp?: number;
   /** Receives the human-readable report, one block of lines per call. */
   print?: (text: string) => void;
 }
@@ -46,6 +49,7 @@ export class ExchangeServer {
   private readonly greeting: Greeting;
   private readonly options: ExchangeServerOptions;
   private readonly sockets = new Set<net.Socket>();
+  private readonly limiter: ConnectionLimiter;
   private stopReason: StopReason | undefined;
   private resolveStopped!: (reason: StopReason) => void;
 
@@ -55,7 +59,7 @@ export class ExchangeServer {
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     // Half-open: a client that half-closes right after its line must still get the answer.
     this.netServer = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
-    this.netServer.maxConnections = options.maxConnections ?? 100;
+    this.limiter = new ConnectionLimiter({ maxConnections: options.maxConnections ?? 100, maxPerIp: options.maxPerIp });
   }
 
   get name(): string {
@@ -100,6 +104,13 @@ export class ExchangeServer {
 
   private accept(socket: net.Socket): void {
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const admission = this.limiter.admit(socket.remoteAddress);
+    if (!admission.ok) {
+      socket.on('error', () => undefined);
+      socket.resetAndDestroy(); // over a limit: refused before reading a byte
+      return;
+    }
+    socket.once('close', admission.release);
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => undefined); // a reset peer simply goes away

@@ -15,17 +15,35 @@ export async function sendFileRange(
   handle: fs.FileHandle,
   start: number,
   length: number,
-  onChunk?: (chunk: Buffer) => void,
+  onChunk?: (chunk: Buffer) => Promise<void> | undefined,
 ): Promise<void> {
-  let position = start;
   const end = start + length;
-  while (position < end) {
-    const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, end - position));
+  // Buffers come back once the socket has written them: a transfer of any size churns
+  // through a handful of buffers instead of leaving a gigabyte of garbage for the GC.
+  const spare: Buffer[] = [];
+  const readAt = async (position: number): Promise<Buffer> => {
+    const size = Math.min(READ_CHUNK, end - position);
+    const recycled = size === READ_CHUNK ? spare.pop() : undefined;
+    const buffer = recycled ?? Buffer.allocUnsafeSlow(size);
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
     if (bytesRead === 0) throw new Error(`file ended ${end - position} bytes early`);
-    const chunk = bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
-    position += bytesRead;
-    onChunk?.(chunk);
-    if (!socket.write(chunk)) await waitForDrain(socket);
+    return bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+  };
+  let position = start;
+  // One read stays in flight while the previous chunk is written: disk and socket overlap.
+  let next = position < end ? readAt(position) : undefined;
+  try {
+    while (next) {
+      const chunk = await next;
+      position += chunk.length;
+      next = position < end ? readAt(position) : undefined;
+      const waitForConsumer = onChunk?.(chunk);
+      if (waitForConsumer) await waitForConsumer;
+      const whole = chunk.length === READ_CHUNK ? chunk : undefined;
+      const written = socket.write(chunk, () => whole && spare.length < 4 && spare.push(whole));
+      if (!written) await waitForDrain(socket);
+    }
+  } finally {
+    next?.catch(() => undefined); // abandoned on error: its failure is not news
   }
 }

@@ -1,8 +1,9 @@
-import { createHash, type Hash } from 'node:crypto';
 import type { promises as fs } from 'node:fs';
+import { DIGEST_HIGH_WATER, InlineDigester, type Digester } from './digester.js';
+import { noteBytesReceived } from './gc-hint.js';
 
-const HIGH_WATER = 8 * 1024 * 1024;
-const LOW_WATER = 2 * 1024 * 1024;
+const HIGH_WATER = 4 * 1024 * 1024;
+const LOW_WATER = 1024 * 1024;
 /** writev takes at most IOV_MAX (1024 on Linux) buffers per call. */
 const MAX_BATCH_BUFFERS = 1024;
 
@@ -13,7 +14,7 @@ const MAX_BATCH_BUFFERS = 1024;
  * Chunks are kept by reference until written, so callers must not reuse them.
  */
 export class FileSink {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly digester: Digester;
   private queue: Buffer[] = [];
   private queuedBytes = 0;
   private position: number;
@@ -25,10 +26,10 @@ export class FileSink {
   constructor(
     private readonly handle: fs.FileHandle,
     startAt = 0,
-    hash?: Hash,
+    digester: Digester = new InlineDigester(),
   ) {
     this.position = startAt;
-    if (hash) this.hash = hash;
+    this.digester = digester;
   }
 
   /** Bytes accepted so far (written or queued). */
@@ -42,18 +43,22 @@ export class FileSink {
 
   write(chunk: Buffer): boolean {
     if (this.failure !== undefined) return true; // the failure surfaces from finish()
-    this.hash.update(chunk);
+    this.digester.update(chunk);
     this.received += chunk.length;
+    noteBytesReceived(chunk.length);
     this.queue.push(chunk);
     this.queuedBytes += chunk.length;
     this.flushing ??= this.flush();
-    return this.queuedBytes < HIGH_WATER;
+    return this.queuedBytes < HIGH_WATER && this.digester.pending < DIGEST_HIGH_WATER;
   }
 
-  /** Calls `callback` once the queue has fallen under the low-water mark. */
+  /** Calls `callback` once both the write queue and the hashing have caught up. */
   onDrain(callback: () => void): void {
-    if (this.queuedBytes < LOW_WATER || this.failure !== undefined) callback();
-    else this.drainWaiter = callback;
+    const writesCaughtUp = (): void => {
+      if (this.queuedBytes < LOW_WATER || this.failure !== undefined) this.digester.onCapacity(callback);
+      else this.drainWaiter = () => this.digester.onCapacity(callback);
+    };
+    writesCaughtUp();
   }
 
   private async flush(): Promise<void> {
@@ -90,7 +95,7 @@ export class FileSink {
   async finish(): Promise<{ size: number; sha256: Buffer }> {
     while (this.flushing) await this.flushing;
     if (this.failure !== undefined) throw this.failure;
-    return { size: this.position, sha256: this.hash.digest() };
+    return { size: this.position, sha256: await this.digester.digest() };
   }
 
   /** Waits for in-flight writes so the file can be closed and removed safely. */
