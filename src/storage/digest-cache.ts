@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { promises as fs, type Stats } from 'node:fs';
+import { constants, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { hashPrefix } from '../transport/hash-prefix.js';
 import { isCode } from './safe-path.js';
@@ -16,6 +16,9 @@ export interface DigestRecord {
   mtimeMs: number;
   ino: number;
 }
+
+/** Fixed record size: hex digest (64), three numbers of at most 16 digits, separators. */
+const RECORD_LENGTH = 128;
 
 export class DigestCache {
   constructor(private readonly metaDir: string) {}
@@ -39,20 +42,30 @@ export class DigestCache {
   }
 
   /** Writes the record atomically (temp + rename); `sync` makes it durable before returning. */
-  async write(name: string, record: DigestRecord, sync: boolean): Promise<void> {
+  /**
+   * Writes the record in place, padded to a fixed length, without truncating or renaming:
+   * ext4 flushes a file's data before a rename over another (or a truncate), which cost a
+   * disk flush per upload here. A torn or lost record is harmless: it fails to parse, or
+   * names another inode, and the file is hashed again. For the same reason it is never fsynced.
+   */
+  async write(name: string, record: DigestRecord): Promise<void> {
     const target = this.recordPath(name);
-    await fs.mkdir(path.dirname(target), { recursive: true });
-    const temp = `${target}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    const text = `${record.sha256.toString('hex')} ${record.size} ${record.mtimeMs} ${record.ino}\n`;
-    const handle = await fs.open(temp, 'w');
+    const folder = path.dirname(target);
+    if (!this.madeFolders.has(folder)) {
+      await fs.mkdir(folder, { recursive: true });
+      this.madeFolders.add(folder);
+    }
+    const text = `${record.sha256.toString('hex')} ${record.size} ${record.mtimeMs} ${record.ino}`.padEnd(RECORD_LENGTH - 1) + '\n';
+    const handle = await fs.open(target, constants.O_WRONLY | constants.O_CREAT, 0o644);
     try {
-      await handle.writeFile(text);
-      if (sync) await handle.sync();
+      await handle.write(text, 0, 'utf8');
     } finally {
       await handle.close();
     }
-    await fs.rename(temp, target);
   }
+
+  /** The 256 record folders, made once per process. */
+  private readonly madeFolders = new Set<string>();
 
   async remove(name: string): Promise<void> {
     await fs.rm(this.recordPath(name), { force: true });
@@ -63,7 +76,7 @@ export class DigestCache {
     const record = await this.read(name);
     if (record && matches(record, stats)) return record.sha256;
     const sha256 = await hashHandle(handle, stats.size);
-    await this.write(name, { sha256, size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), ino: stats.ino }, false);
+    await this.write(name, { sha256, size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), ino: stats.ino });
     return sha256;
   }
 }

@@ -12,11 +12,38 @@ export function storedPath(root: string, name: string): string {
 }
 
 /** Checks each parent folder of `name` under root; returns false if one is missing. */
+/**
+ * Folders recently checked to be real directories (not links). Many files go into few
+ * folders, so this spares an lstat per folder level per file. Entries expire quickly and are
+ * dropped when ferry removes a folder, so a link planted by hand is noticed within a second.
+ */
+const knownFolders = new Map<string, number>();
+const KNOWN_FOLDER_MS = 1000;
+
+function isKnownFolder(dir: string): boolean {
+  const expires = knownFolders.get(dir);
+  if (expires === undefined) return false;
+  if (expires > Date.now()) return true;
+  knownFolders.delete(dir);
+  return false;
+}
+
+function rememberFolder(dir: string): void {
+  if (knownFolders.size > 10_000) knownFolders.clear();
+  knownFolders.set(dir, Date.now() + KNOWN_FOLDER_MS);
+}
+
+/** Forgets every checked folder (call after removing folders). */
+export function forgetFolders(): void {
+  knownFolders.clear();
+}
+
 export async function parentsAreRealFolders(root: string, name: string): Promise<boolean> {
   const components = name.split('/');
   let current = root;
   for (const component of components.slice(0, -1)) {
     current = path.join(current, component);
+    if (isKnownFolder(current)) continue;
     let stats;
     try {
       stats = await fs.lstat(current);
@@ -26,25 +53,32 @@ export async function parentsAreRealFolders(root: string, name: string): Promise
     }
     if (stats.isSymbolicLink()) throw new FerryError('BAD_NAME', `"${name}" passes through a symbolic link`);
     if (!stats.isDirectory()) throw new FerryError('CONFLICT', `"${name}": a parent of it is a file`);
+    rememberFolder(current);
   }
   return true;
 }
 
-/** Creates the parent folders of `name`, refusing symlinks and files in the way. */
-export async function makeParents(root: string, name: string): Promise<void> {
+/** Creates the parent folders of `name`, refusing symlinks and files in the way; returns those it made. */
+export async function makeParents(root: string, name: string): Promise<string[]> {
   const components = name.split('/');
+  const created: string[] = [];
   let current = root;
   for (const component of components.slice(0, -1)) {
     current = path.join(current, component);
+    if (isKnownFolder(current)) continue;
     try {
       await fs.mkdir(current);
+      created.push(current);
+      rememberFolder(current);
     } catch (error) {
       if (!isCode(error, 'EEXIST')) throw error;
       const stats = await fs.lstat(current);
       if (stats.isSymbolicLink()) throw new FerryError('BAD_NAME', `"${name}" passes through a symbolic link`);
       if (!stats.isDirectory()) throw new FerryError('CONFLICT', `"${name}": a parent of it is a file`);
+      rememberFolder(current);
     }
   }
+  return created; // the folders made, outermost first (their parents need an fsync to last)
 }
 
 /** Opens a stored regular file for reading without following links anywhere on its path. */
@@ -74,8 +108,39 @@ export function isCode(error: unknown, code: string): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
 }
 
-/** fsync a directory so a rename or unlink in it survives a crash. */
-export async function syncDirectory(dir: string): Promise<void> {
+/**
+ * fsync a directory so a rename or unlink in it survives a crash. Group commit: callers that
+ * arrive while a sync of the same folder runs share the next one, so a burst of small files
+ * into one folder costs a few directory fsyncs, not one per file.
+ */
+export function syncDirectory(dir: string): Promise<void> {
+  let group = folderSyncs.get(dir);
+  if (group?.next) return group.next;
+  if (!group) {
+    group = { running: undefined, next: undefined };
+    folderSyncs.set(dir, group);
+  }
+  const state = group;
+  const start = (): Promise<void> => {
+    const run = syncDirectoryNow(dir).finally(() => {
+      state.running = undefined;
+      if (!state.next) folderSyncs.delete(dir);
+    });
+    state.running = run;
+    return run;
+  };
+  if (!state.running) return start();
+  // A sync is running but may predate our rename: queue exactly one more for everyone waiting.
+  state.next = state.running.catch(() => undefined).then(() => {
+    state.next = undefined;
+    return start();
+  });
+  return state.next;
+}
+
+const folderSyncs = new Map<string, { running: Promise<void> | undefined; next: Promise<void> | undefined }>();
+
+async function syncDirectoryNow(dir: string): Promise<void> {
   const handle = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     await handle.sync();

@@ -1,5 +1,5 @@
 import { randomBytes, type Hash } from 'node:crypto';
-import { constants, promises as fs, type Dirent } from 'node:fs';
+import { constants, lstatSync, promises as fs, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { FerryError } from '../errors.js';
 import { nameProblem, normalizePrefix, RESERVED_COMPONENT } from '../protocol/names.js';
@@ -10,6 +10,7 @@ import { freeBytes, usedBytes } from './usage.js';
 import { PartialStore } from './partials.js';
 import { FileSink } from '../transport/file-sink.js';
 import {
+  forgetFolders,
   isCode,
   makeParents,
   notFound,
@@ -219,14 +220,11 @@ export class Store {
 
   async exists(name: string): Promise<boolean> {
     if (!(await parentsAreRealFolders(this.root, name))) return false;
-    try {
-      await fs.lstat(storedPath(this.root, name));
-      return true;
-    } catch (error) {
-      if (isCode(error, 'ENOENT')) return false;
-      throw error;
-    }
+    // lstatSync with throwIfNoEntry: on the hot path of every upload, a missing name is the
+    // normal case, and building an ENOENT error for it cost more than the lookup itself.
+    return lstatSync(storedPath(this.root, name), { throwIfNoEntry: false }) !== undefined;
   }
+
 
   /**
    * Starts an upload into a private temporary; nothing is visible until `commit`. With
@@ -312,13 +310,13 @@ export class Store {
   async commitTemp(name: string, tempPath: string, options: UploadOptions, sha256: Buffer): Promise<StoredEntry> {
     return this.withLock(name, async () => {
       const finalName = await this.pickName(name, options);
-      await makeParents(this.root, finalName);
+      const createdFolders = await makeParents(this.root, finalName);
       const target = storedPath(this.root, finalName);
       const stats = await fs.stat(tempPath);
       const mtimeMs = Math.trunc(stats.mtimeMs);
       // Record first: if we crash between the two renames the record names the wrong inode
       // and is ignored, so a stale digest can never be served.
-      await this.digests.write(finalName, { sha256, size: stats.size, mtimeMs, ino: stats.ino }, this.fsync);
+      await this.digests.write(finalName, { sha256, size: stats.size, mtimeMs, ino: stats.ino });
       try {
         await fs.rename(tempPath, target);
       } catch (error) {
@@ -327,7 +325,11 @@ export class Store {
         }
         throw error;
       }
-      if (this.fsync) await syncDirectory(path.dirname(target));
+      if (this.fsync) {
+        await syncDirectory(path.dirname(target));
+        // New folders on the way must survive a power cut too: sync the entries naming them.
+        for (const folder of createdFolders.reverse()) await syncDirectory(path.dirname(folder));
+      }
       return { name: finalName, kind: 'file', size: stats.size, mtimeMs, sha256 };
     });
   }
@@ -392,6 +394,7 @@ export class Store {
     for (let depth = components.length - 1; depth > 0; depth--) {
       try {
         await fs.rmdir(storedPath(this.root, components.slice(0, depth).join('/')));
+        forgetFolders();
       } catch {
         return; // not empty (or gone): stop climbing
       }

@@ -9,6 +9,7 @@ export class Outbox {
   private tail: Promise<void> = Promise.resolve();
   private busy = 0;
   private closed = false;
+  private corked = false;
 
   constructor(private readonly socket: Socket) {}
 
@@ -16,6 +17,15 @@ export class Outbox {
   frame(bytes: Buffer): void {
     if (this.closed || this.socket.destroyed) return;
     if (this.busy === 0) {
+      // Frames written in one tick (replies to pipelined requests) leave in one segment.
+      if (!this.corked) {
+        this.corked = true;
+        this.socket.cork();
+        process.nextTick(() => {
+          this.corked = false;
+          this.socket.uncork();
+        });
+      }
       this.socket.write(bytes);
       return;
     }
