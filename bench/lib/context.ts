@@ -22,7 +22,7 @@ export interface Ctx {
   sizes: Sizes;
   /** The repository root (…/dist/bench/lib → …). */
   repo: string;
-  /** Absolute path of the ferry CLI entry (dist/src/cli/main.js). */
+  /** Absolute path of the ferry CLI entry (dist/bin/cli/main.js, the package's bin). */
   ferryCli: string;
   /** Notes that go into RESULTS.md (fallbacks, skipped peers, …). */
   notes: string[];
@@ -33,9 +33,9 @@ export interface Ctx {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '..', '..', '..');
-export const FERRY_CLI = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
+export const FERRY_CLI = path.join(REPO, 'dist', 'bin', 'cli', 'main.js'); // the installed `ferry` bin
 
-/** `node …/dist/src/cli/main.js ARGS` as a shell string. */
+/** `node …/dist/bin/cli/main.js ARGS` as a shell string. */
 export function ferryCmd(ctx: Ctx, args: string[]): string {
   return [process.execPath, ctx.ferryCli, ...args].map(sh).join(' ');
 }

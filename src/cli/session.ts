@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { connect, FerryError, type ConnectOptions, type FerryClient } from '../index.js';
+import { connect, FerryError, type ConnectOptions, type FerryClient } from '../client/index.js';
 import { resolveServer } from './address.js';
 import { UsageError } from './exit.js';
 

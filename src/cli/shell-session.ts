@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { isFerryError, printableName, type FerryClient, type Progress, type TransferResult } from '../index.js';
+import { isFerryError, printableName, type FerryClient, type Progress, type TransferResult } from '../client/index.js';
 import { complete, SHELL_COMMANDS, type Candidate } from '../services/shell-completion.js';
 import { splitWords } from '../services/shell-words.js';
 import { tableListing } from './commands/files.js';

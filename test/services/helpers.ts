@@ -9,7 +9,7 @@ import { pino, type Logger } from 'pino';
 import { createServer, type FerryServer, type ListeningAddress, type ServerOptions } from '../../src/index.js';
 
 /** The built CLI (tests run from dist/test/services/). */
-export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/cli/main.js');
 
 export async function tempDir(prefix = 'ferry-svc-'): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), prefix));

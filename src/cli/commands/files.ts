@@ -1,4 +1,4 @@
-import { printableName, type Entry } from '../../index.js';
+import { printableName, type Entry } from '../../client/index.js';
 import { humanSize, shortTime } from '../format.js';
 import { withClient, type ClientOptions } from '../session.js';
 

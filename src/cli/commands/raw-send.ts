@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { printableName } from '../../index.js';
+import { printableName } from '../../client/index.js';
 import { parseServerAddress } from '../address.js';
 import { UsageError } from '../exit.js';
 import { duration, humanSize, rate } from '../format.js';

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { printableName } from '../../index.js';
+import { printableName } from '../../client/index.js';
 import { humanSize } from '../format.js';
 import { withClient, type ClientOptions } from '../session.js';
 

@@ -1,5 +1,5 @@
 import readline from 'node:readline';
-import { connect } from '../../index.js';
+import { connect } from '../../client/index.js';
 import { DEFAULT_SERVER, parseServerAddress } from '../address.js';
 import { progressBar } from '../progress.js';
 import { securityOptions, timeoutMs } from '../session.js';

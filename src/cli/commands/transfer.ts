@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { FerryError, printableName, type FerryClient, type Progress, type TransferResult } from '../../index.js';
+import { FerryError, printableName, type FerryClient, type Progress, type TransferResult } from '../../client/index.js';
 import { UsageError } from '../exit.js';
 import { duration, humanSize, rate } from '../format.js';
 import { localPathFor, walkLocalTree } from '../local-tree.js';
