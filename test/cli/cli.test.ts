@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { runCli, startServeProcess, type ServeProcess } from '../helpers/cli.js';
-import { randomData, sha256, tempDir } from '../helpers/fixtures.js';
+import { before, describe, it } from 'node:test';
+import { runCli, serveForSuite, startServeProcess, type ServeProcess } from '../helpers/cli.js';
+import { randomData, sha256 } from '../helpers/fixtures.js';
 
 /** An expected error: exactly one line on stderr, no stack trace. */
 function assertOneLineError(stderr: string, pattern: RegExp): void {
@@ -15,19 +15,11 @@ function assertOneLineError(stderr: string, pattern: RegExp): void {
 }
 
 describe('ferry CLI', () => {
+  const suite = serveForSuite();
   let work: string;
   let server: ServeProcess;
   let s: string;
-
-  before(async () => {
-    work = await tempDir();
-    server = await startServeProcess(['--root', path.join(work, 'store')]);
-    s = `127.0.0.1:${server.port}`;
-  });
-  after(async () => {
-    await server.stop();
-    await fs.rm(work, { recursive: true, force: true });
-  });
+  before(() => ({ work, server, address: s } = suite));
 
   it('puts, lists, stats, gets and removes a file', async () => {
     const data = randomData(100_000);

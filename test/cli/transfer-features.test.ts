@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { encodeMessage, PutFlag } from '../../src/protocol/index.js';
-import { runCli, startServeProcess, type ServeProcess } from '../helpers/cli.js';
+import { runCli, serveForSuite, type ServeProcess } from '../helpers/cli.js';
 import { startFakeServer } from '../helpers/fake-server.js';
-import { randomData, sha256, tempDir, treeOf } from '../helpers/fixtures.js';
+import { randomData, sha256, treeOf } from '../helpers/fixtures.js';
 import { RawPeer } from '../helpers/raw-peer.js';
 
 /** Builds a tree with nested folders, spaces and unicode names; returns its relative file paths. */
@@ -27,19 +27,11 @@ async function sameTrees(a: string, b: string): Promise<void> {
 }
 
 describe('ferry CLI: folders, many files, pipes, resume', () => {
+  const suite = serveForSuite();
   let work: string;
   let server: ServeProcess;
   let s: string;
-
-  before(async () => {
-    work = await tempDir();
-    server = await startServeProcess(['--root', path.join(work, 'store')]);
-    s = `127.0.0.1:${server.port}`;
-  });
-  after(async () => {
-    await server.stop();
-    await fs.rm(work, { recursive: true, force: true });
-  });
+  before(() => ({ work, server, address: s } = suite));
 
   it('round-trips a tree with nested folders, spaces and unicode names (put -r, ls, get -r, rm -r)', async () => {
     const src = path.join(work, 'tree');

@@ -1,4 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI entry point, run as a real child process. */
@@ -91,4 +95,30 @@ export function startServeProcess(args: string[], options: { cwd?: string; env?:
       reject(new Error(`server exited with ${code}: ${output}`));
     });
   });
+}
+
+export interface ServeSuite {
+  /** A temporary folder for the suite's local files (the store is `work/store`). */
+  work: string;
+  server: ServeProcess;
+  /** "127.0.0.1:PORT", for -s. */
+  address: string;
+}
+
+/**
+ * A `ferry serve` child process for one describe block: started in `before`, stopped and its
+ * folder removed in `after`. Read the fields inside tests, once `before` has run.
+ */
+export function serveForSuite(args: string[] = []): ServeSuite {
+  const suite = {} as ServeSuite;
+  before(async () => {
+    suite.work = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-cli-'));
+    suite.server = await startServeProcess(['--root', path.join(suite.work, 'store'), ...args]);
+    suite.address = `127.0.0.1:${suite.server.port}`;
+  });
+  after(async () => {
+    await suite.server.stop();
+    await fs.rm(suite.work, { recursive: true, force: true });
+  });
+  return suite;
 }
