@@ -216,51 +216,43 @@ export class Session {
         this.onAuth(message);
         return;
       case 'LIST':
-        this.track(this.respond(message.id, () => this.list(message)));
+        this.run(message.id, () => this.list(message));
         return;
       case 'STAT':
-        this.track(
-          this.respond(message.id, async () => {
-            const entry = await this.ctx.store.stat(message.name);
-            this.send({ type: 'ENTRY', id: message.id, entry: toWire(entry) });
-          }),
-        );
+        this.run(message.id, async () => {
+          const entry = await this.ctx.store.stat(message.name);
+          this.send({ type: 'ENTRY', id: message.id, entry: toWire(entry) });
+        });
         return;
       case 'GET':
-        this.track(this.respond(message.id, () => this.get(message)));
+        this.run(message.id, () => this.get(message));
         return;
       case 'DELETE':
-        this.track(
-          this.respond(message.id, async () => {
-            if (message.flags & ListFlag.RECURSIVE) {
-              this.requireVersion(2, 'recursive DELETE');
-              const count = await this.ctx.store.removeTree(message.name);
-              this.ctx.log.info({ peer: this.peer, name: message.name, count }, 'removed folder');
-            } else {
-              await this.ctx.store.remove(message.name);
-              this.ctx.log.info({ peer: this.peer, name: message.name }, 'removed');
-            }
-            this.send({ type: 'OK', id: message.id });
-          }),
-        );
+        this.run(message.id, async () => {
+          if (message.flags & ListFlag.RECURSIVE) {
+            this.requireVersion(2, 'recursive DELETE');
+            const count = await this.ctx.store.removeTree(message.name);
+            this.ctx.log.info({ peer: this.peer, name: message.name, count }, 'removed folder');
+          } else {
+            await this.ctx.store.remove(message.name);
+            this.ctx.log.info({ peer: this.peer, name: message.name }, 'removed');
+          }
+          this.send({ type: 'OK', id: message.id });
+        });
         return;
       case 'PROBE_UPLOAD':
-        this.track(
-          this.respond(message.id, async () => {
-            this.requireVersion(2, 'PROBE_UPLOAD');
-            const { offset, sha256 } = await this.ctx.store.probeUpload(message.name, message.size);
-            this.send({ type: 'PARTIAL', id: message.id, offset, sha256 });
-          }),
-        );
+        this.run(message.id, async () => {
+          this.requireVersion(2, 'PROBE_UPLOAD');
+          const { offset, sha256 } = await this.ctx.store.probeUpload(message.name, message.size);
+          this.send({ type: 'PARTIAL', id: message.id, offset, sha256 });
+        });
         return;
       case 'HASH_PREFIX':
-        this.track(
-          this.respond(message.id, async () => {
-            this.requireVersion(2, 'HASH_PREFIX');
-            const { offset, sha256 } = await this.ctx.store.hashPrefix(message.name, message.length);
-            this.send({ type: 'PARTIAL', id: message.id, offset, sha256 });
-          }),
-        );
+        this.run(message.id, async () => {
+          this.requireVersion(2, 'HASH_PREFIX');
+          const { offset, sha256 } = await this.ctx.store.hashPrefix(message.name, message.length);
+          this.send({ type: 'PARTIAL', id: message.id, offset, sha256 });
+        });
         return;
       case 'PUT':
         this.onPut(message);
@@ -368,6 +360,11 @@ export class Session {
     if (this.version < version) {
       throw new FerryError('UNSUPPORTED', `${feature} needs protocol ${version}; this connection speaks ${this.version}`);
     }
+  }
+
+  /** Runs a request, counted as in flight until its reply is sent. */
+  private run(id: number, work: () => Promise<void>): void {
+    this.track(this.respond(id, work));
   }
 
   /** Runs a request; a refusal becomes an ERROR reply and the connection stays usable. */
