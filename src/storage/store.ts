@@ -463,8 +463,8 @@ export class Upload {
     readonly offset: number,
     prefixHash: Hash | undefined,
   ) {
-    // The server hashes on its event loop: measured on 2 cores, a hashing thread did not speed
-    // uploads up (the client hashes too, on the same cores) and cost ~20 MB per process.
+    // The server hashes on its event loop: measured on 2 cores (where the client hashes too),
+    // a hashing thread made 1 GiB uploads ~7% faster but cost ~13 MB of server memory.
     this.sink = new FileSink(handle, offset, new InlineDigester(prefixHash));
     this.prefixSha256 = prefixHash ? prefixHash.copy().digest() : EMPTY_SHA;
   }
