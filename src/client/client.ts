@@ -166,9 +166,8 @@ export class FerryClient {
   async put(source: string | Buffer | Readable, name: string, options: PutOptions = {}): Promise<TransferResult> {
     const storedName = checkedName(name);
     if (typeof source === 'string') {
-      const handle = await openLocal(source);
+      const { handle, size } = await openLocal(source);
       try {
-        const size = (await handle.stat()).size;
         const resumable = await this.resumableUpload(storedName, size, handle, options);
         return await this.putBody(storedName, size, options, resumable, (socket, from, onChunk) =>
           sendFileRange(socket, handle, from, size - from, onChunk),
@@ -518,7 +517,8 @@ function toEntry(entry: WireEntry): Entry {
   };
 }
 
-async function openLocal(file: string): Promise<fs.FileHandle> {
+/** Opens a local regular file for upload; its size is taken from the open file, once. */
+async function openLocal(file: string): Promise<{ handle: fs.FileHandle; size: number }> {
   try {
     const handle = await fs.open(file, 'r');
     const stats = await handle.stat();
@@ -526,7 +526,7 @@ async function openLocal(file: string): Promise<fs.FileHandle> {
       await handle.close();
       throw new FerryError('LOCAL_IO', `${file} is not a regular file`);
     }
-    return handle;
+    return { handle, size: stats.size };
   } catch (error) {
     if (error instanceof FerryError) throw error;
     const code = (error as NodeJS.ErrnoException).code;

@@ -16,17 +16,26 @@ export class PartialStore {
     private readonly ttlMs: number,
   ) {}
 
+  /** Names of the partials on disk, so the common case (none) costs no system call. */
+  private readonly held = new Set<string>();
+
+  private keyFor(name: string, size: number): string {
+    return createHash('sha256').update(`${size}\0${name}`).digest('hex');
+  }
+
   private fileFor(name: string, size: number): string {
-    return path.join(this.dir, createHash('sha256').update(`${size}\0${name}`).digest('hex'));
+    return path.join(this.dir, this.keyFor(name, size));
   }
 
   async init(): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true });
     await this.sweep();
+    for (const entry of await fs.readdir(this.dir)) this.held.add(entry);
   }
 
   /** Bytes held for (name, size), or 0. */
   async sizeOf(name: string, size: number): Promise<number> {
+    if (!this.held.has(this.keyFor(name, size))) return 0;
     try {
       const stats = await fs.stat(this.fileFor(name, size));
       if (Date.now() - stats.mtimeMs > this.ttlMs || stats.size > size) return 0;
@@ -40,6 +49,7 @@ export class PartialStore {
   /** Keeps an interrupted upload's temporary for a later resume. */
   async keep(tempPath: string, name: string, size: number): Promise<void> {
     await fs.rename(tempPath, this.fileFor(name, size));
+    this.held.add(this.keyFor(name, size));
   }
 
   /**
@@ -47,18 +57,26 @@ export class PartialStore {
    * it, or undefined if there is none (or another upload claimed it first).
    */
   async claim(name: string, size: number): Promise<string | undefined> {
+    const key = this.keyFor(name, size);
+    if (!this.held.has(key)) return undefined;
     const claimed = path.join(this.tmpDir, `${randomBytes(12).toString('hex')}.part`);
     try {
-      await fs.rename(this.fileFor(name, size), claimed);
+      await fs.rename(path.join(this.dir, key), claimed);
+      this.held.delete(key);
       return claimed;
     } catch (error) {
-      if (isCode(error, 'ENOENT')) return undefined;
+      if (isCode(error, 'ENOENT')) {
+        this.held.delete(key);
+        return undefined;
+      }
       throw error;
     }
   }
 
   async discard(name: string, size: number): Promise<void> {
-    await fs.rm(this.fileFor(name, size), { force: true });
+    const key = this.keyFor(name, size);
+    if (!this.held.delete(key)) return;
+    await fs.rm(path.join(this.dir, key), { force: true });
   }
 
   async sweep(): Promise<void> {
@@ -66,7 +84,10 @@ export class PartialStore {
     for (const entry of await fs.readdir(this.dir)) {
       const file = path.join(this.dir, entry);
       try {
-        if (now - (await fs.stat(file)).mtimeMs > this.ttlMs) await fs.rm(file, { force: true });
+        if (now - (await fs.stat(file)).mtimeMs > this.ttlMs) {
+          await fs.rm(file, { force: true });
+          this.held.delete(entry);
+        }
       } catch {
         // raced with a claim: nothing to do
       }

@@ -1,5 +1,5 @@
 import { randomBytes, type Hash } from 'node:crypto';
-import { constants, lstatSync, promises as fs, type Dirent } from 'node:fs';
+import { constants, lstatSync, promises as fs, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
 import { FerryError } from '../errors.js';
 import { nameProblem, normalizePrefix, RESERVED_COMPONENT } from '../protocol/names.js';
@@ -309,12 +309,11 @@ export class Store {
   }
 
   /** Moves a finished temporary into place under the name lock (see Upload.commit). */
-  async commitTemp(name: string, tempPath: string, options: UploadOptions, sha256: Buffer): Promise<StoredEntry> {
+  async commitTemp(name: string, tempPath: string, options: UploadOptions, sha256: Buffer, stats: Stats): Promise<StoredEntry> {
     return this.withLock(name, async () => {
       const finalName = await this.pickName(name, options);
       const createdFolders = await makeParents(this.root, finalName);
       const target = storedPath(this.root, finalName);
-      const stats = await fs.stat(tempPath);
       const mtimeMs = Math.trunc(stats.mtimeMs);
       // Record first: if we crash between the two renames the record names the wrong inode
       // and is ignored, so a stale digest can never be served.
@@ -494,9 +493,10 @@ export class Upload {
         throw new FerryError('INTEGRITY', `sha256 mismatch: the bytes received are not the bytes sent`);
       }
       if (this.store.fsync) await this.handle.sync();
+      const stats = await this.handle.stat();
       await this.handle.close();
       if (this.store.quota !== undefined) await this.store.checkSpace(0); // this upload now counts whole
-      return await this.store.commitTemp(this.name, this.tempPath, this.options, sha256);
+      return await this.store.commitTemp(this.name, this.tempPath, this.options, sha256, stats);
     } catch (error) {
       await this.discard();
       throw mapFsError(error);
