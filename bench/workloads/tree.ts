@@ -2,6 +2,7 @@
 // download. Peers: scp -r, sftp put/get -r, rsync daemon -r, lftp mirror (-R) with 1 and 4
 // connections. ferry: `ferry put -r DIR` / `ferry get -r NAME -o DEST` (issue 5); a usage
 // error is recorded as "not yet supported".
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ferryUsageError, runCases, type Case } from '../lib/bench.js';
 import { display, ferryCmd, type Ctx } from '../lib/context.js';
@@ -97,7 +98,16 @@ export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps:
       if (seed.error) skip = { status: seed.usage ? 'unsupported' : 'failed', reason: seed.usage ? `not yet supported: ${seed.error}` : seed.error };
       cmd = ferryCmd(ctx, ['get', '-r', path.basename(src), '-o', out, '-s', s.addr, '--quiet']);
     }
-    cases.push({ tool: 'ferry get -r', direction: 'download', command: display(ctx, cmd), cmd, isFerry: true, reference: true, ...base, ...(skip ? { skip } : {}), prepare: async () => rmrf(out), verify: () => verifyTree(out, want), cleanup: async () => rmrf(out), unsupported: ferryUsageError });
+    // The upload cases on this server remove the tree after each run: put it back (untimed) first.
+    const reseed = async (): Promise<void> => {
+      if (typeof s === 'string') return;
+      const stored = await stat(path.join(s.root, path.basename(src))).catch(() => undefined);
+      if (!stored) {
+        const again = await ferrySeed(ctx, s, ['put', '-r', src]);
+        if (again.error) throw new Error(again.error);
+      }
+    };
+    cases.push({ tool: 'ferry get -r', direction: 'download', command: display(ctx, cmd), cmd, isFerry: true, reference: true, ...base, ...(skip ? { skip } : {}), prepare: async () => { await rmrf(out); await reseed(); }, verify: () => verifyTree(out, want), cleanup: async () => rmrf(out), unsupported: ferryUsageError });
   }
   {
     const out = path.join(down, 'scp');
