@@ -40,6 +40,11 @@ const FIXTURES: [Message, string][] = [
     `0000003b90000000030000010005612e747874000000000000000005000001a200380100${SHA_HELLO.toString('hex')}`,
   ],
   [{ type: 'STAT', id: 4, name: 'a.txt' }, '0000000711000000040005612e747874'],
+  [
+    { type: 'ENTRY', id: 4, entry },
+    `0000003892000000040005612e747874000000000000000005000001a200380100${SHA_HELLO.toString('hex')}`,
+  ],
+  [{ type: 'PUT_READY', id: 7, offset: 0, prefixSha256: Buffer.alloc(32) }, `000000289500000007${'00'.repeat(40)}`],
   [{ type: 'DELETE', id: 5, name: 'a.txt', flags: 0 }, '0000000814000000050005612e74787400'],
   [{ type: 'OK', id: 5 }, '000000008000000005'],
   [{ type: 'ERROR', id: 6, code: 4, message: 'no file named "b"' }, '00000015ff00000006000400116e6f2066696c65206e616d656420226222'],
