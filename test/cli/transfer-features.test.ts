@@ -90,6 +90,18 @@ describe('ferry CLI: folders, many files, pipes, resume', () => {
     for (const n of names) assert.equal(await fs.readFile(path.join(out, n), 'utf8'), `content of ${n}`);
   });
 
+  it('writes into an existing folder given as -o, like cp', async () => {
+    await fs.writeFile(path.join(work, 'into.txt'), 'into a folder');
+    assert.equal((await runCli(['put', path.join(work, 'into.txt'), '-s', s, '-q'])).code, 0);
+    const folder = path.join(work, 'target-folder');
+    await fs.mkdir(folder);
+    for (const output of [folder, `${path.join(work, 'new-folder')}/`]) {
+      const get = await runCli(['get', 'into.txt', '-o', output, '-s', s, '-q']);
+      assert.equal(get.code, 0, get.stderr);
+      assert.equal(await fs.readFile(path.join(output, 'into.txt'), 'utf8'), 'into a folder');
+    }
+  });
+
   it('reads stdin and writes stdout', async () => {
     const data = randomData(300_000);
     const put = await runCli(['put', '-', '--as', 'piped.bin', '-s', s, '--json'], { input: data.toString('latin1') });

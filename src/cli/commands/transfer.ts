@@ -109,12 +109,21 @@ async function planGets(names: string[], options: GetCliOptions): Promise<Job[]>
   }
   if (names.length === 1) {
     const name = names[0]!;
-    const local = options.output ?? name.split('/').pop() ?? name;
+    const base = name.split('/').pop() ?? name;
+    let local = options.output ?? base;
+    // Like cp and scp: an existing folder (or a path ending in /) receives the file inside it.
+    if (options.output !== undefined && (options.output.endsWith('/') || (await isFolder(options.output)))) {
+      local = path.join(options.output, base);
+    }
     if (local === '') throw new UsageError('no output file: use -o FILE');
     return [{ name, local, size: undefined }];
   }
   const folder = options.output ?? '.';
   return names.map((name) => ({ name, local: path.join(folder, name.split('/').pop() ?? name), size: undefined }));
+}
+
+async function isFolder(local: string): Promise<boolean> {
+  return (await fs.stat(local).catch(() => undefined))?.isDirectory() === true;
 }
 
 interface Hooks {
