@@ -505,9 +505,8 @@ function checkedName(name: string): string {
   return normalized;
 }
 
+/** A listing entry as the library returns it (its name was checked in Connection.route). */
 function toEntry(entry: WireEntry): Entry {
-  const problem = entry.kind === 'folder' ? nameProblem(entry.name) : nameProblem(entry.name);
-  if (problem !== undefined) throw new ProtocolError(`server sent an unusable name "${printableName(entry.name)}": ${problem}`);
   return {
     name: entry.name,
     kind: entry.kind,

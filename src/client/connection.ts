@@ -214,10 +214,6 @@ export class Connection {
     });
   }
 
-  get error(): FerryError | undefined {
-    return this.failure;
-  }
-
   /** Allocates a request id and registers its handler; throws the connection's failure if any. */
   register(handler: RequestHandler): number {
     if (this.failure) throw this.failure;

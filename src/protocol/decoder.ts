@@ -46,11 +46,6 @@ export class Decoder {
     private readonly events: DecoderEvents,
   ) {}
 
-  /** True while the bytes in flight belong to a body (used to word errors). */
-  get inBody(): boolean {
-    return this.state === State.Body || this.state === State.ChunkData || this.state === State.ChunkHeader;
-  }
-
   get awaitingReadyFor(): number | undefined {
     return this.state === State.AwaitingReady ? this.awaitingId : undefined;
   }

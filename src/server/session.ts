@@ -59,8 +59,10 @@ interface IncomingPut {
   expectedSha: Buffer | undefined;
 }
 
-const ZERO_SHA = Buffer.alloc(32);
-const ZERO_ENTRY_SHA = ZERO_SHA;
+/** A put whose body is about to arrive; `declaredSize` is undefined for a chunked body. */
+function incomingPut(message: MessageOf<'PUT'>, declaredSize: number | undefined): IncomingPut {
+  return { id: message.id, name: message.name, declaredSize, upload: undefined, early: [], bodyDone: false, refused: false, expectedSha: undefined };
+}
 
 /**
  * One client connection: decodes requests, runs them against the store and writes replies.
@@ -316,16 +318,7 @@ export class Session {
       if (message.flags & PutFlag.AWAIT_READY) {
         queueMicrotask(() => this.decoder.cancelAwait(message.id)); // after the decoder has settled
       } else {
-        this.puts.set(message.id, {
-          id: message.id,
-          name: message.name,
-          declaredSize: undefined,
-          upload: undefined,
-          early: [],
-          bodyDone: false,
-          refused: true,
-          expectedSha: undefined,
-        });
+        this.puts.set(message.id, { ...incomingPut(message, undefined), refused: true });
       }
     }
     this.sendError(message.id, error);
@@ -429,16 +422,7 @@ export class Session {
     if (this.puts.has(message.id)) throw new ProtocolError(`request id ${message.id} is already in use`);
     const chunked = (message.flags & PutFlag.CHUNKED) !== 0;
     const awaitReady = (message.flags & PutFlag.AWAIT_READY) !== 0;
-    const put: IncomingPut = {
-      id: message.id,
-      name: message.name,
-      declaredSize: chunked ? undefined : message.size,
-      upload: undefined,
-      early: [],
-      bodyDone: false,
-      refused: false,
-      expectedSha: undefined,
-    };
+    const put = incomingPut(message, chunked ? undefined : message.size);
     this.puts.set(message.id, put);
     const resume = (message.flags & PutFlag.RESUME) !== 0;
     if (resume && (!awaitReady || chunked || this.version < 2)) {
@@ -568,7 +552,7 @@ function toWire(entry: StoredEntry): WireEntry {
     kind: entry.kind,
     size: entry.size,
     mtimeMs: entry.mtimeMs,
-    sha256: entry.kind === 'folder' ? ZERO_ENTRY_SHA : entry.sha256,
+    sha256: entry.sha256, // all zero for folders (the store's entries say so)
   };
 }
 

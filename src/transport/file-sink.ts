@@ -37,10 +37,6 @@ export class FileSink {
     return this.received;
   }
 
-  get error(): unknown {
-    return this.failure;
-  }
-
   write(chunk: Buffer): boolean {
     if (this.failure !== undefined) return true; // the failure surfaces from finish()
     this.digester.update(chunk);
