@@ -4,7 +4,7 @@
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: ['dist/src/cli/main.js', 'dist/src/transport/digester-thread.js'],
+  entryPoints: ['dist/src/cli/main.js', 'dist/src/io/digester-thread.js'],
   entryNames: '[name]',
   outdir: 'dist/bin/cli', // three levels deep, like dist/src/cli: main.js finds ../../../package.json
   bundle: true,

@@ -5,8 +5,10 @@
  */
 export { connect, FerryClient } from './client/client.js';
 export type { ConnectOptions, Entry, GetOptions, Progress, PutOptions, TransferResult } from './client/client.js';
-export { createServer, FerryServer, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOT } from './server/server.js';
-export type { ListeningAddress, ServerOptions } from './server/server.js';
+export { FerryServer, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOT } from './server/server.js';
+export { createServer } from './create-server.js';
+export type { ServerOptions } from './create-server.js';
+export type { ListeningAddress, PluginContext, ServerPlugin } from './server/plugin.js';
 export type { TlsClientOptions } from './client/connection.js';
 export { KnownHosts, defaultKnownHostsPath } from './client/known-hosts.js';
 export { TokenSet, AuthThrottle } from './server/auth.js';

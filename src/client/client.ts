@@ -14,10 +14,10 @@ import {
   type Message,
   type WireEntry,
 } from '../protocol/index.js';
-import { FileSink } from '../transport/file-sink.js';
+import { FileSink } from '../io/file-sink.js';
 import { sendFileRange } from '../transport/file-body.js';
-import { createDigester, DeferredDigester, DIGEST_HIGH_WATER, InlineDigester } from '../transport/digester.js';
-import { hashPrefix } from '../transport/hash-prefix.js';
+import { createDigester, DeferredDigester, DIGEST_HIGH_WATER, InlineDigester } from '../io/digester.js';
+import { hashPrefix } from '../io/hash-prefix.js';
 import { waitForDrain } from '../transport/outbox.js';
 import { Connection, remoteError, type ConnectOptions } from './connection.js';
 

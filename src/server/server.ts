@@ -5,11 +5,11 @@ import type { Logger } from 'pino';
 import { FerryError, WireErrorCode } from '../errors.js';
 import { encodeMessage } from '../protocol/index.js';
 import { Store } from '../storage/store.js';
-import { RawIngestServer } from '../services/raw-ingest.js';
 import { loadServerCredentials, serverContext, type ServerTlsOptions } from '../transport/tls.js';
 import { AuthThrottle, TokenSet, type ThrottleOptions } from './auth.js';
-import { ConnectionLimiter, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_IP } from './limits.js';
+import { ConnectionLimiter, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_IP } from '../transport/limits.js';
 import { createLogger } from './log.js';
+import type { ListeningAddress, ServerPlugin } from './plugin.js';
 import { Session, type SessionLimits } from './session.js';
 
 export interface ServerOptions {
@@ -41,22 +41,17 @@ export interface ServerOptions {
   /** Serve TLS only (PROTOCOL.md §9): true for a self-signed certificate kept under <root>/.ferry/tls, or PEM files. */
   tls?: boolean | ServerTlsOptions;
   logger?: Logger;
-  /** Also listen here (same host) for raw uploads: each connection becomes raw/<n>.file. 0 picks a free port. */
-  rawPort?: number;
-  /** A raw upload is discarded after this long without a byte (default 10 s). */
-  rawIdleTimeoutMs?: number;
+  /** Listeners that run beside the protocol port on the same host, store and limits (e.g. raw ingest). */
+  plugins?: ServerPlugin[];
 }
 
 export const DEFAULT_PORT = 4455;
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_ROOT = './ferry-data';
 
-export interface ListeningAddress {
-  host: string;
-  port: number;
-}
+export type { ListeningAddress } from './plugin.js';
 
-/** A ferry server: call `listen()`, later `close()`. */
+/** A ferry server: call `listen()`, later `close()`. (`createServer` in src/index.ts adds the plug-ins.) */
 export class FerryServer {
   readonly log: Logger;
   private readonly sessions = new Set<Session>();
@@ -65,7 +60,8 @@ export class FerryServer {
   private readonly limits: SessionLimits;
   private readonly options: ServerOptions;
   private closing: Promise<void> | undefined;
-  private rawIngest: RawIngestServer | undefined;
+  /** Plug-ins started so far, with their addresses. */
+  private readonly started = new Map<ServerPlugin, ListeningAddress>();
   private readonly limiter: ConnectionLimiter;
   private readonly throttle: AuthThrottle;
   private tokens: TokenSet | undefined;
@@ -131,31 +127,33 @@ export class FerryServer {
       { root: this.store.root, tls: this.secureContext !== undefined, tokens: this.tokens?.size ?? 0 },
       `listening on ${formatAddress(address)}${this.secureContext ? ' (TLS)' : ''}`,
     );
-    if (this.options.rawPort !== undefined) await this.listenRaw(host, this.options.rawPort);
+    for (const plugin of this.options.plugins ?? []) await this.startPlugin(plugin, host);
     return address;
   }
 
-  /** Opens the raw ingest port; if it cannot, the main port is closed again. */
-  private async listenRaw(host: string, port: number): Promise<void> {
+  /** Starts one plug-in; if it cannot listen, everything started so far is closed again. */
+  private async startPlugin(plugin: ServerPlugin, host: string): Promise<void> {
     if (this.closing) return;
-    this.rawIngest = new RawIngestServer({
-      store: this.storage,
-      log: this.log,
-      idleTimeoutMs: this.options.rawIdleTimeoutMs,
-      limiter: this.limiter,
-    });
     try {
-      const address = await this.rawIngest.listen(host, port);
-      this.log.info(`raw ingest listening on ${formatAddress(address)}`);
+      const address = await plugin.start({ host, store: this.storage, log: this.log, limiter: this.limiter });
+      this.started.set(plugin, address);
+      this.log.info(`${plugin.name} listening on ${formatAddress(address)}`);
     } catch (error) {
+      await Promise.all([...this.started.keys()].map((p) => p.close(0)));
       await new Promise<void>((resolve) => this.netServer.close(() => resolve()));
-      throw listenError(error as NodeJS.ErrnoException, host, port);
+      throw error;
     }
   }
 
-  /** The raw ingest port's address, when `rawPort` was given. */
+  /** Where the plug-in named `name` listens, once started. */
+  pluginAddress(name: string): ListeningAddress | undefined {
+    for (const [plugin, address] of this.started) if (plugin.name === name) return address;
+    return undefined;
+  }
+
+  /** The raw ingest port's address, when that plug-in runs. */
   get rawAddress(): ListeningAddress | undefined {
-    return this.rawIngest?.address;
+    return this.pluginAddress('raw ingest');
   }
 
   get address(): ListeningAddress {
@@ -213,7 +211,7 @@ export class FerryServer {
   close(graceMs = 5000): Promise<void> {
     this.closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => this.netServer.close(() => resolve()));
-      const rawClosed = this.rawIngest?.close(graceMs);
+      const pluginsClosed = Promise.all([...this.started.keys()].map((plugin) => plugin.close(graceMs)));
       for (const session of this.sessions) session.closeWhenIdle();
       const quiet = Promise.all([...this.sessions].map((s) => s.finished));
       let timer: NodeJS.Timeout | undefined;
@@ -221,14 +219,10 @@ export class FerryServer {
       clearTimeout(timer);
       for (const session of this.sessions) session.destroy();
       await stopped;
-      await rawClosed;
+      await pluginsClosed;
     })();
     return this.closing;
   }
-}
-
-export function createServer(options: ServerOptions = {}): FerryServer {
-  return new FerryServer(options);
 }
 
 export function formatAddress(address: ListeningAddress): string {

@@ -14,7 +14,7 @@ import {
   type Greeting,
 } from './exchange-protocol.js';
 import { LineBuffer, type LineResult } from './line-buffer.js';
-import { ConnectionLimiter } from '../server/limits.js';
+import { ConnectionLimiter } from '../transport/limits.js';
 
 export interface ExchangeServerOptions {
   host?: string;

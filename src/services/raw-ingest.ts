@@ -2,7 +2,9 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ConnectionLimiter } from '../server/limits.js';
+import { listenError } from '../server/server.js';
+import type { ListeningAddress, PluginContext, ServerPlugin } from '../server/plugin.js';
+import { ConnectionLimiter } from '../transport/limits.js';
 import type { StoredEntry, Store, Upload } from '../storage/store.js';
 import { IdleTimer } from './idle-timer.js';
 import { IngestCounter } from './ingest-counter.js';
@@ -132,6 +134,23 @@ export class RawIngestServer {
     })();
     return this.closing;
   }
+}
+
+/** The raw ingest port as a server plug-in: same host, store, log and connection caps as the server. */
+export function rawIngestPlugin(options: { port: number; idleTimeoutMs?: number }): ServerPlugin {
+  let server: RawIngestServer | undefined;
+  return {
+    name: 'raw ingest',
+    async start(context: PluginContext): Promise<ListeningAddress> {
+      server = new RawIngestServer({ ...context, idleTimeoutMs: options.idleTimeoutMs });
+      try {
+        return await server.listen(context.host, options.port);
+      } catch (error) {
+        throw listenError(error as NodeJS.ErrnoException, context.host, options.port);
+      }
+    },
+    close: (graceMs) => server?.close(graceMs) ?? Promise.resolve(),
+  };
 }
 
 /** One past the highest `raw/<n>.file` present: where numbering starts without a counter file. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { constants, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
-import { hashPrefix } from '../transport/hash-prefix.js';
+import { hashPrefix } from '../io/hash-prefix.js';
 import { isCode } from './safe-path.js';
 
 /**

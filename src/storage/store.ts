@@ -3,12 +3,12 @@ import { constants, lstatSync, promises as fs, type Dirent, type Stats } from 'n
 import path from 'node:path';
 import { FerryError } from '../errors.js';
 import { nameProblem, normalizePrefix, RESERVED_COMPONENT } from '../protocol/names.js';
-import { InlineDigester } from '../transport/digester.js';
-import { hashPrefix } from '../transport/hash-prefix.js';
+import { InlineDigester } from '../io/digester.js';
+import { hashPrefix } from '../io/hash-prefix.js';
 import { DigestCache } from './digest-cache.js';
 import { freeBytes, usedBytes } from './usage.js';
 import { PartialStore } from './partials.js';
-import { FileSink } from '../transport/file-sink.js';
+import { FileSink } from '../io/file-sink.js';
 import {
   forgetFolders,
   isCode,

@@ -1,6 +1,6 @@
 import type { promises as fs } from 'node:fs';
 import { DIGEST_HIGH_WATER, InlineDigester, type Digester } from './digester.js';
-import { noteBytesReceived } from './gc-hint.js';
+
 
 const HIGH_WATER = 4 * 1024 * 1024;
 const LOW_WATER = 1024 * 1024;
@@ -41,7 +41,6 @@ export class FileSink {
     if (this.failure !== undefined) return true; // the failure surfaces from finish()
     this.digester.update(chunk);
     this.received += chunk.length;
-    noteBytesReceived(chunk.length);
     this.queue.push(chunk);
     this.queuedBytes += chunk.length;
     this.flushing ??= this.flush();

@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 
-/** Worker side of transport/digester.ts: one sha256 per stream id, acked per batch. */
+/** Worker side of io/digester.ts: one sha256 per stream id, acked per batch. */
 type ToWorker = { t: 'open'; id: number } | { t: 'update'; id: number; data: ArrayBuffer } | { t: 'digest'; id: number };
 
 const hashes = new Map<number, Hash>();

@@ -1,0 +1,30 @@
+import type { Logger } from 'pino';
+import type { Store } from '../storage/store.js';
+import type { ConnectionLimiter } from '../transport/limits.js';
+
+export interface ListeningAddress {
+  host: string;
+  port: number;
+}
+
+/** What a plug-in gets from the server it runs beside: the same store, log and connection caps. */
+export interface PluginContext {
+  host: string;
+  store: Store;
+  log: Logger;
+  limiter: ConnectionLimiter;
+}
+
+/**
+ * A listener that runs beside the ferry protocol port and shares its store and limits (the raw
+ * ingest port today; the HTTP door and metrics later). Plug-ins live above the server: the
+ * server knows only this interface, never a plug-in's module.
+ */
+export interface ServerPlugin {
+  /** Short stable name, used in logs and by `FerryServer.pluginAddress`. */
+  readonly name: string;
+  /** Starts listening; rejects with the system error (EADDRINUSE, …) as is. */
+  start(context: PluginContext): Promise<ListeningAddress>;
+  /** Stops accepting, lets work in flight finish for up to `graceMs`, then ends it. Idempotent. */
+  close(graceMs: number): Promise<void>;
+}
