@@ -40,6 +40,10 @@ export class Decoder {
   private bodyId = 0;
   private bodyRemaining = 0;
   private awaitingId = 0;
+  /** Set by the consumer while it cannot take more (backpressure); bytes stay buffered. */
+  private paused = false;
+  /** True while drain() runs: calls made from inside an event handler must not re-enter it. */
+  private draining = false;
 
   constructor(
     private readonly role: DecoderRole,
@@ -54,6 +58,30 @@ export class Decoder {
     if (chunk.length === 0) return;
     this.pending.push(chunk);
     this.pendingLength += chunk.length;
+    this.drain();
+  }
+
+  /** Bytes received but not yet decoded (held while paused). */
+  get buffered(): number {
+    return this.pendingLength;
+  }
+
+  /**
+   * Stops reporting events until `resume()`: the consumer is full. May be called from inside
+   * an event handler; the event being handled completes, nothing after it is reported.
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Reports what was held back; throws ProtocolError like `push`. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
     this.drain();
   }
 
@@ -124,8 +152,20 @@ export class Decoder {
     return head.subarray(0, max);
   }
 
+  /** Decodes what is buffered; re-entrant calls (from an event handler) return at once. */
   private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      this.drainLoop();
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private drainLoop(): void {
     for (;;) {
+      if (this.paused) return;
       // A zero-length payload completes with no bytes buffered, so only Payload may run on empty.
       if (this.pendingLength === 0 && this.state !== State.Payload) return;
       switch (this.state) {

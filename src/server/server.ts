@@ -10,6 +10,8 @@ import { AuthThrottle, TokenSet, type ThrottleOptions } from './auth.js';
 import { ConnectionLimiter, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_IP } from '../transport/limits.js';
 import { createLogger } from './log.js';
 import type { ListeningAddress, ServerPlugin } from './plugin.js';
+import { systemClock, type Clock } from '../clock.js';
+import { defaultFileBudget, FileBudget } from './file-budget.js';
 import { Session, type SessionLimits } from './session.js';
 
 export interface ServerOptions {
@@ -30,8 +32,16 @@ export interface ServerOptions {
   maxPerIp?: number;
   /** Absolute deadline for HELLO (and AUTH, with tokens), in ms (default 15 s). */
   handshakeTimeoutMs?: number;
-  /** Close a connection silent this long with nothing in flight, in ms (default 300 s). */
+  /** Close a connection whose peer made no progress (sent nothing, read nothing) for this long, in ms (default 300 s). */
   idleTimeoutMs?: number;
+  /** Requests one connection may have in progress before the server stops reading it (default 64). */
+  maxInFlight?: number;
+  /** Reply bytes a connection may leave unread before the server stops reading it (default 256 KiB). */
+  maxBacklogBytes?: number;
+  /** Files held open for transfers at once, over all connections (default: from the process's open-file limit). */
+  maxOpenFiles?: number;
+  /** Time for every deadline; tests pass a manual clock (default: the system clock). */
+  clock?: Clock;
   /** Total bytes the stored files may take; uploads beyond are refused with QUOTA. */
   quota?: number;
   /** Require a token (PROTOCOL.md §8): a parsed set, or the path of a tokens file. */
@@ -64,6 +74,9 @@ export class FerryServer {
   private readonly started = new Map<ServerPlugin, ListeningAddress>();
   private readonly limiter: ConnectionLimiter;
   private readonly throttle: AuthThrottle;
+  private readonly clock: Clock;
+  /** Open files for transfers, shared by every connection. */
+  readonly files: FileBudget;
   private tokens: TokenSet | undefined;
   private secureContext: tls.SecureContext | undefined;
   /** `SHA256:<base64>` of the TLS certificate, once listening with TLS. */
@@ -75,14 +88,19 @@ export class FerryServer {
     this.limits = {
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 15_000,
       idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
-      maxInFlight: 64,
+      maxInFlight: options.maxInFlight ?? 64,
+      maxBacklogBytes: options.maxBacklogBytes ?? 256 * 1024,
     };
+    this.clock = options.clock ?? systemClock;
+    const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.files = new FileBudget(options.maxOpenFiles ?? defaultFileBudget(maxConnections), this.clock);
     this.limiter = new ConnectionLimiter({
-      maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      maxConnections,
       maxPerIp: options.maxPerIp ?? DEFAULT_MAX_PER_IP,
     });
     this.throttle = new AuthThrottle(options.authThrottle);
-    this.netServer = net.createServer((socket) => this.accept(socket));
+    // Half-open: a client's FIN ends its requests, not our replies to them (PROTOCOL.md §3).
+    this.netServer = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
   get storage(): Store {
@@ -175,10 +193,20 @@ export class FerryServer {
       // A plaintext peer is told why (ERROR id 0 BUSY); a TLS peer just sees the close.
       if (!this.secureContext) raw.write(encodeMessage({ type: 'ERROR', id: 0, code: WireErrorCode.BUSY, message: admission.reason }));
       raw.end();
-      setTimeout(() => raw.destroy(), 1000).unref();
+      this.clock.setTimer(1000, () => raw.destroy());
       return;
     }
     raw.once('close', admission.release);
+    try {
+      this.startSession(raw);
+    } catch (error) {
+      // Whatever goes wrong with one connection stays with it.
+      this.log.error({ peer: `${raw.remoteAddress ?? '?'}:${raw.remotePort ?? '?'}`, err: error }, 'could not start a session');
+      raw.destroy();
+    }
+  }
+
+  private startSession(raw: net.Socket): void {
     const socket = this.secureContext
       ? new tls.TLSSocket(raw, { isServer: true, secureContext: this.secureContext, requestCert: false })
       : raw;
@@ -191,6 +219,8 @@ export class FerryServer {
       serverName: this.options.serverName ?? os.hostname(),
       limits: this.limits,
       log: this.log,
+      clock: this.clock,
+      files: this.files,
       tokens: this.tokens,
       throttle: this.throttle,
       tls: this.secureContext !== undefined,

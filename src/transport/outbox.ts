@@ -4,14 +4,24 @@ import type { Socket } from 'node:net';
  * Serialises everything one side writes on a connection. Frames are written at once when
  * nothing else is in flight; a body (a file or a stream) holds the line until its last byte is
  * written, and frames queued meanwhile follow it. Writers respect socket backpressure.
+ *
+ * It also measures what is owed to the peer, so a reader that stops reading can be stopped
+ * from producing more: `backlog` counts frame bytes not yet taken by the kernel (queued behind
+ * a body, or sitting in the socket's buffer while no body runs) and `tasks` the bodies waiting
+ * for the line. A body's own bytes are not counted: it waits for drain itself.
  */
 export class Outbox {
   private tail: Promise<void> = Promise.resolve();
   private busy = 0;
+  private queuedBytes = 0;
   private closed = false;
   private corked = false;
 
-  constructor(private readonly socket: Socket) {}
+  constructor(
+    private readonly socket: Socket,
+    /** Told each time a queued frame or body has been handed to the socket (or failed). */
+    private readonly onTaskDone?: () => void,
+  ) {}
 
   /** Writes a frame now if the line is free, otherwise after the bodies queued before it. */
   frame(bytes: Buffer): void {
@@ -29,9 +39,11 @@ export class Outbox {
       this.socket.write(bytes);
       return;
     }
+    this.queuedBytes += bytes.length;
     void this.enqueue(async () => {
+      this.queuedBytes -= bytes.length;
       await writeAndWait(this.socket, bytes);
-    });
+    }).catch(() => undefined); // a closed connection: the frame is moot
   }
 
   /** Runs `task` with exclusive use of the socket once everything queued before it is written. */
@@ -41,11 +53,22 @@ export class Outbox {
       if (this.closed || this.socket.destroyed) throw new Error('connection closed');
       await task();
     });
-    this.tail = run.then(
-      () => void this.busy--,
-      () => void this.busy--,
-    );
+    const done = (): void => {
+      this.busy--;
+      this.onTaskDone?.();
+    };
+    this.tail = run.then(done, done);
     return run;
+  }
+
+  /** Frame bytes the peer has not taken yet (see the class comment). */
+  get backlog(): number {
+    return this.queuedBytes + (this.busy === 0 ? this.socket.writableLength : 0);
+  }
+
+  /** Bodies and frames waiting for (or holding) the line. */
+  get tasks(): number {
+    return this.busy;
   }
 
   close(): void {

@@ -1,0 +1,109 @@
+import type { Socket } from 'node:net';
+import { FerryError } from '../errors.js';
+import {
+  encodeMessage,
+  ENTRIES_OVERHEAD,
+  entryWireSize,
+  ListFlag,
+  MAX_CONTROL_PAYLOAD,
+  type MessageOf,
+  type WireEntry,
+} from '../protocol/index.js';
+import { sendFileRange } from '../transport/file-body.js';
+import { writeAndWait } from '../transport/outbox.js';
+import type { SessionIo } from './session-io.js';
+import { toWire } from './uploads.js';
+
+/** Refused before any byte of the reply left: the request gets an ERROR, the connection lives. */
+class Refusal {
+  constructor(readonly error: unknown) {}
+}
+
+/**
+ * Replies that are bodies or many frames (GET, LIST). Each runs as one outbox task, so it starts
+ * only when the line is free and the files it needs are opened then — not when the request
+ * arrives: pipelined requests cost a queue entry each, not an open file or a listing in memory.
+ * Every write waits for the socket to drain, so a peer that reads slowly holds a bounded amount.
+ */
+export class Downloads {
+  constructor(private readonly io: SessionIo) {}
+
+  get(message: MessageOf<'GET'>, socket: Socket): Promise<void> {
+    const { io } = this;
+    const { store, files, log } = io.ctx;
+    return this.task(message.id, async () => {
+      let release: (() => void) | undefined;
+      let opened: Awaited<ReturnType<typeof store.openRead>> | undefined;
+      try {
+        release = await io.working(files.acquire());
+        opened = await io.working(store.openRead(message.name));
+        if (message.offset > opened.size) {
+          throw new FerryError('PROTOCOL', `offset ${message.offset} is beyond the file's ${opened.size} bytes`);
+        }
+      } catch (error) {
+        await opened?.handle.close();
+        release?.();
+        throw new Refusal(error);
+      }
+      try {
+        socket.write(
+          encodeMessage({
+            type: 'GET_OK',
+            id: message.id,
+            size: opened.size,
+            offset: message.offset,
+            mtimeMs: opened.mtimeMs,
+            sha256: opened.sha256,
+          }),
+        );
+        try {
+          await sendFileRange(socket, opened.handle, message.offset, opened.size - message.offset);
+        } catch (error) {
+          // The size is promised: a short file or a broken socket ends the connection.
+          socket.destroy();
+          throw error;
+        }
+        log.info({ peer: io.peer, name: message.name, size: opened.size }, 'sent');
+      } finally {
+        await opened.handle.close();
+        release();
+      }
+    });
+  }
+
+  list(message: MessageOf<'LIST'>, socket: Socket): Promise<void> {
+    const { io } = this;
+    return this.task(message.id, async () => {
+      let entries;
+      try {
+        entries = await io.working(io.ctx.store.list(message.prefix, (message.flags & ListFlag.RECURSIVE) !== 0));
+      } catch (error) {
+        throw new Refusal(error);
+      }
+      // Split into frames under the control-frame cap; each waits until the socket takes it.
+      let batch: WireEntry[] = [];
+      let batchSize = ENTRIES_OVERHEAD;
+      for (const entry of entries) {
+        const wire = toWire(entry);
+        const size = entryWireSize(wire);
+        if (batchSize + size > MAX_CONTROL_PAYLOAD || batch.length === 0xffff) {
+          await writeAndWait(socket, encodeMessage({ type: 'ENTRIES', id: message.id, more: true, entries: batch }));
+          batch = [];
+          batchSize = ENTRIES_OVERHEAD;
+        }
+        batch.push(wire);
+        batchSize += size;
+      }
+      await writeAndWait(socket, encodeMessage({ type: 'ENTRIES', id: message.id, more: false, entries: batch }));
+    });
+  }
+
+  /** Runs a reply as an outbox task; a refusal becomes an ERROR for that request. */
+  private async task(id: number, reply: () => Promise<void>): Promise<void> {
+    try {
+      await this.io.outbox.enqueue(reply);
+    } catch (error) {
+      if (error instanceof Refusal && !this.io.closed) this.io.sendError(id, error.error);
+    }
+  }
+}
