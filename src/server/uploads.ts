@@ -1,7 +1,14 @@
 import { FerryError, ProtocolError } from '../errors.js';
 import { PutFlag, type MessageOf, type WireEntry } from '../protocol/index.js';
 import type { StoredEntry, Upload, UploadOptions } from '../storage/store.js';
+import { FileBudget } from './file-budget.js';
 import type { SessionIo } from './session-io.js';
+
+/**
+ * Upload temporaries one connection may hold open at once (pipelined puts waiting for their
+ * PUT_END or commit). More wait for a slot; the peer is then the one holding things up.
+ */
+export const MAX_OPEN_UPLOADS_PER_CONNECTION = 32;
 
 /** PUT flag bits this server knows; any other bit is refused with UNSUPPORTED (PROTOCOL.md §5.1). */
 const KNOWN_PUT_FLAGS = PutFlag.OVERWRITE | PutFlag.CHUNKED | PutFlag.AWAIT_READY | PutFlag.RENAME | PutFlag.RESUME;
@@ -32,7 +39,11 @@ export class Uploads {
   /** Aborts under way for puts already dropped from `puts`; `closeAll` waits for them. */
   private readonly cleanups = new Set<Promise<void>>();
 
-  constructor(private readonly io: SessionIo) {}
+  private readonly slots: FileBudget;
+
+  constructor(private readonly io: SessionIo) {
+    this.slots = new FileBudget(MAX_OPEN_UPLOADS_PER_CONNECTION, io.ctx.clock, io.ctx.limits.idleTimeoutMs);
+  }
 
   get count(): number {
     return this.puts.size;
@@ -77,7 +88,11 @@ export class Uploads {
     };
     // Nothing of the body is read until the temporary is open (or the put refused).
     if (!awaitReady) this.io.pause(`put-setup-${put.id}`);
-    const setup = this.io.working(this.begin(put, options));
+    // Waiting for this connection's own slot is the peer's doing; the rest is the server's work.
+    const setup = this.slots.acquire().then((own) => {
+      put.release = own;
+      return this.io.working(this.begin(put, options));
+    });
     this.io.track(
       setup.then(
         (upload) => this.io.guard(() => this.opened(put, upload, awaitReady)),
@@ -87,8 +102,13 @@ export class Uploads {
   }
 
   private async begin(put: IncomingPut, options: UploadOptions): Promise<Upload> {
-    const release = await this.io.ctx.files.acquire();
-    put.release = release; // the put owns the slot from here: released on commit, refusal or close
+    const own = put.release;
+    const shared = await this.io.ctx.files.acquire();
+    // The put owns both slots from here: released on commit, refusal or close.
+    put.release = () => {
+      shared();
+      own();
+    };
     if (this.io.closed) throw new FerryError('CONNECTION', 'connection closed');
     return this.io.ctx.store.beginUpload(put.name, options);
   }
