@@ -55,9 +55,10 @@ export class Downloads {
             mtimeMs: opened.mtimeMs,
             sha256: opened.sha256,
           }),
+          io.outbox.onWritten,
         );
         try {
-          await sendFileRange(socket, opened.handle, message.offset, opened.size - message.offset);
+          await sendFileRange(socket, opened.handle, message.offset, opened.size - message.offset, undefined, io.outbox.onWritten);
         } catch (error) {
           // The size is promised: a short file or a broken socket ends the connection.
           socket.destroy();
@@ -87,14 +88,14 @@ export class Downloads {
         const wire = toWire(entry);
         const size = entryWireSize(wire);
         if (batchSize + size > MAX_CONTROL_PAYLOAD || batch.length === 0xffff) {
-          await writeAndWait(socket, encodeMessage({ type: 'ENTRIES', id: message.id, more: true, entries: batch }));
+          await writeAndWait(socket, encodeMessage({ type: 'ENTRIES', id: message.id, more: true, entries: batch }), io.outbox.onWritten);
           batch = [];
           batchSize = ENTRIES_OVERHEAD;
         }
         batch.push(wire);
         batchSize += size;
       }
-      await writeAndWait(socket, encodeMessage({ type: 'ENTRIES', id: message.id, more: false, entries: batch }));
+      await writeAndWait(socket, encodeMessage({ type: 'ENTRIES', id: message.id, more: false, entries: batch }), io.outbox.onWritten);
     });
   }
 

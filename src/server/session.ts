@@ -50,8 +50,6 @@ export class Session implements SessionIo {
   private stopping = false;
   private peerEnded = false;
   private lingerTimer: Timer | undefined;
-  /** Bytes the peer had taken when the idle deadline last looked. */
-  private flushedAtCheck = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -60,7 +58,11 @@ export class Session implements SessionIo {
     this.remoteAddress = socket.remoteAddress ?? '?';
     this.peer = `${this.remoteAddress}:${socket.remotePort ?? '?'}`;
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
-    this.outbox = new Outbox(socket, () => this.guard(() => this.updateFlow()));
+    this.outbox = new Outbox(
+      socket,
+      () => this.guard(() => this.updateFlow()),
+      () => this.idle.touch(), // the peer took our bytes: progress
+    );
     this.decoder = new Decoder('server', {
       message: (message) => this.onMessage(message),
       body: (id, data) => this.uploads.body(id, data),
@@ -84,10 +86,7 @@ export class Session implements SessionIo {
       }
       this.guard(() => this.decoder.push(chunk));
     });
-    socket.on('drain', () => {
-      this.idle.touch();
-      this.guard(() => this.updateFlow());
-    });
+    socket.on('drain', () => this.guard(() => this.updateFlow()));
     socket.on('end', () => this.guard(() => this.onPeerEnd()));
     socket.on('error', (error) => ctx.log.debug({ peer: this.peer, err: error.message }, 'socket error'));
     socket.on('close', () => void this.onClose());
@@ -215,12 +214,13 @@ export class Session implements SessionIo {
     return false;
   }
 
-  /** The idle deadline passed: close unless the peer made progress or the server is acting. */
+  /**
+   * No progress for the idle timeout: the peer sent nothing and took none of our bytes (every
+   * write's completion touches the deadline). Close — unless the server itself is acting.
+   */
   private onIdleDeadline(): void {
     if (this.isClosed) return;
-    const flushed = this.socket.bytesWritten - this.socket.writableLength;
-    if (flushed !== this.flushedAtCheck || this.serverIsActing) {
-      this.flushedAtCheck = flushed; // the peer took some of our bytes, or we are busy: count again
+    if (this.serverIsActing) {
       this.idle.start();
       return;
     }

@@ -16,6 +16,8 @@ export async function sendFileRange(
   start: number,
   length: number,
   onChunk?: (chunk: Buffer) => Promise<void> | undefined,
+  /** Told as each chunk reaches the kernel (the peer is taking the bytes). */
+  onWritten?: () => void,
 ): Promise<void> {
   const end = start + length;
   // Buffers come back once the socket has written them: a transfer of any size churns
@@ -40,7 +42,10 @@ export async function sendFileRange(
       const waitForConsumer = onChunk?.(chunk);
       if (waitForConsumer) await waitForConsumer;
       const whole = chunk.length === READ_CHUNK ? chunk : undefined;
-      const written = socket.write(chunk, () => whole && spare.length < 4 && spare.push(whole));
+      const written = socket.write(chunk, () => {
+        if (whole && spare.length < 4) spare.push(whole);
+        onWritten?.();
+      });
       if (!written) await waitForDrain(socket);
     }
   } finally {

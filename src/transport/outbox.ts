@@ -21,6 +21,8 @@ export class Outbox {
     private readonly socket: Socket,
     /** Told each time a queued frame or body has been handed to the socket (or failed). */
     private readonly onTaskDone?: () => void,
+    /** Told each time bytes written through this outbox reach the kernel: the peer is taking them. */
+    readonly onWritten?: () => void,
   ) {}
 
   /** Writes a frame now if the line is free, otherwise after the bodies queued before it. */
@@ -36,13 +38,13 @@ export class Outbox {
           this.socket.uncork();
         });
       }
-      this.socket.write(bytes);
+      this.socket.write(bytes, this.onWritten);
       return;
     }
     this.queuedBytes += bytes.length;
     void this.enqueue(async () => {
       this.queuedBytes -= bytes.length;
-      await writeAndWait(this.socket, bytes);
+      await writeAndWait(this.socket, bytes, this.onWritten);
     }).catch(() => undefined); // a closed connection: the frame is moot
   }
 
@@ -77,8 +79,8 @@ export class Outbox {
 }
 
 /** Writes `bytes` and resolves once the socket will take more (or rejects if it closes). */
-export function writeAndWait(socket: Socket, bytes: Buffer): Promise<void> | void {
-  if (socket.write(bytes)) return;
+export function writeAndWait(socket: Socket, bytes: Buffer, onWritten?: () => void): Promise<void> | void {
+  if (socket.write(bytes, onWritten)) return;
   return waitForDrain(socket);
 }
 
