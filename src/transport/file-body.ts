@@ -2,13 +2,23 @@ import type { promises as fs } from 'node:fs';
 import type { Socket } from 'node:net';
 import { waitForDrain } from './outbox.js';
 
-const READ_CHUNK = 1024 * 1024;
+/**
+ * Chunk sizes: a transfer starts small and grows while the peer keeps up. Past 256 KiB larger
+ * writes save only a few system calls per GiB, but every stalled peer would hold more memory.
+ */
+const MIN_CHUNK = 64 * 1024;
+const MAX_CHUNK = 256 * 1024;
+/** A drain slower than this means the peer reads slowly: the chunks shrink again. */
+const SLOW_DRAIN_MS = 20;
 
 /**
- * Streams exactly `length` bytes of an open file, from `start`, to the socket. Reads are large
- * and the next read overlaps the socket's write of the previous one. Calls `onChunk` for
- * progress and hashing. Throws if the file turns out shorter than promised: the peer was told
- * a size, so the caller must then close the connection.
+ * Streams exactly `length` bytes of an open file, from `start`, to the socket. The next read
+ * overlaps the socket's write of the previous chunk. Chunks grow from 64 KiB to 256 KiB while
+ * the socket drains promptly and shrink when it does not, and no read runs ahead while the
+ * kernel takes nothing: a peer that stops reading holds at most two chunks of this process's
+ * memory.
+ * Calls `onChunk` for progress and hashing. Throws if the file turns out shorter than
+ * promised: the peer was told a size, so the caller must then close the connection.
  */
 export async function sendFileRange(
   socket: Socket,
@@ -20,14 +30,15 @@ export async function sendFileRange(
   onWritten?: () => void,
 ): Promise<void> {
   const end = start + length;
+  let chunkSize = MIN_CHUNK;
   // Buffers come back once the socket has written them: a transfer of any size churns
   // through a handful of buffers instead of leaving a gigabyte of garbage for the GC.
   const spare: Buffer[] = [];
   const readAt = async (position: number): Promise<Buffer> => {
-    const size = Math.min(READ_CHUNK, end - position);
-    const recycled = size === READ_CHUNK ? spare.pop() : undefined;
+    const size = Math.min(chunkSize, end - position);
+    const recycled = spare.length > 0 && spare[spare.length - 1]!.length === size ? spare.pop() : undefined;
     const buffer = recycled ?? Buffer.allocUnsafeSlow(size);
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+    const { bytesRead } = await handle.read(buffer, 0, size, position);
     if (bytesRead === 0) throw new Error(`file ended ${end - position} bytes early`);
     return bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
   };
@@ -38,15 +49,25 @@ export async function sendFileRange(
     while (next) {
       const chunk = await next;
       position += chunk.length;
-      next = position < end ? readAt(position) : undefined;
       const waitForConsumer = onChunk?.(chunk);
       if (waitForConsumer) await waitForConsumer;
-      const whole = chunk.length === READ_CHUNK ? chunk : undefined;
       const written = socket.write(chunk, () => {
-        if (whole && spare.length < 4) spare.push(whole);
+        if (spare.length < 4) spare.push(chunk);
         onWritten?.();
       });
-      if (!written) await waitForDrain(socket);
+      // The kernel took none of it: the peer is not reading now; read ahead only if it is.
+      const backedUp = !written && socket.writableLength >= chunk.length;
+      if (backedUp) chunkSize = MIN_CHUNK;
+      next = position < end && !backedUp ? readAt(position) : undefined;
+      if (!written) {
+        const waitStarted = performance.now();
+        await waitForDrain(socket);
+        const slow = performance.now() - waitStarted > SLOW_DRAIN_MS;
+        chunkSize = slow ? Math.max(MIN_CHUNK, chunkSize / 2) : Math.min(MAX_CHUNK, chunkSize * 2);
+      } else {
+        chunkSize = Math.min(MAX_CHUNK, chunkSize * 2);
+      }
+      next ??= position < end ? readAt(position) : undefined;
     }
   } finally {
     next?.catch(() => undefined); // abandoned on error: its failure is not news
