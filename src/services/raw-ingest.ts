@@ -83,7 +83,6 @@ export class RawIngestServer {
       initial: () => firstFreeNumber(store.root),
     });
     this.folder = new DurableFolder(store.root, RAW_FOLDER, store.fsync);
-    await this.folder.ensure();
     await new Promise<void>((resolve, reject) => {
       this.netServer.once('error', reject);
       this.netServer.listen({ host, port }, () => {
@@ -212,7 +211,7 @@ class DurableFolder {
     private readonly fsync: boolean,
   ) {}
 
-  /** Resolves once the folder exists and its entry in the root is durable. */
+  /** Resolves once the folder exists and its entry in the root is durable (made on first use). */
   async ensure(): Promise<void> {
     while (this.making) await this.making;
     const dir = path.join(this.root, this.name);
