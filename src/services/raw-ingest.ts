@@ -62,10 +62,10 @@ export class RawIngestServer {
   private readonly clock: Clock;
   private folder: DurableFolder | undefined;
   /**
-   * False until accepted sockets are known to reset when we die (see listen()); connections
-   * accepted before are refused, since a crash would close them with a FIN.
+   * False until listen() has made accepted sockets reset when we die; connections accepted
+   * before are refused, since a crash would close them with a FIN.
    */
-  private crashSafe = false;
+  private ready = false;
 
   constructor(private readonly options: RawIngestOptions) {
     this.idleTimeoutMs = checkTimeout(options.idleTimeoutMs ?? DEFAULT_RAW_IDLE_TIMEOUT_MS, 'idleTimeoutMs');
@@ -98,7 +98,7 @@ export class RawIngestServer {
         'raw ingest: cannot make a crash reset raw connections; if the server dies while storing an upload, its sender may see a clean close',
       );
     }
-    this.crashSafe = true;
+    this.ready = true;
     const address = this.address;
     if (this.closing) this.netServer.close(); // close() came while we were opening
     return address;
@@ -115,7 +115,7 @@ export class RawIngestServer {
   }
 
   private accept(socket: net.Socket): void {
-    if (this.closing || !this.counter || !this.folder || !this.crashSafe) {
+    if (this.closing || !this.counter || !this.folder || !this.ready) {
       // A reset, never a FIN: nothing was stored (the sender may retry).
       socket.on('error', () => undefined);
       socket.resetAndDestroy();
