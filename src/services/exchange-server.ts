@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { Deadline, systemClock, type Clock, type Timer } from '../clock.js';
 import {
   DEFAULT_EXCHANGE_PORT,
   DEFAULT_SERVER_NAME,
@@ -22,8 +23,10 @@ export interface ExchangeServerOptions {
   port?: number;
   name?: string;
   number?: bigint;
-  /** How long a client may take to send its line. */
+  /** How long a client may take to send its line (default 10 s; any length, no timer overflow). */
   lineTimeoutMs?: number;
+  /** Time source for the line deadline and the closing linger (tests pass a ManualClock). */
+  clock?: Clock;
   maxConnections?: number;
   /** Connections at once from one address (default 50). */
   maxPerIp?: number;
@@ -50,11 +53,18 @@ export class ExchangeServer {
   private readonly options: ExchangeServerOptions;
   private readonly sockets = new Set<net.Socket>();
   private readonly limiter: ConnectionLimiter;
+  private readonly clock: Clock;
+  private readonly lineTimeoutMs: number;
   private stopReason: StopReason | undefined;
   private resolveStopped!: (reason: StopReason) => void;
 
   constructor(options: ExchangeServerOptions = {}) {
     this.options = options;
+    this.clock = options.clock ?? systemClock;
+    this.lineTimeoutMs = options.lineTimeoutMs ?? DEFAULT_LINE_TIMEOUT_MS;
+    if (!(this.lineTimeoutMs > 0) || !Number.isFinite(this.lineTimeoutMs)) {
+      throw new RangeError(`lineTimeoutMs must be a positive number of milliseconds, not ${this.lineTimeoutMs}`);
+    }
     this.greeting = { name: options.name ?? DEFAULT_SERVER_NAME, value: options.number ?? DEFAULT_SERVER_NUMBER };
     this.stopped = new Promise((resolve) => (this.resolveStopped = resolve));
     // Half-open: a client that half-closes right after its line must still get the answer.
@@ -93,9 +103,9 @@ export class ExchangeServer {
     if (this.stopReason) return;
     this.stopReason = reason;
     this.netServer.close(() => this.resolveStopped(reason));
-    setTimeout(() => {
+    this.clock.setTimer(LINGER_MS, () => {
       for (const socket of this.sockets) socket.destroy();
-    }, LINGER_MS).unref();
+    });
   }
 
   private print(text: string): void {
@@ -116,20 +126,23 @@ export class ExchangeServer {
     socket.on('error', () => undefined); // a reset peer simply goes away
     const line = new LineBuffer(MAX_LINE_BYTES);
     let answered = false;
+    let linger: Timer | undefined;
     const answer = (result: LineResult): void => {
       if (answered) return;
       answered = true;
-      clearTimeout(timer);
+      deadline.stop();
       socket.removeAllListeners('data');
       socket.resume(); // drop whatever else arrives, so the client never blocks on us
       this.answer(socket, peer, result);
-      // Close after the client does, or after LINGER_MS if it never does.
-      socket.setTimeout(LINGER_MS, () => socket.destroy());
+      // Close after the client does, or LINGER_MS after answering if it never does (bytes
+      // it keeps sending do not extend this).
+      linger = this.clock.setTimer(LINGER_MS, () => socket.destroy());
     };
-    const timer = setTimeout(
-      () => answer({ kind: 'malformed', reason: `no line within ${(this.options.lineTimeoutMs ?? DEFAULT_LINE_TIMEOUT_MS) / 1000} s` }),
-      this.options.lineTimeoutMs ?? DEFAULT_LINE_TIMEOUT_MS,
+    // Absolute: started once and never touched, so trickling bytes do not extend it.
+    const deadline = new Deadline(this.clock, this.lineTimeoutMs, () =>
+      answer({ kind: 'malformed', reason: `no line within ${this.lineTimeoutMs / 1000} s` }),
     );
+    deadline.start();
     socket.on('data', (chunk: Buffer) => {
       const result = line.push(chunk);
       if (result) answer(result);
@@ -138,7 +151,10 @@ export class ExchangeServer {
       if (!answered) answer(line.end());
       socket.end();
     });
-    socket.on('close', () => clearTimeout(timer));
+    socket.on('close', () => {
+      deadline.stop();
+      linger?.cancel();
+    });
   }
 
   private answer(socket: net.Socket, peer: string, result: LineResult): void {

@@ -50,8 +50,13 @@ export class IngestCounter {
       }
       start = value;
     }
-    await fs.mkdir(path.dirname(file), { recursive: true });
-    return new IngestCounter(file, start, options.fsync ?? true);
+    const fsync = options.fsync ?? true;
+    const folder = path.dirname(file);
+    await fs.mkdir(folder, { recursive: true });
+    // The folder may be new (the store makes `.ferry/` without syncing the root): name it
+    // durably, or a power cut could take the counter file with it and numbers would be reused.
+    if (fsync) await syncFolder(path.dirname(folder));
+    return new IngestCounter(file, start, fsync);
   }
 
   /** The number the next claim will start from (for logs and tests). */
@@ -107,13 +112,15 @@ export class IngestCounter {
       await handle.close();
     }
     await fs.rename(temp, this.file);
-    if (this.fsync) {
-      const dir = await fs.open(path.dirname(this.file), constants.O_RDONLY | constants.O_DIRECTORY);
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
-    }
+    if (this.fsync) await syncFolder(path.dirname(this.file));
+  }
+}
+
+async function syncFolder(dir: string): Promise<void> {
+  const handle = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }

@@ -2,12 +2,14 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { Deadline, systemClock, type Clock, type Timer } from '../clock.js';
 import { listenError } from '../server/server.js';
 import type { ListeningAddress, PluginContext, ServerPlugin } from '../server/plugin.js';
 import { ConnectionLimiter } from '../transport/limits.js';
+import { syncDirectory } from '../storage/safe-path.js';
 import type { StoredEntry, Store, Upload } from '../storage/store.js';
-import { IdleTimer } from './idle-timer.js';
 import { IngestCounter } from './ingest-counter.js';
+import { resetConnectionsOnCrash } from './reset-on-crash.js';
 
 /**
  * The raw ingest port: any TCP client can drop a file. Each connection's bytes, up to the
@@ -18,7 +20,8 @@ import { IngestCounter } from './ingest-counter.js';
  * are unique under concurrency and never reused after a restart, even when a file is later
  * deleted. A connection that fails consumes its number (numbers are per accepted connection).
  * The peer learns the outcome from how we close: a clean FIN after the file is durably
- * stored, a reset if it was discarded.
+ * stored (data fsync, rename, folder fsync), a reset if it was discarded — and a reset from
+ * the kernel if the server dies first (see reset-on-crash.ts).
  */
 
 export const RAW_FOLDER = 'raw';
@@ -33,8 +36,10 @@ export function rawName(n: number): string {
 export interface RawIngestOptions {
   store: Store;
   log: Logger;
-  /** Discard an upload after this long without a byte from the peer. */
+  /** Discard an upload after this long without a byte from the peer (default 10 s; any length, no timer overflow). */
   idleTimeoutMs?: number;
+  /** Time source for the idle timeout and the shutdown grace (tests pass a ManualClock). */
+  clock?: Clock;
   /** Connection caps (total and per address); shared with the main port when given. */
   limiter?: ConnectionLimiter;
   /** Used only without `limiter`. */
@@ -54,9 +59,17 @@ export class RawIngestServer {
   private closing: Promise<void> | undefined;
   private readonly idleTimeoutMs: number;
   private readonly limiter: ConnectionLimiter;
+  private readonly clock: Clock;
+  private folder: DurableFolder | undefined;
+  /**
+   * False until listen() has made accepted sockets reset when we die; connections accepted
+   * before are refused, since a crash would close them with a FIN.
+   */
+  private ready = false;
 
   constructor(private readonly options: RawIngestOptions) {
-    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_RAW_IDLE_TIMEOUT_MS;
+    this.idleTimeoutMs = checkTimeout(options.idleTimeoutMs ?? DEFAULT_RAW_IDLE_TIMEOUT_MS, 'idleTimeoutMs');
+    this.clock = options.clock ?? systemClock;
     // Half-open: after the peer's FIN we still need to close cleanly once the file is stored.
     this.netServer = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     this.limiter = options.limiter ?? new ConnectionLimiter({ maxConnections: options.maxConnections, maxPerIp: options.maxPerIp });
@@ -69,6 +82,7 @@ export class RawIngestServer {
       fsync: store.fsync,
       initial: () => firstFreeNumber(store.root),
     });
+    this.folder = new DurableFolder(store.root, RAW_FOLDER, store.fsync);
     await new Promise<void>((resolve, reject) => {
       this.netServer.once('error', reject);
       this.netServer.listen({ host, port }, () => {
@@ -76,6 +90,15 @@ export class RawIngestServer {
         resolve();
       });
     });
+    try {
+      await resetConnectionsOnCrash(this.netServer, this.clock);
+    } catch (error) {
+      this.options.log.warn(
+        { reason: errorText(error) },
+        'raw ingest: cannot make a crash reset raw connections; if the server dies while storing an upload, its sender may see a clean close',
+      );
+    }
+    this.ready = true;
     const address = this.address;
     if (this.closing) this.netServer.close(); // close() came while we were opening
     return address;
@@ -92,8 +115,10 @@ export class RawIngestServer {
   }
 
   private accept(socket: net.Socket): void {
-    if (this.closing || !this.counter) {
-      socket.destroy();
+    if (this.closing || !this.counter || !this.folder || !this.ready) {
+      // A reset, never a FIN: nothing was stored (the sender may retry).
+      socket.on('error', () => undefined);
+      socket.resetAndDestroy();
       return;
     }
     // Over a limit: reset at once, before a number is claimed (no number is used up).
@@ -112,6 +137,8 @@ export class RawIngestServer {
       store,
       log: this.options.log,
       idleTimeoutMs: this.idleTimeoutMs,
+      clock: this.clock,
+      folder: this.folder,
     });
     this.connections.add(connection);
     void connection.finished.then(() => this.connections.delete(connection));
@@ -125,9 +152,9 @@ export class RawIngestServer {
     this.closing ??= (async () => {
       const stopped = new Promise<void>((resolve) => this.netServer.close(() => resolve()));
       const all = (): Promise<unknown> => Promise.all([...this.connections].map((c) => c.finished));
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([all(), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
-      clearTimeout(timer);
+      let timer: Timer | undefined;
+      await Promise.race([all(), new Promise<void>((resolve) => (timer = this.clock.setTimer(graceMs, resolve)))]);
+      timer?.cancel();
       for (const connection of this.connections) connection.discard('the server is shutting down');
       await all();
       await stopped;
@@ -136,13 +163,20 @@ export class RawIngestServer {
   }
 }
 
+export interface RawIngestPluginOptions {
+  port: number;
+  idleTimeoutMs?: number;
+  clock?: Clock;
+}
+
 /** The raw ingest port as a server plug-in: same host, store, log and connection caps as the server. */
-export function rawIngestPlugin(options: { port: number; idleTimeoutMs?: number }): ServerPlugin {
+export function rawIngestPlugin(options: RawIngestPluginOptions): ServerPlugin {
+  checkTimeout(options.idleTimeoutMs ?? DEFAULT_RAW_IDLE_TIMEOUT_MS, 'idleTimeoutMs');
   let server: RawIngestServer | undefined;
   return {
     name: 'raw ingest',
     async start(context: PluginContext): Promise<ListeningAddress> {
-      server = new RawIngestServer({ ...context, idleTimeoutMs: options.idleTimeoutMs });
+      server = new RawIngestServer({ ...context, idleTimeoutMs: options.idleTimeoutMs, clock: options.clock });
       try {
         return await server.listen(context.host, options.port);
       } catch (error) {
@@ -151,6 +185,50 @@ export function rawIngestPlugin(options: { port: number; idleTimeoutMs?: number 
     },
     close: (graceMs) => server?.close(graceMs) ?? Promise.resolve(),
   };
+}
+
+/**
+ * Timeouts are honoured at any length (a Deadline re-arms past Node's 2^31 − 1 ms timer limit);
+ * only values that are not a positive number of milliseconds are refused.
+ */
+function checkTimeout(ms: number, option: string): number {
+  if (!(ms > 0) || !Number.isFinite(ms)) throw new RangeError(`${option} must be a positive number of milliseconds, not ${ms}`);
+  return ms;
+}
+
+/**
+ * A folder of the root, kept so that a file renamed into it survives a power cut: the folder's
+ * own entry in the root is synced whenever a new folder (a new inode) shows up under its name
+ * — made by us, by an earlier run, or again by the store after a removal emptied and pruned it.
+ */
+class DurableFolder {
+  private syncedIno: number | undefined;
+  private making: Promise<void> | undefined;
+
+  constructor(
+    private readonly root: string,
+    private readonly name: string,
+    private readonly fsync: boolean,
+  ) {}
+
+  /** Resolves once the folder exists and its entry in the root is durable (made on first use). */
+  async ensure(): Promise<void> {
+    while (this.making) await this.making;
+    const dir = path.join(this.root, this.name);
+    const stats = await fs.lstat(dir).catch(() => undefined);
+    if (stats?.isDirectory() && stats.ino === this.syncedIno) return;
+    this.making ??= (async () => {
+      await fs.mkdir(dir).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+      });
+      const made = await fs.lstat(dir);
+      // A link or a file here is the store's to refuse (it never follows or replaces one).
+      if (!made.isDirectory()) return;
+      if (this.fsync) await syncDirectory(this.root);
+      this.syncedIno = made.ino;
+    })().finally(() => (this.making = undefined));
+    await this.making;
+  }
 }
 
 /** One past the highest `raw/<n>.file` present: where numbering starts without a counter file. */
@@ -173,6 +251,8 @@ interface ConnectionContext {
   store: Store;
   log: Logger;
   idleTimeoutMs: number;
+  clock: Clock;
+  folder: DurableFolder;
 }
 
 type State = 'opening' | 'receiving' | 'committing' | 'finished';
@@ -181,7 +261,7 @@ type State = 'opening' | 'receiving' | 'committing' | 'finished';
 class RawConnection {
   readonly finished: Promise<void>;
   private readonly peer: string;
-  private readonly idle: IdleTimer;
+  private readonly idle: Deadline;
   private readonly opening: Promise<void>;
   private state: State = 'opening';
   private upload: Upload | undefined;
@@ -195,7 +275,7 @@ class RawConnection {
   ) {
     this.peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.finished = new Promise((resolve) => (this.markFinished = resolve));
-    this.idle = new IdleTimer(ctx.idleTimeoutMs, () =>
+    this.idle = new Deadline(ctx.clock, ctx.idleTimeoutMs, () =>
       this.discard(`no data for ${ctx.idleTimeoutMs / 1000} s (raw idle timeout)`),
     );
     socket.on('error', (error: NodeJS.ErrnoException) => this.discard(socketProblem(error)));
@@ -218,7 +298,10 @@ class RawConnection {
     if (this.state !== 'opening') return; // discarded meanwhile; discard() aborts the upload
     this.state = 'receiving';
     this.socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    this.socket.on('end', () => void this.commit());
+    // A peer that sent no byte may have finished already: with nothing buffered, Node emits
+    // 'end' as soon as the FIN arrives, before we listen for it.
+    if (this.socket.readableEnded) void this.commit();
+    else this.socket.on('end', () => void this.commit());
   }
 
   private receive(chunk: Buffer): void {
@@ -253,11 +336,16 @@ class RawConnection {
     this.state = 'committing';
     let entry: StoredEntry;
     try {
+      // Durable before the FIN: raw/ named in the root, then the data fsynced, renamed into
+      // raw/ and raw/ fsynced (Upload.commit).
+      await this.ctx.folder.ensure();
       entry = await this.upload.commit({});
     } catch (error) {
       this.state = 'finished';
       this.ctx.log.warn({ peer: this.peer, name: this.name, reason: errorText(error) }, 'raw upload discarded');
-      this.socket.resetAndDestroy();
+      if (!this.socket.destroyed) this.socket.resetAndDestroy();
+      // A no-op when Upload.commit() ran: it removes its temporary itself when it fails.
+      await this.upload.abort().catch((problem: unknown) => this.ctx.log.error({ peer: this.peer, err: errorText(problem) }, 'cannot remove a discarded raw upload'));
       this.markFinished();
       return;
     }

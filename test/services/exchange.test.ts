@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import os from 'node:os';
 import { afterEach, describe, it } from 'node:test';
+import { MAX_TIMER_MS } from '../../src/clock.js';
 import { ExchangeServer } from '../../src/index.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 import { runCli, spawnCli, type CliProcess } from './helpers.js';
 
 /** Connects, sends `bytes`, and returns everything the server sent until it closed. */
@@ -106,6 +108,80 @@ describe('integer exchange', { timeout: 30_000 }, () => {
       assert.match(printed.join(''), /malformed line: no line within 0\.2 s/);
     } finally {
       assert.deepEqual(await server.close(), { kind: 'closed' });
+    }
+  });
+
+  it('counts the line deadline on the injected clock; trickled bytes do not extend it', async () => {
+    const clock = new ManualClock();
+    const printed: string[] = [];
+    // Ten minutes: only the injected clock can make it pass within the test.
+    const server = new ExchangeServer({ port: 0, lineTimeoutMs: 600_000, clock, print: (text) => printed.push(text) });
+    const { port } = await server.listen();
+    try {
+      const socket = net.connect({ host: '127.0.0.1', port });
+      let received = '';
+      socket.on('data', (d: Buffer) => (received += d.toString()));
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      await new Promise((resolve) => socket.once('connect', resolve));
+      await new Promise<void>((resolve) => socket.write('Client of sl', () => resolve()));
+      clock.advance(300_000);
+      await new Promise<void>((resolve) => socket.write('ow', () => resolve()));
+      clock.advance(299_999);
+      assert.equal(received, '', 'no answer 1 ms before the deadline');
+      clock.advance(1);
+      await closed;
+      assert.equal(received, 'ERROR no line within 600 s\n');
+      assert.match(printed.join(''), /malformed line: no line within 600 s/);
+    } finally {
+      assert.deepEqual(await server.close(), { kind: 'closed' });
+    }
+  });
+
+  it('closes an answered connection after the linger on the clock, even while the client keeps sending', async () => {
+    const clock = new ManualClock();
+    const server = new ExchangeServer({ port: 0, name: 'srv', clock, print: () => undefined });
+    const { port } = await server.listen();
+    try {
+      // Half-open and never closing: the server must close it on its own.
+      const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+      socket.on('error', () => undefined);
+      let received = '';
+      socket.on('data', (d: Buffer) => (received += d.toString()));
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      socket.write('Client of chatty: 5\n');
+      await new Promise((resolve) => socket.once('end', resolve));
+      assert.equal(received, 'Server of srv: 42\n');
+      const trickle = setInterval(() => socket.write('.'), 20);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 100)); // some trickled bytes reach the server
+        clock.advance(2000);
+        await closed;
+      } finally {
+        clearInterval(trickle);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('takes a line timeout longer than Node timers allow (2^31 − 1 ms) without firing at once', async () => {
+    assert.throws(() => new ExchangeServer({ port: 0, lineTimeoutMs: 0 }), RangeError);
+    assert.throws(() => new ExchangeServer({ port: 0, lineTimeoutMs: Number.POSITIVE_INFINITY }), RangeError);
+    assert.ok(9_999_999_000 > MAX_TIMER_MS);
+    const server = new ExchangeServer({ port: 0, name: 'srv', lineTimeoutMs: 9_999_999_000, print: () => undefined });
+    const { port } = await server.listen();
+    try {
+      const socket = net.connect({ host: '127.0.0.1', port });
+      let received = '';
+      socket.on('data', (d: Buffer) => (received += d.toString()));
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+      socket.write('Client of patient');
+      await new Promise((resolve) => setTimeout(resolve, 50)); // real time: the system clock is what overflowed
+      socket.write(': 7\n');
+      await closed;
+      assert.equal(received, 'Server of srv: 42\n');
+    } finally {
+      await server.close();
     }
   });
 

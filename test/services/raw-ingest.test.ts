@@ -1,11 +1,18 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readdirSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { connect } from '../../src/index.js';
+import { connect, createServer } from '../../src/index.js';
+import { MAX_TIMER_MS } from '../../src/clock.js';
+import { RawIngestServer, rawIngestPlugin } from '../../src/services/raw-ingest.js';
+import { Store } from '../../src/storage/store.js';
+import { ConnectionLimiter } from '../../src/transport/limits.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 import {
+  captureLogger,
   connectRaw,
   eventually,
   filesUnder,
@@ -32,6 +39,27 @@ function runWithStdin(command: string, args: string[], file: string, ms = 8000):
       });
     }, reject);
   });
+}
+
+/** How a raw connection ended, seen from the sender: 'reset' or 'closed' (cleanly, after a FIN). */
+function ending(socket: net.Socket): Promise<'reset' | 'closed'> {
+  return new Promise((resolve) => {
+    let reset = false;
+    socket.on('error', () => (reset = true));
+    socket.on('close', () => resolve(reset ? 'reset' : 'closed'));
+    socket.resume();
+  });
+}
+
+/** The one upload temporary's size, once there is exactly one. */
+async function temporarySize(root: string): Promise<number | undefined> {
+  const names = await temporaries(root);
+  if (names.length !== 1) return undefined;
+  return (await fs.stat(path.join(root, '.ferry', 'tmp', names[0]!)).catch(() => undefined))?.size;
+}
+
+function openDescriptors(): number {
+  return readdirSync('/proc/self/fd').length;
 }
 
 function discarded(records: Record<string, unknown>[]): Record<string, unknown>[] {
@@ -219,5 +247,152 @@ describe('raw ingest port', { timeout: 30_000 }, () => {
     const badIdle = await runCli(['serve', '--port', '0', '--raw-idle-timeout', 'soon', '--root', path.join(work, 'unused')]);
     assert.equal(badIdle.code, 2);
     assert.match(badIdle.stderr, /^ferry: invalid --raw-idle-timeout "soon"/);
+  });
+});
+
+describe('raw ingest: empty uploads, deadlines and resources', { timeout: 30_000 }, () => {
+  let work: string;
+
+  before(async () => {
+    work = await tempDir();
+  });
+  after(async () => {
+    await fs.rm(work, { recursive: true, force: true });
+  });
+
+  it('stores an empty file at once for a connection that sends no byte (nc -N, socat, a plain socket)', async () => {
+    const root = path.join(work, 'empty');
+    const running = await startServer({ root });
+    try {
+      const empty = path.join(work, 'empty.bin');
+      await fs.writeFile(empty, '');
+      // Killed after 5 s: the 10 s idle timeout must play no part.
+      const [ncCode, socatCode, plain] = await Promise.all([
+        runWithStdin('nc', ['-N', '127.0.0.1', String(running.rawPort)], empty, 5000),
+        runWithStdin('socat', ['-u', 'STDIN', `TCP:127.0.0.1:${running.rawPort}`], empty, 5000),
+        rawUpload(running.rawPort, Buffer.alloc(0)),
+      ]);
+      assert.equal(ncCode, 0, 'nc got its clean close');
+      assert.equal(socatCode, 0);
+      assert.equal(plain.reset, false, 'the plain socket got a clean close');
+      await eventually(async () => (await filesUnder(root, 'raw')).length === 3, 'three empty files', 3000);
+      for (const name of await filesUnder(root, 'raw')) assert.equal((await fs.stat(path.join(root, 'raw', name))).size, 0);
+      assert.deepEqual(discarded(running.records), []);
+    } finally {
+      await running.stop();
+    }
+  });
+
+  it('discards after --raw-idle-timeout of silence, counted on the injected clock', async () => {
+    const root = path.join(work, 'manual-idle');
+    const clock = new ManualClock();
+    const { log, records } = captureLogger();
+    // Ten minutes: only the injected clock can make it pass within the test.
+    const server = createServer({ host: '127.0.0.1', port: 0, root, logger: log, plugins: [rawIngestPlugin({ port: 0, idleTimeoutMs: 600_000, clock })] });
+    await server.listen();
+    try {
+      const socket = await connectRaw(server.rawAddress!.port);
+      const end = ending(socket);
+      socket.write('abc');
+      await eventually(async () => (await temporarySize(root)) === 3, 'the first bytes on disk');
+      clock.advance(599_999);
+      socket.write('def'); // a sign of life: the countdown starts again
+      await eventually(async () => (await temporarySize(root)) === 6, 'the next bytes on disk');
+      clock.advance(599_999);
+      assert.deepEqual(discarded(records), [], '1 ms short of 10 min after the last byte: still receiving');
+      clock.advance(1);
+      assert.equal(await end, 'reset');
+      assert.deepEqual(discarded(records).map((r) => r.reason), ['no data for 600 s (raw idle timeout)']);
+      await eventually(async () => (await temporaries(root)).length === 0, 'the partial to be removed');
+      assert.deepEqual(await filesUnder(root, 'raw'), []);
+    } finally {
+      await server.close(100);
+    }
+  });
+
+  it('takes idle timeouts longer than Node timers allow (2^31 − 1 ms) without firing at once', async () => {
+    assert.throws(() => rawIngestPlugin({ port: 0, idleTimeoutMs: 0 }), RangeError);
+    assert.throws(() => rawIngestPlugin({ port: 0, idleTimeoutMs: Number.NaN }), RangeError);
+    const root = path.join(work, 'long-idle');
+    // 9999999 s, as `--raw-idle-timeout 9999999` gives: an overflowing timer would fire at once.
+    const running = await startServer({ root, rawIdleTimeoutMs: 9_999_999_000 });
+    try {
+      assert.ok(9_999_999_000 > MAX_TIMER_MS);
+      const socket = await connectRaw(running.rawPort);
+      const end = ending(socket);
+      socket.write('slow ');
+      await eventually(async () => (await temporarySize(root)) === 5, 'the first bytes on disk');
+      await new Promise((resolve) => setTimeout(resolve, 50)); // real time: the system clock is what overflowed
+      socket.end('sender');
+      assert.equal(await end, 'closed');
+      assert.equal(await fs.readFile(path.join(root, 'raw', '1.file'), 'utf8'), 'slow sender');
+      assert.deepEqual(discarded(running.records), []);
+    } finally {
+      await running.stop();
+    }
+  });
+
+  it('releases the temporary, descriptors and connection slots on every discard path, and never reuses the numbers', async () => {
+    const root = path.join(work, 'release');
+    const clock = new ManualClock();
+    const store = await Store.open(root, { maxFileSize: 64 * 1024 });
+    const limiter = new ConnectionLimiter();
+    const { log, records } = captureLogger();
+    const server = new RawIngestServer({ store, log, limiter, clock, idleTimeoutMs: 600_000 }); // only the clock can end it
+    const { port } = await server.listen('127.0.0.1', 0);
+    const baseline = openDescriptors();
+    const settled = async (what: string): Promise<void> => {
+      await eventually(async () => server.connectionCount === 0 && limiter.count === 0 && (await temporaries(root)).length === 0, what);
+    };
+    try {
+      // 1. The peer resets mid-upload.
+      let socket = await connectRaw(port);
+      socket.on('error', () => undefined);
+      socket.write(randomBytes(10_000));
+      await eventually(async () => (await temporarySize(root)) === 10_000, 'bytes on disk');
+      socket.resetAndDestroy();
+      await settled('the reset upload to be released');
+
+      // 2. Over --max-file-size.
+      assert.equal((await rawUpload(port, randomBytes(200_000))).reset, true);
+      await settled('the oversized upload to be released');
+
+      // 3. Silent past the idle timeout.
+      socket = await connectRaw(port);
+      let end = ending(socket);
+      socket.write('x');
+      await eventually(async () => (await temporarySize(root)) === 1, 'a byte on disk');
+      clock.advance(600_000);
+      assert.equal(await end, 'reset');
+      await settled('the idle upload to be released');
+
+      // 4. The server closes mid-upload: the grace passes on the clock, then the upload is discarded.
+      socket = await connectRaw(port);
+      end = ending(socket);
+      socket.write('y');
+      await eventually(async () => (await temporarySize(root)) === 1, 'a byte on disk');
+      const closed = server.close(600_000);
+      clock.advance(600_000);
+      await closed;
+      assert.equal(await end, 'reset');
+      await settled('the upload cut by the shutdown to be released');
+      assert.ok(openDescriptors() <= baseline, `descriptors back to ${baseline} (now ${openDescriptors()})`);
+      assert.deepEqual(
+        discarded(records).map((r) => r.name),
+        ['raw/1.file', 'raw/2.file', 'raw/3.file', 'raw/4.file'],
+      );
+      assert.deepEqual(await filesUnder(root, 'raw'), []);
+    } finally {
+      await server.close(0);
+    }
+    // The four numbers stay used: the next server goes on at 5.
+    const again = new RawIngestServer({ store, log, limiter });
+    const address = await again.listen('127.0.0.1', 0);
+    try {
+      assert.equal((await rawUpload(address.port, Buffer.from('five'))).reset, false);
+      assert.deepEqual(await filesUnder(root, 'raw'), ['5.file']);
+    } finally {
+      await again.close(0);
+    }
   });
 });
