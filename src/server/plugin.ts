@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
 import type { Store } from '../storage/store.js';
 import type { ConnectionLimiter } from '../transport/limits.js';
 
@@ -13,6 +14,8 @@ export interface PluginContext {
   store: Store;
   log: Logger;
   limiter: ConnectionLimiter;
+  /** The server's clock: plug-ins arm their deadlines on it too. */
+  clock: Clock;
 }
 
 /**

@@ -153,7 +153,7 @@ export class FerryServer {
   private async startPlugin(plugin: ServerPlugin, host: string): Promise<void> {
     if (this.closing) return;
     try {
-      const address = await plugin.start({ host, store: this.storage, log: this.log, limiter: this.limiter });
+      const address = await plugin.start({ host, store: this.storage, log: this.log, limiter: this.limiter, clock: this.clock });
       this.started.set(plugin, address);
       this.log.info(`${plugin.name} listening on ${formatAddress(address)}`);
     } catch (error) {

@@ -176,7 +176,7 @@ export function rawIngestPlugin(options: RawIngestPluginOptions): ServerPlugin {
   return {
     name: 'raw ingest',
     async start(context: PluginContext): Promise<ListeningAddress> {
-      server = new RawIngestServer({ ...context, idleTimeoutMs: options.idleTimeoutMs, clock: options.clock });
+      server = new RawIngestServer({ ...context, idleTimeoutMs: options.idleTimeoutMs, clock: options.clock ?? context.clock });
       try {
         return await server.listen(context.host, options.port);
       } catch (error) {
