@@ -181,14 +181,15 @@ export class Uploads {
     const leaf = components.pop()!;
     return locks.with(name, async () => {
       const created: string[] = [];
-      const folder = (await root.openFolder(components, {
+      const folder = await root.openFolder(components, {
         create: true,
         name,
         onCreated: async (parent, made) => {
           created.push(made);
           if (this.parts.fsync) await syncs.sync(parent); // the new folder's entry must survive a power cut too
         },
-      }))!;
+      });
+      if (folder === undefined) throw new FerryError('CONFLICT', `"${name}": its folder was removed while the file was being stored`);
       try {
         const finalLeaf = await this.pickLeaf(folder, leaf, name, options);
         const finalName = components.length === 0 ? finalLeaf : `${components.join('/')}/${finalLeaf}`;
