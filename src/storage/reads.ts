@@ -1,4 +1,4 @@
-import { constants, promises as fs, type Dirent } from 'node:fs';
+import { constants, lstatSync, promises as fs, type Dirent } from 'node:fs';
 import { FerryError } from '../errors.js';
 import { nameProblem, normalizePrefix } from '../protocol/names.js';
 import { checkName } from './errors.js';
@@ -60,7 +60,9 @@ export class Reader {
     return this.parts.root.inParent(
       name,
       {},
-      async (folder, leaf) => (await fs.lstat(folder.entry(leaf)).catch(() => undefined)) !== undefined,
+      // lstatSync with throwIfNoEntry: on the hot path of every upload, a missing name is the
+      // normal case, and building an ENOENT error for it cost more than the lookup itself.
+      async (folder, leaf) => lstatSync(folder.entry(leaf), { throwIfNoEntry: false }) !== undefined,
       () => false,
     );
   }

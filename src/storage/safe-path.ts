@@ -1,4 +1,4 @@
-import { constants, promises as fs, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, fsync, lstatSync, openSync, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { FerryError } from '../errors.js';
 
@@ -18,6 +18,10 @@ import { FerryError } from '../errors.js';
  * the one lstat saw. The final operation then uses the full path again, so a component
  * swapped for a link between the walk and that operation (a window of one system call) can
  * still redirect it: on such systems nobody else may write inside the root.
+ *
+ * Folders are opened and closed with the synchronous calls: a directory open on a local file
+ * system is a few microseconds of dentry lookup, far less than a round trip through libuv's
+ * thread pool, and it happens once per path component of every operation.
  */
 
 /** Longest path the system takes (PATH_MAX, with its terminating NUL). */
@@ -30,7 +34,8 @@ export class Folder {
   private closed = false;
 
   constructor(
-    readonly handle: fs.FileHandle,
+    /** The open directory's descriptor. */
+    readonly fd: number,
     /** A path reaching this very folder: /proc/self/fd/<fd> when pinned, else its full path. */
     private readonly reach: string,
     /** Its name under the root ('' for the root). */
@@ -56,12 +61,17 @@ export class Folder {
   async close(): Promise<void> {
     if (!this.owned || this.closed) return;
     this.closed = true;
-    await this.handle.close();
+    closeSync(this.fd);
+  }
+
+  /** fsync of the folder itself: makes its entries (renames, unlinks, new folders) durable. */
+  sync(): Promise<void> {
+    return new Promise((resolve, reject) => fsync(this.fd, (error) => (error ? reject(error) : resolve())));
   }
 
   /** The same folder for another user, whose close() leaves it open. */
   view(): Folder {
-    return new Folder(this.handle, this.reach, this.name, false, this.origin ?? this);
+    return new Folder(this.fd, this.reach, this.name, false, this.origin ?? this);
   }
 
   /** Marks a shared folder closed (its owner closes the descriptor). */
@@ -91,13 +101,13 @@ export class SafeRoot {
 
   /** Opens `root` (a real path, no links); `pin: false` forces the portable fallback. */
   static async open(root: string, options: { pin?: boolean } = {}): Promise<SafeRoot> {
-    const handle = await fs.open(root, constants.O_RDONLY | constants.O_DIRECTORY);
+    const fd = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
     try {
-      const pinned = options.pin !== false && (await procFdWorks(handle));
-      const folder = new Folder(handle, pinned ? procPath(handle) : root, '', false);
+      const pinned = options.pin !== false && procFdWorks(fd);
+      const folder = new Folder(fd, pinned ? procPath(fd) : root, '', false);
       return new SafeRoot(root, folder, pinned);
     } catch (error) {
-      await handle.close();
+      closeSync(fd);
       throw error;
     }
   }
@@ -107,10 +117,10 @@ export class SafeRoot {
   async close(): Promise<void> {
     for (const folder of this.pinnedFolders.splice(0)) {
       folder.retire();
-      await folder.handle.close();
+      closeSync(folder.fd);
     }
     this.rootFolder.retire();
-    await this.rootFolder.handle.close();
+    closeSync(this.rootFolder.fd);
   }
 
   /** The root folder itself (closing it is a no-op). */
@@ -158,7 +168,7 @@ export class SafeRoot {
    */
   async pin(components: readonly string[]): Promise<Folder> {
     const folder = (await this.openFolder(components, { create: true }))!;
-    const pinned = new Folder(folder.handle, folder.path, folder.name, false);
+    const pinned = new Folder(folder.fd, folder.path, folder.name, false);
     this.pinnedFolders.push(pinned);
     return pinned;
   }
@@ -200,22 +210,25 @@ export class SafeRoot {
 
   private async openDirectory(target: string, name: string, forName: string): Promise<Folder> {
     if (this.pinned) {
-      const handle = await fs.open(target, DIRECTORY_FLAGS);
-      return new Folder(handle, procPath(handle), name, true);
+      const fd = openSync(target, DIRECTORY_FLAGS);
+      return new Folder(fd, procPath(fd), name, true);
     }
     // Fallback: lstat, open without following, and check both saw the same folder.
-    const seen = await fs.lstat(target);
+    const seen = lstatSync(target);
     if (!seen.isDirectory()) throw await whyNotFolder(target, forName);
-    const handle = await fs.open(target, DIRECTORY_FLAGS);
-    const opened = await handle.stat().catch(async (error: unknown) => {
-      await handle.close();
+    const fd = openSync(target, DIRECTORY_FLAGS);
+    let opened: Stats;
+    try {
+      opened = fstatSync(fd);
+    } catch (error) {
+      closeSync(fd);
       throw error;
-    });
+    }
     if (!sameFile(seen, opened)) {
-      await handle.close();
+      closeSync(fd);
       throw new FerryError('BAD_NAME', `"${forName}" changed while it was being opened`);
     }
-    return new Folder(handle, target, name, true);
+    return new Folder(fd, target, name, true);
   }
 }
 
@@ -226,16 +239,15 @@ async function whyNotFolder(target: string, name: string): Promise<FerryError> {
   return new FerryError('CONFLICT', `"${name}": a parent of it is a file`);
 }
 
-function procPath(handle: fs.FileHandle): string {
-  return `/proc/self/fd/${handle.fd}`;
+function procPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
 }
 
-/** Whether /proc/self/fd/<fd> reaches the very folder held by `handle` (Linux with /proc). */
-async function procFdWorks(handle: fs.FileHandle): Promise<boolean> {
+/** Whether /proc/self/fd/<fd> reaches the very folder held by `fd` (Linux with /proc). */
+function procFdWorks(fd: number): boolean {
   if (process.platform !== 'linux') return false;
   try {
-    const through = await fs.stat(procPath(handle));
-    return sameFile(through, await handle.stat());
+    return sameFile(lstatSync(`${procPath(fd)}/.`), fstatSync(fd));
   } catch {
     return false;
   }
@@ -272,7 +284,7 @@ export class FolderSyncs {
     }
     const state = group;
     const start = (): Promise<void> => {
-      const run = folder.handle.sync().finally(() => {
+      const run = folder.sync().finally(() => {
         state.running = undefined;
         if (!state.next) this.groups.delete(key);
       });

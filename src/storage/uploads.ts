@@ -1,5 +1,5 @@
 import { randomBytes, type Hash } from 'node:crypto';
-import { constants, promises as fs, type Stats } from 'node:fs';
+import { constants, lstatSync, promises as fs, type Stats } from 'node:fs';
 import { FerryError } from '../errors.js';
 import { nameProblem } from '../protocol/names.js';
 import { InlineDigester } from '../io/digester.js';
@@ -193,7 +193,7 @@ export class Uploads {
       try {
         const finalLeaf = await this.pickLeaf(folder, leaf, name, options);
         const finalName = components.length === 0 ? finalLeaf : `${components.join('/')}/${finalLeaf}`;
-        const existing = await fs.lstat(folder.entry(finalLeaf)).catch(() => undefined);
+        const existing = lstatSync(folder.entry(finalLeaf), { throwIfNoEntry: false });
         if (existing?.isDirectory()) throw new FerryError('CONFLICT', `"${finalName}" is a folder`);
         const mtimeMs = Math.trunc(stats.mtimeMs);
         // Record first: if we crash between the two renames the record names the wrong inode
@@ -203,6 +203,7 @@ export class Uploads {
           await fs.rename(this.parts.tmp.entry(tempName), folder.entry(finalLeaf));
         } catch (error) {
           if (isCode(error, 'EISDIR') || isCode(error, 'ENOTEMPTY')) throw new FerryError('CONFLICT', `"${finalName}" is a folder`);
+          if (isCode(error, 'ENOENT')) throw new FerryError('CONFLICT', `"${finalName}": its folder was removed while the file was being stored`);
           throw error;
         }
         if (this.parts.fsync) await syncs.sync(folder);
@@ -228,7 +229,7 @@ export class Uploads {
   }
 
   private async pickLeaf(folder: Folder, leaf: string, name: string, options: UploadOptions): Promise<string> {
-    const taken = async (candidate: string): Promise<boolean> => (await fs.lstat(folder.entry(candidate)).catch(() => undefined)) !== undefined;
+    const taken = async (candidate: string): Promise<boolean> => lstatSync(folder.entry(candidate), { throwIfNoEntry: false }) !== undefined;
     if (options.overwrite || !(await taken(leaf))) return leaf;
     if (!options.rename) throw new FerryError('EXISTS', `"${name}" already exists (use overwrite to replace it)`);
     const dot = leaf.lastIndexOf('.');
