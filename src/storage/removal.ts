@@ -31,7 +31,7 @@ export class Remover {
           if (stats.isDirectory()) throw new FerryError('CONFLICT', `"${name}" is a folder (remove it recursively)`);
           if (!stats.isFile()) throw notFound(name);
           await fs.unlink(target);
-          ledger.stored -= stats.size;
+          ledger.storedChanged(-stats.size);
         },
         () => {
           throw notFound(name);
@@ -111,7 +111,7 @@ export class Remover {
             await fs.rm(target, { force: true });
             if (stats.isFile()) {
               count++;
-              ledger.stored -= stats.size;
+              ledger.storedChanged(-stats.size);
             }
             await digests.remove(name);
           });

@@ -40,6 +40,11 @@ export class SpaceLedger {
     this.reserved += bytes;
   }
 
+  /** A commit or removal changed the stored bytes (counted only with a quota: no walk is made without). */
+  storedChanged(delta: number): void {
+    if (this.quota !== undefined) this.stored += delta;
+  }
+
   release(bytes: number): void {
     this.reserved -= bytes;
   }

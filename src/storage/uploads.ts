@@ -322,8 +322,7 @@ export class Upload {
       const stats = await this.handle.stat();
       await this.handle.close();
       const { entry, replaced } = await this.uploads.commit(this.name, this.tempName, this.options, sha256, stats);
-      const { ledger } = this.parts;
-      ledger.stored += stats.size - replaced;
+      this.parts.ledger.storedChanged(stats.size - replaced);
       this.finished();
       return entry;
     } catch (error) {
