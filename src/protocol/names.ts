@@ -5,6 +5,14 @@
  */
 export const MAX_NAME_BYTES = 4096;
 export const MAX_COMPONENT_BYTES = 255;
+/**
+ * Most path components (folders + the file) in a name. Real trees (source checkouts,
+ * node_modules, Maven layouts, photo archives) stay well under 40 levels; without a limit a
+ * 4096-byte name can hold 2048 components, so one request could make the server create,
+ * open and later remove ~2000 nested folders. 64 keeps every request to a bounded, small
+ * number of folder operations and keeps names portable to other file systems and tools.
+ */
+export const MAX_NAME_DEPTH = 64;
 /** First component reserved for the server's internal state. */
 export const RESERVED_COMPONENT = '.ferry';
 
@@ -23,6 +31,7 @@ export function nameProblem(name: string): string | undefined {
   }
   if (name.startsWith('/')) return 'name is an absolute path';
   const components = name.split('/');
+  if (components.length > MAX_NAME_DEPTH) return `name has more than ${MAX_NAME_DEPTH} path components`;
   for (const component of components) {
     if (component === '') return 'name has an empty path component';
     if (component === '.' || component === '..') return `name has a "${component}" component`;
@@ -30,7 +39,8 @@ export function nameProblem(name: string): string | undefined {
       return `a name component is longer than ${MAX_COMPONENT_BYTES} bytes`;
     }
   }
-  if (components[0] === RESERVED_COMPONENT) return `"${RESERVED_COMPONENT}" is reserved for the server`;
+  // Case-insensitively: the root may be on a file system where ".FERRY" is ".ferry".
+  if (components[0]!.toLowerCase() === RESERVED_COMPONENT) return `"${RESERVED_COMPONENT}" is reserved for the server`;
   return undefined;
 }
 

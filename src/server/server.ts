@@ -250,6 +250,7 @@ export class FerryServer {
       for (const session of this.sessions) session.destroy();
       await stopped;
       await pluginsClosed;
+      await this.store?.close(); // its folder descriptors and the partial-upload sweep
     })();
     return this.closing;
   }

@@ -1,103 +1,260 @@
-import { constants, promises as fs } from 'node:fs';
+import { closeSync, constants, fstatSync, fsync, lstatSync, openSync, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { FerryError } from '../errors.js';
 
 /**
- * Path resolution that never leaves the root: every folder on the way is lstat'ed and must
- * be a real directory (a symlink planted in the root is refused, not followed), and files are
- * opened with O_NOFOLLOW so the last component cannot be a link either.
+ * Path resolution that never leaves the root, even while another process swaps folders for
+ * symbolic links. A name is walked one component at a time from a descriptor of the root:
+ * each folder is opened with O_DIRECTORY | O_NOFOLLOW *relative to the descriptor of its
+ * already-checked parent*, and the final operation (open, mkdir, rename, unlink, readdir,
+ * rmdir) is done relative to the descriptor of the last folder. Node has no openat(), so on
+ * Linux "relative to a descriptor" is spelled `/proc/self/fd/<fd>/<component>`: the kernel
+ * resolves the magic link to the very directory the descriptor holds, whatever its name now
+ * points to, so a swap after a folder was checked cannot redirect anything. Nothing is
+ * trusted for any time: every operation walks afresh (no cache of folders or descriptors).
+ *
+ * Where /proc/self/fd is not usable (not Linux), the walk falls back to lstat of each
+ * component, then opens it with O_NOFOLLOW and checks with fstat that the folder opened is
+ * the one lstat saw. The final operation then uses the full path again, so a component
+ * swapped for a link between the walk and that operation (a window of one system call) can
+ * still redirect it: on such systems nobody else may write inside the root.
+ *
+ * Folders are opened and closed with the synchronous calls: a directory open on a local file
+ * system is a few microseconds of dentry lookup, far less than a round trip through libuv's
+ * thread pool, and it happens once per path component of every operation.
  */
-export function storedPath(root: string, name: string): string {
-  return path.join(root, ...name.split('/'));
+
+/** Longest path the system takes (PATH_MAX, with its terminating NUL). */
+export const MAX_PATH_BYTES = 4096;
+
+const DIRECTORY_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+
+/** An open folder under the root; operations on its entries go through `entry(leaf)`. */
+export class Folder {
+  private closed = false;
+
+  constructor(
+    /** The open directory's descriptor. */
+    readonly fd: number,
+    /** A path reaching this very folder: /proc/self/fd/<fd> when pinned, else its full path. */
+    private readonly reach: string,
+    /** Its name under the root ('' for the root). */
+    readonly name: string,
+    /** The root's folder is shared by the whole store and outlives every operation. */
+    private readonly owned: boolean,
+    /** The folder this one is a view of (it shares its open/closed state). */
+    private readonly origin?: Folder,
+  ) {}
+
+  /** A path reaching this very folder (refused once it is closed). */
+  get path(): string {
+    // A closed descriptor's number may be reused by another file: never build a path from it.
+    if ((this.origin ?? this).closed) throw new FerryError('CLOSED', 'the store is closed');
+    return this.reach;
+  }
+
+  /** Path of an entry in this folder (the entry itself is never followed if it is a link). */
+  entry(leaf: string): string {
+    return `${this.path}/${leaf}`;
+  }
+
+  async close(): Promise<void> {
+    if (!this.owned || this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+  }
+
+  /** fsync of the folder itself: makes its entries (renames, unlinks, new folders) durable. */
+  sync(): Promise<void> {
+    return new Promise((resolve, reject) => fsync(this.fd, (error) => (error ? reject(error) : resolve())));
+  }
+
+  /** The same folder for another user, whose close() leaves it open. */
+  view(): Folder {
+    return new Folder(this.fd, this.reach, this.name, false, this.origin ?? this);
+  }
+
+  /** Marks a shared folder closed (its owner closes the descriptor). */
+  retire(): void {
+    this.closed = true;
+  }
 }
 
-/** Checks each parent folder of `name` under root; returns false if one is missing. */
-/**
- * Folders recently checked to be real directories (not links). Many files go into few
- * folders, so this spares an lstat per folder level per file. Entries expire quickly and are
- * dropped when ferry removes a folder, so a link planted by hand is noticed within a second.
- */
-const knownFolders = new Map<string, number>();
-const KNOWN_FOLDER_MS = 1000;
-
-function isKnownFolder(dir: string): boolean {
-  const expires = knownFolders.get(dir);
-  if (expires === undefined) return false;
-  if (expires > Date.now()) return true;
-  knownFolders.delete(dir);
-  return false;
+export interface OpenFolderOptions {
+  /** Create missing folders. */
+  create?: boolean;
+  /** Called after each folder is created, while its parent is still open (to fsync it). */
+  onCreated?: (parent: Folder, name: string) => Promise<void>;
+  /** The name being resolved, for error messages. */
+  name?: string;
+  /** Start from this folder instead of the root (it is left open). */
+  from?: Folder;
 }
 
-function rememberFolder(dir: string): void {
-  if (knownFolders.size > 10_000) knownFolders.clear();
-  knownFolders.set(dir, Date.now() + KNOWN_FOLDER_MS);
-}
+export class SafeRoot {
+  private constructor(
+    readonly root: string,
+    private readonly rootFolder: Folder,
+    /** True when folders are reached through /proc/self/fd (no race window at all). */
+    readonly pinned: boolean,
+  ) {}
 
-/** Forgets every checked folder (call after removing folders). */
-export function forgetFolders(): void {
-  knownFolders.clear();
-}
-
-export async function parentsAreRealFolders(root: string, name: string): Promise<boolean> {
-  const components = name.split('/');
-  let current = root;
-  for (const component of components.slice(0, -1)) {
-    current = path.join(current, component);
-    if (isKnownFolder(current)) continue;
-    let stats;
+  /** Opens `root` (a real path, no links); `pin: false` forces the portable fallback. */
+  static async open(root: string, options: { pin?: boolean } = {}): Promise<SafeRoot> {
+    const fd = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
     try {
-      stats = await fs.lstat(current);
+      const pinned = options.pin !== false && procFdWorks(fd);
+      const folder = new Folder(fd, pinned ? procPath(fd) : root, '', false);
+      return new SafeRoot(root, folder, pinned);
     } catch (error) {
-      if (isCode(error, 'ENOENT')) return false;
+      closeSync(fd);
       throw error;
     }
-    if (stats.isSymbolicLink()) throw new FerryError('BAD_NAME', `"${name}" passes through a symbolic link`);
-    if (!stats.isDirectory()) throw new FerryError('CONFLICT', `"${name}": a parent of it is a file`);
-    rememberFolder(current);
   }
-  return true;
-}
 
-/** Creates the parent folders of `name`, refusing symlinks and files in the way; returns those it made. */
-export async function makeParents(root: string, name: string): Promise<string[]> {
-  const components = name.split('/');
-  const created: string[] = [];
-  let current = root;
-  for (const component of components.slice(0, -1)) {
-    current = path.join(current, component);
-    if (isKnownFolder(current)) continue;
-    try {
-      await fs.mkdir(current);
-      created.push(current);
-      rememberFolder(current);
-    } catch (error) {
-      if (!isCode(error, 'EEXIST')) throw error;
-      const stats = await fs.lstat(current);
-      if (stats.isSymbolicLink()) throw new FerryError('BAD_NAME', `"${name}" passes through a symbolic link`);
-      if (!stats.isDirectory()) throw new FerryError('CONFLICT', `"${name}": a parent of it is a file`);
-      rememberFolder(current);
+  private readonly pinnedFolders: Folder[] = [];
+
+  async close(): Promise<void> {
+    for (const folder of this.pinnedFolders.splice(0)) {
+      folder.retire();
+      closeSync(folder.fd);
+    }
+    this.rootFolder.retire();
+    closeSync(this.rootFolder.fd);
+  }
+
+  /** The root folder itself (closing it is a no-op). */
+  get top(): Folder {
+    return this.rootFolder;
+  }
+
+  /** The full path of a stored name, for messages and out-of-band tools only: never opened. */
+  fullPath(name: string): string {
+    return path.join(this.root, ...name.split('/'));
+  }
+
+  /** Refuses a name whose full path under the root would be over PATH_MAX (checked before anything is made). */
+  checkPathLength(name: string): void {
+    if (Buffer.byteLength(this.root, 'utf8') + 1 + Buffer.byteLength(name, 'utf8') >= MAX_PATH_BYTES) {
+      throw new FerryError('BAD_NAME', `bad name: the server's folder path plus the name is longer than ${MAX_PATH_BYTES - 1} bytes`);
     }
   }
-  return created; // the folders made, outermost first (their parents need an fsync to last)
+
+  /**
+   * Opens the folder made of `components` (none: the root). Returns undefined when one is
+   * missing (and `create` is off). A link on the way is BAD_NAME, a file on the way CONFLICT.
+   * The caller closes the folder.
+   */
+  async openFolder(components: readonly string[], options: OpenFolderOptions = {}): Promise<Folder | undefined> {
+    const start = options.from ?? this.rootFolder;
+    let current = start;
+    try {
+      for (const component of components) {
+        const next = await this.openChild(current, component, options);
+        if (current !== start) await current.close();
+        current = next as Folder;
+        if (next === undefined) return undefined;
+      }
+      return current === start ? start.view() : current;
+    } catch (error) {
+      if (current !== start) await current.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Opens (creating) one of the server's own folders under the root and keeps it open for the
+   * store's lifetime (closed by `close`): its contents are reached through it, never by path.
+   */
+  async pin(components: readonly string[]): Promise<Folder> {
+    const folder = (await this.openFolder(components, { create: true }))!;
+    const pinned = new Folder(folder.fd, folder.path, folder.name, false);
+    this.pinnedFolders.push(pinned);
+    return pinned;
+  }
+
+  /** Runs `task` with the folder holding `name` and its last component; closes the folder after. */
+  async inParent<T>(name: string, options: OpenFolderOptions, task: (folder: Folder, leaf: string) => Promise<T>, missing: () => T | Promise<T>): Promise<T> {
+    const components = name.split('/');
+    const leaf = components.pop()!;
+    const folder = await this.openFolder(components, { ...options, name });
+    if (folder === undefined) return missing();
+    try {
+      return await task(folder, leaf);
+    } finally {
+      await folder.close();
+    }
+  }
+
+  private async openChild(parent: Folder, component: string, options: OpenFolderOptions): Promise<Folder | undefined> {
+    const name = parent.name === '' ? component : `${parent.name}/${component}`;
+    const target = parent.entry(component);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.openDirectory(target, name, options.name ?? name);
+      } catch (error) {
+        if (!isCode(error, 'ENOENT') || !options.create || attempt > 0) {
+          if (isCode(error, 'ENOENT')) return undefined;
+          if (isCode(error, 'ENOTDIR') || isCode(error, 'ELOOP')) throw await whyNotFolder(target, options.name ?? name);
+          throw error;
+        }
+      }
+      try {
+        await fs.mkdir(target);
+        if (options.onCreated) await options.onCreated(parent, name);
+      } catch (error) {
+        if (!isCode(error, 'EEXIST')) throw error; // made meanwhile by another request: open it
+      }
+    }
+  }
+
+  private async openDirectory(target: string, name: string, forName: string): Promise<Folder> {
+    if (this.pinned) {
+      const fd = openSync(target, DIRECTORY_FLAGS);
+      return new Folder(fd, procPath(fd), name, true);
+    }
+    // Fallback: lstat, open without following, and check both saw the same folder.
+    const seen = lstatSync(target);
+    if (!seen.isDirectory()) throw await whyNotFolder(target, forName);
+    const fd = openSync(target, DIRECTORY_FLAGS);
+    let opened: Stats;
+    try {
+      opened = fstatSync(fd);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+    if (!sameFile(seen, opened)) {
+      closeSync(fd);
+      throw new FerryError('BAD_NAME', `"${forName}" changed while it was being opened`);
+    }
+    return new Folder(fd, target, name, true);
+  }
 }
 
-/** Opens a stored regular file for reading without following links anywhere on its path. */
-export async function openStoredFile(root: string, name: string): Promise<fs.FileHandle> {
-  if (!(await parentsAreRealFolders(root, name))) throw notFound(name);
-  let handle: fs.FileHandle;
+async function whyNotFolder(target: string, name: string): Promise<FerryError> {
+  const stats = await fs.lstat(target).catch(() => undefined);
+  if (stats?.isSymbolicLink()) return new FerryError('BAD_NAME', `"${name}" passes through a symbolic link`);
+  if (stats === undefined || stats.isDirectory()) return new FerryError('BAD_NAME', `"${name}" changed while it was being opened`);
+  return new FerryError('CONFLICT', `"${name}": a parent of it is a file`);
+}
+
+function procPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
+}
+
+/** Whether /proc/self/fd/<fd> reaches the very folder held by `fd` (Linux with /proc). */
+function procFdWorks(fd: number): boolean {
+  if (process.platform !== 'linux') return false;
   try {
-    handle = await fs.open(storedPath(root, name), constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch (error) {
-    if (isCode(error, 'ENOENT') || isCode(error, 'ELOOP')) throw notFound(name);
-    if (isCode(error, 'EISDIR')) throw new FerryError('CONFLICT', `"${name}" is a folder`);
-    throw error;
+    return sameFile(lstatSync(`${procPath(fd)}/.`), fstatSync(fd));
+  } catch {
+    return false;
   }
-  const stats = await handle.stat();
-  if (!stats.isFile()) {
-    await handle.close();
-    throw stats.isDirectory() ? new FerryError('CONFLICT', `"${name}" is a folder`) : notFound(name);
-  }
-  return handle;
+}
+
+export function sameFile(a: Stats, b: Stats): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
 }
 
 export function notFound(name: string): FerryError {
@@ -109,42 +266,38 @@ export function isCode(error: unknown, code: string): boolean {
 }
 
 /**
- * fsync a directory so a rename or unlink in it survives a crash. Group commit: callers that
- * arrive while a sync of the same folder runs share the next one, so a burst of small files
- * into one folder costs a few directory fsyncs, not one per file.
+ * fsync of folders so a rename or unlink in them survives a crash, with group commit: callers
+ * that arrive while a sync of the same folder runs share the next one, so a burst of small
+ * files into one folder costs a few directory fsyncs, not one per file. One per Store.
  */
-export function syncDirectory(dir: string): Promise<void> {
-  let group = folderSyncs.get(dir);
-  if (group?.next) return group.next;
-  if (!group) {
-    group = { running: undefined, next: undefined };
-    folderSyncs.set(dir, group);
-  }
-  const state = group;
-  const start = (): Promise<void> => {
-    const run = syncDirectoryNow(dir).finally(() => {
-      state.running = undefined;
-      if (!state.next) folderSyncs.delete(dir);
+export class FolderSyncs {
+  private readonly groups = new Map<string, { running: Promise<void> | undefined; next: Promise<void> | undefined }>();
+
+  /** Syncs `folder` (keyed by its name: a folder swapped meanwhile may share a sync, harmlessly). */
+  sync(folder: Folder): Promise<void> {
+    const key = folder.name;
+    let group = this.groups.get(key);
+    if (group?.next) return group.next;
+    if (!group) {
+      group = { running: undefined, next: undefined };
+      this.groups.set(key, group);
+    }
+    const state = group;
+    const start = (): Promise<void> => {
+      const run = folder.sync().finally(() => {
+        state.running = undefined;
+        if (!state.next) this.groups.delete(key);
+      });
+      state.running = run;
+      return run;
+    };
+    if (!state.running) return start();
+    // A sync is running but may predate our rename: queue exactly one more for everyone
+    // waiting. This caller's folder stays open until then, since it awaits the result.
+    state.next = state.running.catch(() => undefined).then(() => {
+      state.next = undefined;
+      return start();
     });
-    state.running = run;
-    return run;
-  };
-  if (!state.running) return start();
-  // A sync is running but may predate our rename: queue exactly one more for everyone waiting.
-  state.next = state.running.catch(() => undefined).then(() => {
-    state.next = undefined;
-    return start();
-  });
-  return state.next;
-}
-
-const folderSyncs = new Map<string, { running: Promise<void> | undefined; next: Promise<void> | undefined }>();
-
-async function syncDirectoryNow(dir: string): Promise<void> {
-  const handle = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+    return state.next;
   }
 }

@@ -1,12 +1,13 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { RESERVED_COMPONENT } from '../protocol/names.js';
 
 /**
- * Bytes taken by every regular file under `root`, the server's own state included (uploads in
- * progress and kept partials count, so concurrent uploads cannot jointly overshoot a quota
- * unseen). Symbolic links are not followed. Used only when a quota is set.
+ * Bytes of every regular file under `root` except the server's own state (`.ferry/`): the
+ * stored files, walked once when a store with a quota opens (the running total moves from
+ * there). Symbolic links are not followed.
  */
-export async function usedBytes(root: string): Promise<number> {
+export async function storedBytes(root: string): Promise<number> {
   let total = 0;
   const pending = [root];
   while (pending.length > 0) {
@@ -19,8 +20,9 @@ export async function usedBytes(root: string): Promise<number> {
     }
     for (const entry of entries) {
       const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) pending.push(full);
-      else if (entry.isFile()) {
+      if (entry.isDirectory()) {
+        if (!(dir === root && entry.name === RESERVED_COMPONENT)) pending.push(full);
+      } else if (entry.isFile()) {
         try {
           total += (await fs.lstat(full)).size;
         } catch {
@@ -32,8 +34,14 @@ export async function usedBytes(root: string): Promise<number> {
   return total;
 }
 
-/** Bytes an unprivileged writer may still put on the file system holding `dir`. */
-export async function freeBytes(dir: string): Promise<number> {
+export interface FreeSpace {
+  /** Bytes an unprivileged writer may still put on the file system. */
+  bytes: number;
+  /** Files (inodes) that may still be made, or Infinity where the file system has no such limit. */
+  files: number;
+}
+
+export async function freeSpace(dir: string): Promise<FreeSpace> {
   const stats = await fs.statfs(dir);
-  return stats.bavail * stats.bsize;
+  return { bytes: stats.bavail * stats.bsize, files: stats.files > 0 ? stats.ffree : Infinity };
 }

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FerryError } from '../../src/errors.js';
-import { Store } from '../../src/storage/store.js';
+import { mapFsError, Store } from '../../src/storage/store.js';
 import { BAD_NAMES } from '../helpers/bad-names.js';
 import { randomData, sha256, tempDir, temporaries, visibleTree } from '../helpers/fixtures.js';
 
@@ -13,7 +13,7 @@ async function storeBytes(store: Store, name: string, data: Buffer, options = {}
   await upload.commit({ size: data.length });
 }
 
-describe('store', () => {
+for (const pinFolders of [true, false]) describe(`store (${pinFolders ? 'folders pinned through /proc/self/fd' : 'portable lstat walk'})`, () => {
   let root: string;
   let outside: string;
   let store: Store;
@@ -24,9 +24,40 @@ describe('store', () => {
     outside = path.join(parent, 'outside');
     await fs.mkdir(outside);
     await fs.writeFile(path.join(outside, 'sentinel'), 'keep');
-    store = await Store.open(root);
+    store = await Store.open(root, { pinFolders });
   });
-  after(async () => fs.rm(path.dirname(root), { recursive: true, force: true }));
+  after(async () => {
+    await store.close();
+    await fs.rm(path.dirname(root), { recursive: true, force: true });
+  });
+
+  it('refuses a name of 2,048 components before creating anything (issue #9)', async () => {
+    const beforeTree = await visibleTree(root);
+    const deep = `${'a/'.repeat(2047)}a`;
+    await assert.rejects(store.beginUpload(deep), (e: FerryError) => e.code === 'BAD_NAME' && /more than 64 path components/.test(e.message));
+    await assert.rejects(store.checkUpload(deep, {}), (e: FerryError) => e.code === 'BAD_NAME');
+    assert.deepEqual(await visibleTree(root), beforeTree);
+    assert.deepEqual(await temporaries(root), []);
+  });
+
+  it('refuses a name too long under this root before creating anything (issue #9)', async () => {
+    const beforeTree = await visibleTree(root);
+    const long = Array.from({ length: 16 }, (_, i) => String(i).padEnd(255, 'x')).join('/'); // 4095 bytes: a valid name
+    await assert.rejects(store.beginUpload(long), (e: FerryError) => e.code === 'BAD_NAME' && /longer than 4095 bytes/.test(e.message));
+    assert.deepEqual(await visibleTree(root), beforeTree);
+    assert.deepEqual(await temporaries(root), []);
+  });
+
+  it('refuses .ferry in any letter case', async () => {
+    for (const name of ['.FERRY/x', '.Ferry', '.fERRY/tmp/y']) {
+      await assert.rejects(store.beginUpload(name), (e: FerryError) => e.code === 'BAD_NAME', name);
+    }
+    assert.ok(!(await visibleTree(root)).some((p) => p.toLowerCase().startsWith('.ferry')));
+  });
+
+  it(`reports which walk it uses`, () => {
+    assert.equal(store.pinned, pinFolders && process.platform === 'linux');
+  });
 
   it('creates the root and its state folder', async () => {
     assert.ok((await fs.stat(path.join(root, '.ferry', 'tmp'))).isDirectory());
@@ -107,7 +138,7 @@ describe('store', () => {
   });
 
   it('refuses files over the size limit', async () => {
-    const small = await Store.open(await tempDir(), { maxFileSize: 10 });
+    const small = await Store.open(await tempDir(), { maxFileSize: 10, pinFolders });
     await assert.rejects(small.beginUpload('big', { size: 11 }), (e: FerryError) => e.code === 'TOO_LARGE');
     const upload = await small.beginUpload('big');
     assert.throws(() => upload.write(Buffer.alloc(11)), (e: FerryError) => e.code === 'TOO_LARGE');
@@ -132,7 +163,25 @@ describe('store', () => {
 
   it('sweeps stale temporaries at startup', async () => {
     await fs.writeFile(path.join(root, '.ferry', 'tmp', 'stale.part'), 'left by a crash');
-    const reopened = await Store.open(root);
+    const reopened = await Store.open(root, { pinFolders });
     assert.deepEqual(await temporaries(reopened.root), []);
+    await reopened.close();
+  });
+
+  it('refuses every call once closed', async () => {
+    const closing = await Store.open(await tempDir(), { pinFolders });
+    await closing.close();
+    await assert.rejects(closing.stat('x'), (e: FerryError) => e.code === 'CLOSED');
+    await fs.rm(closing.root, { recursive: true, force: true });
+  });
+});
+
+describe('mapFsError', () => {
+  it('maps running out of file descriptors to BUSY', () => {
+    for (const code of ['EMFILE', 'ENFILE']) {
+      const mapped = mapFsError(Object.assign(new Error(code), { code })) as FerryError;
+      assert.equal(mapped.code, 'BUSY');
+      assert.equal(mapped.message, 'the server has too many files open: try again shortly');
+    }
   });
 });

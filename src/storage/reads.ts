@@ -1,0 +1,175 @@
+import { constants, lstatSync, promises as fs, type Dirent } from 'node:fs';
+import { FerryError } from '../errors.js';
+import { nameProblem, normalizePrefix } from '../protocol/names.js';
+import { checkName } from './errors.js';
+import { isCode, notFound, type Folder } from './safe-path.js';
+import type { ListOptions, OpenedFile, StoredEntry, StoreParts } from './types.js';
+
+const ZERO_SHA = Buffer.alloc(32);
+/** Entries per batch of `listStream`. */
+const LIST_BATCH = 1000;
+/** O_NONBLOCK: opening a FIFO planted in the root must not hang; no effect on regular files. */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Reading: stat, open for download, and listings. */
+export class Reader {
+  constructor(private readonly parts: StoreParts) {}
+
+  /** Opens a file for download; the handle keeps reading this version even if it is replaced. */
+  async openRead(name: string): Promise<OpenedFile> {
+    checkName(name);
+    return this.parts.root.inParent(
+      name,
+      {},
+      (folder, leaf) => this.openIn(folder, leaf, name),
+      () => {
+        throw notFound(name);
+      },
+    );
+  }
+
+  async stat(name: string): Promise<StoredEntry> {
+    const opened = await this.openRead(name);
+    await opened.handle.close();
+    return { name, kind: 'file', size: opened.size, mtimeMs: opened.mtimeMs, sha256: opened.sha256 };
+  }
+
+  /** Opens the regular file `leaf` of `folder` (stored as `name`) without following a link. */
+  private async openIn(folder: Folder, leaf: string, name: string): Promise<OpenedFile> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(folder.entry(leaf), READ_FLAGS);
+    } catch (error) {
+      if (isCode(error, 'ENOENT') || isCode(error, 'ELOOP')) throw notFound(name);
+      if (isCode(error, 'EISDIR')) throw new FerryError('CONFLICT', `"${name}" is a folder`);
+      throw error;
+    }
+    try {
+      const stats = await handle.stat();
+      if (!stats.isFile()) throw stats.isDirectory() ? new FerryError('CONFLICT', `"${name}" is a folder`) : notFound(name);
+      const sha256 = await this.parts.digests.digestOf(name, handle, stats);
+      return { handle, size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), sha256 };
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /** Whether anything (file, folder, link) has this name; a link or file on the way is an error. */
+  async exists(name: string): Promise<boolean> {
+    return this.parts.root.inParent(
+      name,
+      {},
+      // lstatSync with throwIfNoEntry: on the hot path of every upload, a missing name is the
+      // normal case, and building an ENOENT error for it cost more than the lookup itself.
+      async (folder, leaf) => lstatSync(folder.entry(leaf), { throwIfNoEntry: false }) !== undefined,
+      () => false,
+    );
+  }
+
+  async list(prefix: string, recursive: boolean, options: ListOptions = {}): Promise<StoredEntry[]> {
+    const entries: StoredEntry[] = [];
+    for await (const batch of this.listStream(prefix, recursive, options)) entries.push(...batch);
+    return entries;
+  }
+
+  /**
+   * The entries `list` returns, in the same order, in batches, holding one folder's names per
+   * level rather than the whole tree. `prefix` names a folder ('' for all, a trailing / is
+   * dropped): recursive lists every file below it by full name, otherwise its files and
+   * folders. A prefix naming a file lists just that file; one naming nothing lists nothing
+   * (or, with `missing: 'error'`, is NOT_FOUND).
+   */
+  async *listStream(prefix: string, recursive: boolean, options: ListOptions = {}): AsyncGenerator<StoredEntry[]> {
+    const folderName = normalizePrefix(prefix);
+    const components = folderName === '' ? [] : folderName.split('/');
+    if (folderName !== '') checkName(folderName);
+    const missing = (): StoredEntry[] => {
+      if (options.missing === 'error') throw new FerryError('NOT_FOUND', `no folder named "${folderName}"`);
+      return [];
+    };
+    let top: Folder | StoredEntry[];
+    if (components.length === 0) {
+      top = this.parts.root.top.view();
+    } else {
+      const leaf = components.pop()!;
+      top = await this.parts.root.inParent(
+        folderName,
+        {},
+        async (parent): Promise<Folder | StoredEntry[]> => {
+          const folder = await this.parts.root.openFolder([leaf], { from: parent, name: folderName }).catch(async (error: unknown) => {
+            if (!(error instanceof FerryError && error.code === 'CONFLICT')) throw error;
+            // Not a folder: a file of that name is listed alone.
+            const opened = await this.openIn(parent, leaf, folderName);
+            await opened.handle.close();
+            return [{ name: folderName, kind: 'file', size: opened.size, mtimeMs: opened.mtimeMs, sha256: opened.sha256 } as StoredEntry];
+          });
+          return folder ?? missing();
+        },
+        missing,
+      );
+    }
+    if (Array.isArray(top)) {
+      if (top.length > 0) yield top;
+      return;
+    }
+    const batch: StoredEntry[] = [];
+    try {
+      for await (const entry of this.walk(top, recursive)) {
+        batch.push(entry);
+        if (batch.length >= LIST_BATCH) yield batch.splice(0);
+      }
+    } finally {
+      await top.close();
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  /**
+   * Entries of `folder` in full-name order: each folder's names sorted, with "/" after the
+   * names of sub-folders when they are walked into (so "a-b" comes before the files of "a/").
+   */
+  private async *walk(folder: Folder, recursive: boolean): AsyncGenerator<StoredEntry> {
+    let dirents: Dirent[];
+    try {
+      dirents = await fs.readdir(folder.path, { withFileTypes: true });
+    } catch (error) {
+      if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR')) return;
+      throw error;
+    }
+    const keyed = dirents.map((dirent) => ({ dirent, key: recursive && dirent.isDirectory() ? `${dirent.name}/` : dirent.name }));
+    keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const { dirent } of keyed) {
+      const name = folder.name === '' ? dirent.name : `${folder.name}/${dirent.name}`;
+      if (nameProblem(name) !== undefined) continue; // .ferry, and anything placed by hand that ferry could not name
+      if (dirent.isDirectory()) {
+        if (!recursive) {
+          yield { name, kind: 'folder', size: 0, mtimeMs: 0, sha256: ZERO_SHA };
+          continue;
+        }
+        let child: Folder | undefined;
+        try {
+          child = await this.parts.root.openFolder([dirent.name], { from: folder });
+        } catch (error) {
+          if (error instanceof FerryError) continue; // swapped for a link or a file meanwhile
+          throw error;
+        }
+        if (child === undefined) continue;
+        try {
+          yield* this.walk(child, true);
+        } finally {
+          await child.close();
+        }
+      } else if (dirent.isFile()) {
+        try {
+          const opened = await this.openIn(folder, dirent.name, name);
+          await opened.handle.close();
+          yield { name, kind: 'file', size: opened.size, mtimeMs: opened.mtimeMs, sha256: opened.sha256 };
+        } catch (error) {
+          if (!(error instanceof FerryError && error.code === 'NOT_FOUND')) throw error;
+        }
+      }
+      // Symbolic links and special files are never listed or served.
+    }
+  }
+}
