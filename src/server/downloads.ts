@@ -9,6 +9,7 @@ import {
   type MessageOf,
   type WireEntry,
 } from '../protocol/index.js';
+import type { StoredEntry } from '../storage/store.js';
 import { sendFileRange } from '../transport/file-body.js';
 import { writeAndWait } from '../transport/outbox.js';
 import type { SessionIo } from './session-io.js';
@@ -75,27 +76,43 @@ export class Downloads {
   list(message: MessageOf<'LIST'>, socket: Socket): Promise<void> {
     const { io } = this;
     return this.task(message.id, async () => {
-      let entries;
+      const batches = io.ctx.store.listStream(message.prefix, (message.flags & ListFlag.RECURSIVE) !== 0)[Symbol.asyncIterator]();
+      // The first batch decides between a refusal (bad name, …) and a listing.
+      let next: IteratorResult<StoredEntry[]>;
       try {
-        entries = await io.working(io.ctx.store.list(message.prefix, (message.flags & ListFlag.RECURSIVE) !== 0));
+        next = await io.working(batches.next());
       } catch (error) {
         throw new Refusal(error);
       }
-      // Split into frames under the control-frame cap; each waits until the socket takes it.
-      let batch: WireEntry[] = [];
-      let batchSize = ENTRIES_OVERHEAD;
-      for (const entry of entries) {
-        const wire = toWire(entry);
-        const size = entryWireSize(wire);
-        if (batchSize + size > MAX_CONTROL_PAYLOAD || batch.length === 0xffff) {
-          await writeAndWait(socket, encodeMessage({ type: 'ENTRIES', id: message.id, more: true, entries: batch }), io.outbox.onWritten);
-          batch = [];
-          batchSize = ENTRIES_OVERHEAD;
+      // Entries go out in frames under the control-frame cap, each once the socket takes the
+      // one before: a listing of any size holds one folder's batch in memory, not the tree.
+      let frame: WireEntry[] = [];
+      let frameSize = ENTRIES_OVERHEAD;
+      try {
+        while (!next.done) {
+          for (const entry of next.value) {
+            const wire = toWire(entry);
+            const size = entryWireSize(wire);
+            if (frameSize + size > MAX_CONTROL_PAYLOAD || frame.length === 0xffff) {
+              await writeAndWait(socket, encodeMessage({ type: 'ENTRIES', id: message.id, more: true, entries: frame }), io.outbox.onWritten);
+              frame = [];
+              frameSize = ENTRIES_OVERHEAD;
+            }
+            frame.push(wire);
+            frameSize += size;
+          }
+          try {
+            next = await io.working(batches.next());
+          } catch (error) {
+            // Part of the listing is out: the promise of a whole listing cannot be kept.
+            socket.destroy();
+            throw error;
+          }
         }
-        batch.push(wire);
-        batchSize += size;
+      } finally {
+        if (!next.done) await batches.return?.(); // abandoned (closed connection): release its folders
       }
-      await writeAndWait(socket, encodeMessage({ type: 'ENTRIES', id: message.id, more: false, entries: batch }), io.outbox.onWritten);
+      await writeAndWait(socket, encodeMessage({ type: 'ENTRIES', id: message.id, more: false, entries: frame }), io.outbox.onWritten);
     });
   }
 

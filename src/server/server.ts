@@ -26,6 +26,10 @@ export interface ServerOptions {
   fsync?: boolean;
   /** How long an interrupted upload is kept for resuming (default 24 h). */
   partialTtlMs?: number;
+  /** Most interrupted uploads kept at once (default 1000); the oldest go first. */
+  maxPartials?: number;
+  /** Most bytes kept in interrupted uploads (default: half the quota, or half the free disk at start). */
+  maxPartialBytes?: number;
   /** Connections at once, over every port (default 1000). */
   maxConnections?: number;
   /** Connections at once from one address (an IPv6 /64), over every port (default 50). */
@@ -117,8 +121,16 @@ export class FerryServer {
       maxFileSize: this.options.maxFileSize,
       fsync: this.options.fsync,
       partialTtlMs: this.options.partialTtlMs,
+      maxPartials: this.options.maxPartials,
+      maxPartialBytes: this.options.maxPartialBytes,
       quota: this.options.quota,
+      clock: this.clock,
     });
+    const partials = this.store.partials.list();
+    if (partials.length > 0) {
+      const held = partials.reduce((sum, p) => sum + p.held, 0);
+      this.log.info({ count: partials.length, bytes: held }, `keeping ${partials.length} interrupted uploads (${held} bytes) for resuming`);
+    }
     const tokens = this.options.tokens;
     this.tokens = typeof tokens === 'string' ? await TokenSet.load(tokens) : tokens;
     if (this.options.tls) {

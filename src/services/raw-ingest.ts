@@ -6,7 +6,6 @@ import { Deadline, systemClock, type Clock, type Timer } from '../clock.js';
 import { listenError } from '../server/server.js';
 import type { ListeningAddress, PluginContext, ServerPlugin } from '../server/plugin.js';
 import { ConnectionLimiter } from '../transport/limits.js';
-import { syncDirectory } from '../storage/safe-path.js';
 import type { StoredEntry, Store, Upload } from '../storage/store.js';
 import { IngestCounter } from './ingest-counter.js';
 import { resetConnectionsOnCrash } from './reset-on-crash.js';
@@ -60,7 +59,6 @@ export class RawIngestServer {
   private readonly idleTimeoutMs: number;
   private readonly limiter: ConnectionLimiter;
   private readonly clock: Clock;
-  private folder: DurableFolder | undefined;
   /**
    * False until listen() has made accepted sockets reset when we die; connections accepted
    * before are refused, since a crash would close them with a FIN.
@@ -82,7 +80,6 @@ export class RawIngestServer {
       fsync: store.fsync,
       initial: () => firstFreeNumber(store.root),
     });
-    this.folder = new DurableFolder(store.root, RAW_FOLDER, store.fsync);
     await new Promise<void>((resolve, reject) => {
       this.netServer.once('error', reject);
       this.netServer.listen({ host, port }, () => {
@@ -115,7 +112,7 @@ export class RawIngestServer {
   }
 
   private accept(socket: net.Socket): void {
-    if (this.closing || !this.counter || !this.folder || !this.ready) {
+    if (this.closing || !this.counter || !this.ready) {
       // A reset, never a FIN: nothing was stored (the sender may retry).
       socket.on('error', () => undefined);
       socket.resetAndDestroy();
@@ -138,7 +135,6 @@ export class RawIngestServer {
       log: this.options.log,
       idleTimeoutMs: this.idleTimeoutMs,
       clock: this.clock,
-      folder: this.folder,
     });
     this.connections.add(connection);
     void connection.finished.then(() => this.connections.delete(connection));
@@ -196,41 +192,6 @@ function checkTimeout(ms: number, option: string): number {
   return ms;
 }
 
-/**
- * A folder of the root, kept so that a file renamed into it survives a power cut: the folder's
- * own entry in the root is synced whenever a new folder (a new inode) shows up under its name
- * — made by us, by an earlier run, or again by the store after a removal emptied and pruned it.
- */
-class DurableFolder {
-  private syncedIno: number | undefined;
-  private making: Promise<void> | undefined;
-
-  constructor(
-    private readonly root: string,
-    private readonly name: string,
-    private readonly fsync: boolean,
-  ) {}
-
-  /** Resolves once the folder exists and its entry in the root is durable (made on first use). */
-  async ensure(): Promise<void> {
-    while (this.making) await this.making;
-    const dir = path.join(this.root, this.name);
-    const stats = await fs.lstat(dir).catch(() => undefined);
-    if (stats?.isDirectory() && stats.ino === this.syncedIno) return;
-    this.making ??= (async () => {
-      await fs.mkdir(dir).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw error;
-      });
-      const made = await fs.lstat(dir);
-      // A link or a file here is the store's to refuse (it never follows or replaces one).
-      if (!made.isDirectory()) return;
-      if (this.fsync) await syncDirectory(this.root);
-      this.syncedIno = made.ino;
-    })().finally(() => (this.making = undefined));
-    await this.making;
-  }
-}
-
 /** One past the highest `raw/<n>.file` present: where numbering starts without a counter file. */
 async function firstFreeNumber(root: string): Promise<number> {
   let names: string[];
@@ -252,7 +213,6 @@ interface ConnectionContext {
   log: Logger;
   idleTimeoutMs: number;
   clock: Clock;
-  folder: DurableFolder;
 }
 
 type State = 'opening' | 'receiving' | 'committing' | 'finished';
@@ -338,7 +298,6 @@ class RawConnection {
     try {
       // Durable before the FIN: raw/ named in the root, then the data fsynced, renamed into
       // raw/ and raw/ fsynced (Upload.commit).
-      await this.ctx.folder.ensure();
       entry = await this.upload.commit({});
     } catch (error) {
       this.state = 'finished';

@@ -83,8 +83,12 @@ export class Folder {
 export interface OpenFolderOptions {
   /** Create missing folders. */
   create?: boolean;
-  /** Called after each folder is created, while its parent is still open (to fsync it). */
-  onCreated?: (parent: Folder, name: string) => Promise<void>;
+  /**
+   * Called right before a missing folder is created, with its parent (still open) and its
+   * name; `made` runs once it exists (to fsync the parent), `notMade` if another request made
+   * it first or mkdir failed.
+   */
+  onCreating?: (parent: Folder, name: string) => { made(): Promise<void>; notMade(): void };
   /** The name being resolved, for error messages. */
   name?: string;
   /** Start from this folder instead of the root (it is left open). */
@@ -199,12 +203,16 @@ export class SafeRoot {
           throw error;
         }
       }
+      const creation = options.onCreating?.(parent, name);
+      let made = false;
       try {
         await fs.mkdir(target);
-        if (options.onCreated) await options.onCreated(parent, name);
+        made = true;
       } catch (error) {
+        creation?.notMade();
         if (!isCode(error, 'EEXIST')) throw error; // made meanwhile by another request: open it
       }
+      if (made && creation) await creation.made();
     }
   }
 
@@ -272,6 +280,39 @@ export function isCode(error: unknown, code: string): boolean {
  */
 export class FolderSyncs {
   private readonly groups = new Map<string, { running: Promise<void> | undefined; next: Promise<void> | undefined }>();
+  /** Folders just made, by relative name, until their entry in the parent is synced. */
+  private readonly made = new Map<string, Promise<void>>();
+
+  /**
+   * A folder `name` is about to be created in `parent`. Registered before the mkdir, so a commit
+   * that finds the new folder at once still waits (in `pathDurable`) until `made()` has synced
+   * the parent; `notMade()` when it was not created after all.
+   */
+  creating(name: string, parent: Folder): { made(): Promise<void>; notMade(): void } {
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => (resolve = r));
+    const previous = this.made.get(name);
+    const entry = previous ? Promise.all([previous, done]).then(() => undefined) : done;
+    this.made.set(name, entry);
+    const settle = (): void => {
+      resolve();
+      if (this.made.get(name) === entry) this.made.delete(name);
+    };
+    return { made: () => this.sync(parent).finally(settle), notMade: settle };
+  }
+
+  /**
+   * Resolves once every folder on the way to `components` that another commit has just made
+   * is durable in its parent: a file is acknowledged only when its whole path would survive a
+   * power cut, even when a concurrent commit made the folder and is still syncing it.
+   */
+  async pathDurable(components: string[]): Promise<void> {
+    if (this.made.size === 0) return;
+    for (let depth = 1; depth <= components.length; depth++) {
+      const pending = this.made.get(components.slice(0, depth).join('/'));
+      if (pending) await pending.catch(() => undefined);
+    }
+  }
 
   /** Syncs `folder` (keyed by its name: a folder swapped meanwhile may share a sync, harmlessly). */
   sync(folder: Folder): Promise<void> {

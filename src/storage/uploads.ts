@@ -184,9 +184,16 @@ export class Uploads {
       const folder = await root.openFolder(components, {
         create: true,
         name,
-        onCreated: async (parent, made) => {
-          created.push(made);
-          if (this.parts.fsync) await syncs.sync(parent); // the new folder's entry must survive a power cut too
+        // A new folder's entry must survive a power cut too: its parent is synced.
+        onCreating: (parent, made) => {
+          const creation = this.parts.fsync ? syncs.creating(made, parent) : { made: async () => undefined, notMade: () => undefined };
+          return {
+            made: () => {
+              created.push(made);
+              return creation.made();
+            },
+            notMade: creation.notMade,
+          };
         },
       });
       if (folder === undefined) throw new FerryError('CONFLICT', `"${name}": its folder was removed while the file was being stored`);
@@ -206,7 +213,10 @@ export class Uploads {
           if (isCode(error, 'ENOENT')) throw new FerryError('CONFLICT', `"${finalName}": its folder was removed while the file was being stored`);
           throw error;
         }
-        if (this.parts.fsync) await syncs.sync(folder);
+        if (this.parts.fsync) {
+          await syncs.sync(folder);
+          await syncs.pathDurable(components);
+        }
         const replaced = existing?.isFile() ? existing.size : 0;
         return { entry: { name: finalName, kind: 'file', size: stats.size, mtimeMs, sha256 }, replaced };
       } catch (error) {
