@@ -126,11 +126,7 @@ export class FerryServer {
       quota: this.options.quota,
       clock: this.clock,
     });
-    const partials = this.store.partials.list();
-    if (partials.length > 0) {
-      const held = partials.reduce((sum, p) => sum + p.held, 0);
-      this.log.info({ count: partials.length, bytes: held }, `keeping ${partials.length} interrupted uploads (${held} bytes) for resuming`);
-    }
+    this.logPartials();
     const tokens = this.options.tokens;
     this.tokens = typeof tokens === 'string' ? await TokenSet.load(tokens) : tokens;
     if (this.options.tls) {
@@ -159,6 +155,15 @@ export class FerryServer {
     );
     for (const plugin of this.options.plugins ?? []) await this.startPlugin(plugin, host);
     return address;
+  }
+
+  /** The interrupted uploads kept for resuming: a summary, and each one (oldest first) at debug level. */
+  private logPartials(): void {
+    const partials = this.storage.partials.list();
+    if (partials.length === 0) return;
+    const held = partials.reduce((sum, p) => sum + p.held, 0);
+    this.log.info({ count: partials.length, bytes: held }, `keeping ${partials.length} interrupted uploads (${held} bytes) for resuming`);
+    for (const p of partials) this.log.debug({ name: p.name, size: p.size, held: p.held, expiresAt: new Date(p.expiresAt).toISOString() }, 'kept partial upload');
   }
 
   /** Starts one plug-in; if it cannot listen, everything started so far is closed again. */
