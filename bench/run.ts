@@ -271,7 +271,9 @@ async function main(): Promise<void> {
     reps: { ...sizes.reps, ...(want('coldstart') ? { 'cold start': sizes.coldRuns } : {}) },
     tmpNote: `\`$T\` the run's temp dir (${opt.keep ? T : `under ${os.tmpdir()}, removed at the end`})`,
   });
-  writeFileSync(outFile, report);
+  // Sections written by other benchmarks (`npm run bench:memory`) are kept as they are.
+  const kept = existsSync(outFile) ? (/\n(## Server memory under hostile load[\s\S]*?)(?=\n## |$)/.exec(readFileSync(outFile, 'utf8'))?.[1] ?? '') : '';
+  writeFileSync(outFile, kept ? `${report.trimEnd()}\n\n${kept.trimEnd()}\n` : report);
   writeFileSync(path.join(workDir, `results-${tag}.json`), JSON.stringify({ started, finished, notes, results, cold }, null, 1));
   log(`wrote ${path.relative(process.cwd(), outFile) || outFile} (${statSync(outFile).size} bytes)`);
   await cleanupAll();
