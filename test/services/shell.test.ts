@@ -60,11 +60,11 @@ describe('ferry shell', { timeout: 30_000 }, () => {
     assert.equal(result.code, 1);
     assert.deepEqual(result.stderr.trimEnd().split('\n'), [
       'get: no file named "missing.txt"',
-      'frobnicate: unknown command (commands: ls, put, get, rm, lls, lcd, help, quit, exit)',
+      'frobnicate: unknown command (commands: ls, cd, pwd, stat, put, get, rm, lls, lcd, lpwd, help, quit, exit)',
       `put: no such local file: ${path.join(work, 'not-here.txt')}`,
       'lcd: no such local folder: /nonexistent-folder',
       'shell: unterminated " quote',
-      'rm: usage: rm NAME...',
+      'rm: usage: rm [-r] NAME...',
     ]);
     assert.match(result.stdout, /report-2026\.txt/, 'the shell went on to run ls');
     assert.equal(connections() - before, 1);
