@@ -142,3 +142,40 @@ describe('ferry exits within its deadlines on every path', { timeout: 120_000 },
     assert.match(stderr, /connection refused/);
   });
 });
+
+describe('Ctrl-C during a transfer on a terminal', { timeout: 30_000 }, () => {
+  it('restores the cursor, says how to resume, and exits 130', async () => {
+    const work = await tempDir('ferry-ctrlc-');
+    let timer: NodeJS.Timeout | undefined;
+    const fake = await startFakeServer(
+      notFoundOr((m, socket) => {
+        if (m.type !== 'GET') return;
+        socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, sha256: Buffer.alloc(32) }));
+        timer = setInterval(() => (socket.destroyed ? clearInterval(timer) : socket.write(Buffer.alloc(64 * 1024))), 50);
+      }),
+    );
+    // util-linux `script` gives ferry a pseudo-terminal, so it draws a progress bar (and hides the cursor).
+    const command = `'${process.execPath}' '${CLI}' get big.bin -o '${path.join(work, 'big.bin')}' -s 127.0.0.1:${fake.port}`;
+    const tty = spawn('script', ['-qfec', command, '/dev/null'], { cwd: work, env: { ...process.env, TERM: 'xterm', CI: '' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let screen = '';
+    tty.stdout.on('data', (d: Buffer) => (screen += d.toString()));
+    const exited = new Promise<number | null>((resolve) => tty.on('close', resolve));
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!/get big\.bin \[/.test(screen)) {
+        if (Date.now() > deadline) throw new Error(`no progress bar: ${JSON.stringify(screen)}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      tty.stdin.write('\u0003');
+      const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 5000))]);
+      assert.equal(code, 130, screen);
+      assert.ok(screen.lastIndexOf('\u001b[?25h') > screen.lastIndexOf('\u001b[?25l'), `cursor left hidden: ${JSON.stringify(screen)}`);
+      assert.match(screen, /ferry: interrupted: run the same command again to resume/);
+    } finally {
+      clearInterval(timer);
+      tty.kill('SIGKILL');
+      await fake.close();
+      await fs.rm(work, { recursive: true, force: true });
+    }
+  });
+});
