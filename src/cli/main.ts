@@ -184,7 +184,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--fingerprint <SHA256:...>', 'accept only the server certificate with this fingerprint; implies --tls')
     .option('--token-file <file>', 'send the token in this file (default: $FERRY_TOKEN)')
     .addHelpText('after', `\nCommands inside the shell: ls [-l] [PREFIX], put [-r] [-f] LOCAL... , get [-r] REMOTE [LOCAL], rm [-r] NAME...,
-stat NAME, cd [FOLDER], pwd, lls [DIR], lcd [DIR], lpwd, help, quit/exit. Tab completes commands and names on a
+stat NAME, cd [FOLDER], pwd, lls [DIR], lcd [DIR], help, quit/exit. Tab completes commands and names on a
 terminal; Ctrl-C cancels the running transfer. Reading from a pipe, it prints no prompt and exits 1 if any command failed.
 ${examples(['ferry shell 127.0.0.1:4455', "printf 'put a.txt\\nls\\nquit\\n' | ferry shell 127.0.0.1:4455"])}`)
     .action(async (address: string | undefined, options) => {

@@ -29,7 +29,7 @@ const HELP = `Commands (names with spaces: quote them or use \\ before the space
                                 replaces a different file; an identical one is skipped
   get [-r] REMOTE [LOCAL]       download REMOTE (a folder with -r) to LOCAL (a file or folder)
   rm [-r] NAME...               remove remote files (folders with -r)
-  lls [DIR], lcd [DIR], lpwd    list, change, show the local folder
+  lls [DIR], lcd [DIR]          list or change the local folder
   help                          this list
   quit, exit                    leave (so does Ctrl-D)
 Ctrl-C cancels the running transfer (run it again to resume) and returns to the prompt.
@@ -158,9 +158,6 @@ export class ShellSession {
         break;
       case 'lcd':
         await this.lcd(args);
-        break;
-      case 'lpwd':
-        this.io.out(`${this.localDir}\n`);
         break;
       case 'mkdir':
       case 'mv':

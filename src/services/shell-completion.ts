@@ -7,7 +7,7 @@ import { escapeForLine, scanWords } from './shell-words.js';
  * local names depending on the command, one folder level at a time (folders end in "/").
  */
 
-export const SHELL_COMMANDS = ['ls', 'cd', 'pwd', 'stat', 'put', 'get', 'rm', 'lls', 'lcd', 'lpwd', 'help', 'quit', 'exit'] as const;
+export const SHELL_COMMANDS = ['ls', 'cd', 'pwd', 'stat', 'put', 'get', 'rm', 'lls', 'lcd', 'help', 'quit', 'exit'] as const;
 
 export interface Candidate {
   name: string;

@@ -63,7 +63,7 @@ describe('ferry shell', { timeout: 30_000 }, () => {
     assert.equal(result.code, 1);
     assert.deepEqual(result.stderr.trimEnd().split('\n'), [
       'get: no file named "missing.txt"',
-      'frobnicate: unknown command (commands: ls, cd, pwd, stat, put, get, rm, lls, lcd, lpwd, help, quit, exit)',
+      'frobnicate: unknown command (commands: ls, cd, pwd, stat, put, get, rm, lls, lcd, help, quit, exit)',
       `put: no such local file: ${path.join(work, 'not-here.txt')}`,
       'lcd: no such local folder: /nonexistent-folder',
       'shell: unterminated " quote',
