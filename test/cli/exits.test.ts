@@ -123,10 +123,15 @@ describe('ferry exits within its deadlines on every path', { timeout: 120_000 },
   });
 
   it('`until ferry put f; do …; done` ends: the first try dies mid-upload, the next are refused', async () => {
-    const fake = await startFakeServer(notFoundOr(dieDuringUpload));
+    // The server dies for good during the first attempt: later attempts are refused at once.
+    let closing: Promise<void> | undefined;
+    const fake: Awaited<ReturnType<typeof startFakeServer>> = await startFakeServer(
+      notFoundOr((m, socket) => {
+        dieDuringUpload(m, socket);
+        socket.once('close', () => (closing ??= fake.close()));
+      }),
+    );
     const port = fake.port;
-    // The server dies for good after the first attempt: later attempts are refused at once.
-    setTimeout(() => void fake.close(), 1500);
     const script = `n=0; until "${process.execPath}" "${CLI}" put "${big}" -s 127.0.0.1:${port}; do n=$((n+1)); [ $n -ge 3 ] && exit 7; sleep 0.2; done`;
     const started = Date.now();
     // Its own process group, so a hung attempt inside the loop is killed with it.
@@ -137,9 +142,10 @@ describe('ferry exits within its deadlines on every path', { timeout: 120_000 },
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     clearTimeout(timer);
     const ms = Date.now() - started;
+    await closing;
     assert.equal(code, 7, stderr);
     assert.ok(ms < 15_000, `took ${ms} ms`);
-    assert.match(stderr, /connection refused/);
+    assert.match(stderr, /^ferry: connection to 127\.0\.0\.1:\d+ was reset\n(ferry: connection refused by .*\n){2}$/);
   });
 });
 

@@ -95,7 +95,7 @@ describe('set-up: the build and npm start', { timeout: 120_000 }, () => {
         }
         process.kill(npm.pid!, signal); // npm itself, as `kill %1` does
         const stopBy = Date.now() + 10_000;
-        while (!/"stopped"|stopped/.test(output.split('stopping')[1] ?? '')) {
+        while (!/\bstopped\b/.test(output)) {
           if (Date.now() > stopBy) throw new Error(`the server did not stop: ${output}`);
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
