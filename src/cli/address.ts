@@ -7,14 +7,6 @@ export interface ServerAddress {
 
 export const DEFAULT_SERVER = '127.0.0.1:4455';
 
-/** Parses a port option: an integer 0–65535 (0 lets the system pick). */
-export function parsePort(text: string): number {
-  if (!/^\d+$/.test(text.trim()) || Number(text) > 65535) {
-    throw new UsageError(`invalid port "${text}": use an integer from 0 to 65535`);
-  }
-  return Number(text);
-}
-
 /** "HOST:PORT", "[v6]:PORT", "HOST" (default port) or ":PORT" (default host). */
 export function parseServerAddress(text: string, defaultPort = 4455): ServerAddress {
   const value = text.trim();

@@ -1,4 +1,5 @@
 import { isFerryError } from '../client/index.js';
+import { userMessage } from './messages.js';
 
 export const ExitCode = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
 
@@ -17,38 +18,12 @@ export function reportError(error: unknown): number {
     process.stderr.write(`ferry: ${error.message} (see --help)\n`);
     return ExitCode.USAGE;
   }
-  if (isFerryError(error)) {
-    process.stderr.write(`ferry: ${error.message}\n`);
-    return ExitCode.FAILURE;
-  }
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  const message = error instanceof Error ? error.message : String(error);
-  if (typeof code === 'string') {
-    process.stderr.write(`ferry: ${describeSystemError(code, message)}\n`);
+  if (isFerryError(error) || typeof code === 'string') {
+    process.stderr.write(`ferry: ${userMessage(error)}\n`);
     return ExitCode.FAILURE;
   }
+  const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`ferry: unexpected error: ${message} (FERRY_DEBUG=1 shows details; please report it)\n`);
   return ExitCode.FAILURE;
-}
-
-function describeSystemError(code: string, message: string): string {
-  const path = /'([^']+)'/.exec(message)?.[1];
-  const subject = path ?? 'file';
-  switch (code) {
-    case 'ENOENT':
-      return `no such file or folder: ${subject}`;
-    case 'EACCES':
-    case 'EPERM':
-      return `permission denied: ${subject}`;
-    case 'ENOSPC':
-      return `no space left on the local disk while writing ${subject}`;
-    case 'EISDIR':
-      return `${subject} is a folder`;
-    case 'ENOTDIR':
-      return `a parent of ${subject} is not a folder`;
-    case 'EEXIST':
-      return `${subject} already exists`;
-    default:
-      return message;
-  }
 }

@@ -21,8 +21,14 @@ export function duration(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
-/** "2026-11-21 23:28" in local time. */
+const pad = (n: number): string => String(n).padStart(2, '0');
+
+/** "2026-11-21 23:28" in local time (ls). */
 export function shortTime(date: Date): string {
-  const pad = (n: number): string => String(n).padStart(2, '0');
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+/** "2026-11-21 23:28:05" in local time (ls -l, stat): the same clock as ls, to the second. */
+export function longTime(date: Date): string {
+  return `${shortTime(date)}:${pad(date.getSeconds())}`;
 }

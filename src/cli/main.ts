@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, reportError, UsageError } from './exit.js';
+import { checkNumericOptions } from './numbers.js';
 
 // Command modules (and the client, and pino) load lazily so `ferry --version` starts fast.
 
@@ -21,7 +22,7 @@ function clientCommand(program: Command, name: string, summary: string): Command
     .command(name)
     .description(summary)
     .option('-s, --server <host:port>', SERVER_HELP)
-    .option('--timeout <seconds>', 'give up when the server is silent this long', '30')
+    .option('--timeout <seconds>', 'give up when the server is silent this long (0.001 to 2147483)', '30')
     .option('--tls', 'connect with TLS (CA-verified, pinned with --fingerprint, or trusted on first use)')
     .option('--fingerprint <SHA256:...>', 'accept only the server certificate with this fingerprint; implies --tls')
     .option('--token-file <file>', 'send the token in this file (default: $FERRY_TOKEN)');
@@ -32,6 +33,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('Fast, verified file transfer over TCP: a server, and put/get/ls/rm against it.')
     .version(version(), '-V, --version')
     .showHelpAfterError('(add --help for usage)')
+    // Numeric options are checked before any command runs: a bad value is exit 2, never a default.
+    .hook('preAction', (_program, action) => checkNumericOptions(action))
     .addHelpText('after', examples([
       'ferry serve --root ./shared',
       'ferry put report.pdf',
@@ -80,12 +83,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .argument('<files...>', 'local files; "-" reads stdin (needs --as); folders with -r')
     .option('--as <name>', 'store a single file under this name (may contain / for folders)')
     .option('-r, --recursive', 'upload folders: every file under DIR is stored as DIR/relative/path (symlinks skipped)')
-    .option('--overwrite', 'replace existing files of the same name')
-    .option('--rename', 'if a name is taken, store as "name (1).ext"')
+    .option('--overwrite', 'replace existing files of the same name (identical ones are skipped)')
+    .option('--rename', 'if a name is taken by a different file, store as "name (1).ext"')
+    .option('-p, --preserve', 'keep modification times (not available yet: servers store upload times)')
     .option('--no-resume', 'start over instead of continuing an interrupted upload')
-    .option('--parallel <n>', `spread many files over N connections (default ${2})`)
+    .option('--parallel <n>', `spread many files over N connections (1 to 64, default ${2})`)
     .option('-q, --quiet', 'print nothing on success')
-    .option('--json', 'print one JSON object per file')
+    .option('--json', 'print one JSON object per file ("skipped": "identical" when already stored)')
     .option('--raw', 'send only the file\'s plain bytes to a raw receiver (ferry serve --raw-port, nc -l, …), given by -s HOST:PORT; timeout default 10 s')
     .addHelpText('after', examples([
       'ferry put report.pdf',
@@ -112,9 +116,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-o, --output <path>', 'file to write (one NAME; "-" for stdout), or folder (several NAMEs or -r)')
     .option('-r, --recursive', 'download folders: NAME/rel/path is written to OUTPUT/rel/path')
     .option('--no-resume', 'start over instead of continuing an interrupted download (<file>.ferry-part)')
-    .option('--parallel <n>', `spread many files over N connections (default ${2})`)
+    .option('--parallel <n>', `spread many files over N connections (1 to 64, default ${2})`)
+    .option('-p, --preserve', 'set each file\'s modification time to the stored one, like scp -p')
     .option('-q, --quiet', 'print nothing on success')
-    .option('--json', 'print one JSON object per file')
+    .option('--json', 'print one JSON object per file ("skipped": "identical" when left alone)')
     .addHelpText('after', examples([
       'ferry get report.pdf',
       'ferry get report.pdf -o copy.pdf',
@@ -154,7 +159,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addHelpText('after', examples(['ferry rm report.pdf', 'ferry rm a/b.txt a/c.txt', 'ferry rm -r photos/2025']))
     .action(async (names: string[], options) => {
       const { rm } = await import('./commands/files.js');
-      await rm(names, options);
+      setExit(await rm(names, options));
     });
 
   clientCommand(program, 'roundtrip', 'upload, then download over a second connection and compare byte for byte')
@@ -174,13 +179,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .command('shell')
     .description('interactive sftp-style prompt: ls, put, get, rm, lls, lcd over one connection')
     .argument('[host:port]', 'server (default: $FERRY_SERVER, otherwise asked for)')
-    .option('--timeout <seconds>', 'give up when the server is silent this long', '30')
+    .option('--timeout <seconds>', 'give up when the server is silent this long (0.001 to 2147483)', '30')
     .option('--tls', 'connect with TLS (CA-verified, pinned with --fingerprint, or trusted on first use)')
     .option('--fingerprint <SHA256:...>', 'accept only the server certificate with this fingerprint; implies --tls')
     .option('--token-file <file>', 'send the token in this file (default: $FERRY_TOKEN)')
-    .addHelpText('after', `\nCommands inside the shell: ls [PREFIX], put [-f] LOCAL [REMOTE], get REMOTE [LOCAL], rm NAME,
-lls [DIR], lcd [DIR], help, quit/exit. Tab completes commands and names on a terminal.
-Reading from a pipe, it prints no prompt and exits 1 if any command failed.
+    .addHelpText('after', `\nCommands inside the shell: ls [-l] [PREFIX], put [-r] [-f] LOCAL... , get [-r] REMOTE [LOCAL], rm [-r] NAME...,
+stat NAME, cd [FOLDER], pwd, lls [DIR], lcd [DIR], help, quit/exit. Tab completes commands and names on a
+terminal; Ctrl-C cancels the running transfer. Reading from a pipe, it prints no prompt and exits 1 if any command failed.
 ${examples(['ferry shell 127.0.0.1:4455', "printf 'put a.txt\\nls\\nquit\\n' | ferry shell 127.0.0.1:4455"])}`)
     .action(async (address: string | undefined, options) => {
       const { shell } = await import('./commands/shell.js');
@@ -251,6 +256,16 @@ async function main(): Promise<void> {
     }
   }
   process.exitCode = exitCode;
+  exitOnceFlushed(exitCode);
+}
+
+/**
+ * The command is over: leave once stdout and stderr are written out, whatever may still hold
+ * the event loop (a stdin pipe nobody reads, a library worker or socket left behind on an
+ * error path). A finished command never lingers.
+ */
+function exitOnceFlushed(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 }
 
 void main();

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { connect, FerryError, type ConnectOptions, type FerryClient } from '../client/index.js';
 import { resolveServer } from './address.js';
 import { UsageError } from './exit.js';
+import { parseSeconds } from './numbers.js';
 
 export interface ClientOptions {
   server?: string;
@@ -22,9 +23,9 @@ export async function withClient<T>(options: ClientOptions, work: (client: Ferry
   }
 }
 
+/** --timeout in milliseconds (default 30 s); a bad value is a usage error. */
 export function timeoutMs(text: string | undefined): number {
-  const seconds = text === undefined ? 30 : Number(text);
-  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 30_000;
+  return text === undefined ? 30_000 : parseSeconds(text, '--timeout');
 }
 
 /**

@@ -7,7 +7,7 @@ import { escapeForLine, scanWords } from './shell-words.js';
  * local names depending on the command, one folder level at a time (folders end in "/").
  */
 
-export const SHELL_COMMANDS = ['ls', 'put', 'get', 'rm', 'lls', 'lcd', 'help', 'quit', 'exit'] as const;
+export const SHELL_COMMANDS = ['ls', 'cd', 'pwd', 'stat', 'put', 'get', 'rm', 'lls', 'lcd', 'help', 'quit', 'exit'] as const;
 
 export interface Candidate {
   name: string;
@@ -27,6 +27,8 @@ type ArgumentKind = 'remote' | 'local' | 'local-folder' | 'command' | 'none';
 export function argumentKind(command: string, index: number): ArgumentKind {
   switch (command) {
     case 'ls':
+    case 'cd':
+    case 'stat':
       return index === 0 ? 'remote' : 'none';
     case 'put':
       return index === 0 ? 'local' : index === 1 ? 'remote' : 'none';

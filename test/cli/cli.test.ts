@@ -81,9 +81,10 @@ describe('ferry CLI', () => {
     const file = path.join(work, 'dup.txt');
     await fs.writeFile(file, 'x');
     assert.equal((await runCli(['put', file, '-s', s])).code, 0);
+    await fs.writeFile(file, 'different');
     const exists = await runCli(['put', file, '-s', s]);
     assert.equal(exists.code, 1);
-    assertOneLineError(exists.stderr, /already exists/);
+    assertOneLineError(exists.stderr, /^ferry: "dup\.txt" already exists: use --overwrite to replace it, or --rename to keep both$/);
     assert.equal((await runCli(['put', file, '--overwrite', '-s', s])).code, 0);
 
     const noLocal = await runCli(['put', path.join(work, 'absent'), '-s', s]);

@@ -117,12 +117,13 @@ describe('ferry CLI: folders, many files, pipes, resume', () => {
     const file = path.join(work, 'clash.txt');
     await fs.writeFile(file, 'x');
     await runCli(['put', file, '-s', s]);
+    await fs.writeFile(file, 'y');
     const renamed = await runCli(['put', file, '--rename', '-s', s, '--json']);
     assert.equal((JSON.parse(renamed.stdout) as { name: string }).name, 'clash (1).txt');
     const stat = await runCli(['stat', 'clash (1).txt', '-s', s]);
     assert.match(stat.stdout, /size {4}1 \(1 B\)/);
     const long = await runCli(['ls', '-l', '-s', s]);
-    assert.match(long.stdout, /\d{4}-\d\d-\d\dT.*Z {2}.*1 B {2}[0-9a-f]{12} {2}clash \(1\)\.txt/);
+    assert.match(long.stdout, /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}.*1 B {2}[0-9a-f]{12} {2}clash \(1\)\.txt/);
   });
 
   it('says "resuming at" when a put or get continues an interrupted transfer', async () => {

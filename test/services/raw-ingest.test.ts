@@ -243,7 +243,7 @@ describe('raw ingest port', { timeout: 30_000 }, () => {
   it('refuses a bad --raw-port or --raw-idle-timeout as a usage error', async () => {
     const badPort = await runCli(['serve', '--raw-port', '70000', '--root', path.join(work, 'unused')]);
     assert.equal(badPort.code, 2);
-    assert.match(badPort.stderr, /^ferry: invalid port "70000"/);
+    assert.match(badPort.stderr, /^ferry: invalid --raw-port "70000"/);
     const badIdle = await runCli(['serve', '--port', '0', '--raw-idle-timeout', 'soon', '--root', path.join(work, 'unused')]);
     assert.equal(badIdle.code, 2);
     assert.match(badIdle.stderr, /^ferry: invalid --raw-idle-timeout "soon"/);

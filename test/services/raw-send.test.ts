@@ -6,11 +6,11 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, runCli, sha256, spawnWatched, startServer, tempDir, type RunningServer } from './helpers.js';
 
-/** An expected failure of the raw sender: exactly one line, starting with "ERROR:". */
+/** An expected failure of the raw sender: exactly one line, starting with "ferry:". */
 function assertErrorLine(stderr: string, pattern: RegExp): void {
   const lines = stderr.trim().split('\n');
   assert.equal(lines.length, 1, `expected one line, got: ${stderr}`);
-  assert.match(lines[0]!, /^ERROR: /);
+  assert.match(lines[0]!, /^ferry: /);
   assert.match(lines[0]!, pattern);
 }
 
@@ -78,7 +78,7 @@ describe('ferry put --raw', { timeout: 30_000 }, () => {
     }
   });
 
-  it('reports a refused connection as one ERROR: line, exit 1', async () => {
+  it('reports a refused connection as one ferry: line, exit 1', async () => {
     const port = await freePort();
     const result = await runCli(['put', '--raw', file, '-s', `127.0.0.1:${port}`]);
     assert.equal(result.code, 1);
@@ -119,7 +119,7 @@ describe('ferry put --raw', { timeout: 30_000 }, () => {
     }
   });
 
-  it('reports a missing file as one ERROR: line, and usage mistakes as exit 2', async () => {
+  it('reports a missing file as one ferry: line, and usage mistakes as exit 2', async () => {
     const missing = await runCli(['put', '--raw', path.join(work, 'nope'), '-s', `127.0.0.1:${ferry.rawPort}`]);
     assert.equal(missing.code, 1);
     assertErrorLine(missing.stderr, /no such local file/);

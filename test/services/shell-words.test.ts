@@ -43,7 +43,7 @@ describe('shell completion', () => {
   it('completes commands in first position', async () => {
     assert.deepEqual(await complete('l', sources), [['ls ', 'lls ', 'lcd '], 'l']);
     assert.deepEqual(await complete('he', sources), [['help '], 'he']);
-    assert.deepEqual(await complete('', sources), [['ls ', 'put ', 'get ', 'rm ', 'lls ', 'lcd ', 'help ', 'quit ', 'exit '], '']);
+    assert.deepEqual(await complete('', sources), [['ls ', 'cd ', 'pwd ', 'stat ', 'put ', 'get ', 'rm ', 'lls ', 'lcd ', 'help ', 'quit ', 'exit '], '']);
   });
 
   it('completes remote names for get/rm/ls, a folder level at a time, escaping blanks', async () => {

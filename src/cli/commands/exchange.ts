@@ -12,9 +12,9 @@ import {
   PROMPT,
 } from '../../services/exchange-protocol.js';
 import { ExchangeServer } from '../../services/exchange-server.js';
-import { parsePort, parseServerAddress } from '../address.js';
+import { parseServerAddress } from '../address.js';
 import { UsageError } from '../exit.js';
-import { parseSeconds } from '../seconds.js';
+import { parsePort, parseSeconds } from '../numbers.js';
 
 export interface ExchangeServeOptions {
   host?: string;

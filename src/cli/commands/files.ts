@@ -1,5 +1,6 @@
-import { printableName, type Entry } from '../../client/index.js';
-import { humanSize, shortTime } from '../format.js';
+import { FerryError, printableName, type Entry } from '../../client/index.js';
+import { humanSize, longTime, shortTime } from '../format.js';
+import { userMessage } from '../messages.js';
 import { withClient, type ClientOptions } from '../session.js';
 
 export interface LsOptions extends ClientOptions {
@@ -7,9 +8,26 @@ export interface LsOptions extends ClientOptions {
   long?: boolean;
 }
 
+/**
+ * Lists a folder (or the whole store). A name that is a file lists that file, like ls; a name
+ * that is neither is an error; an empty store says so on stderr (the listing itself stays empty).
+ */
 export async function ls(prefix: string | undefined, options: LsOptions): Promise<void> {
-  const entries = await withClient(options, (client) => client.list(prefix ?? ''));
+  const folder = prefix?.replace(/\/+$/, '') ?? '';
+  const entries = await withClient(options, async (client) => {
+    // Listing a file's name is refused (CONFLICT) or empty: then it is looked up as a file.
+    const listed = await client.list(folder).catch((error: unknown) => {
+      if (folder !== '' && error instanceof FerryError && (error.code === 'CONFLICT' || error.code === 'NOT_FOUND')) return [];
+      throw error;
+    });
+    if (listed.length > 0 || folder === '') return listed;
+    const file = await client.stat(folder).catch(() => undefined);
+    if (file?.kind === 'file') return [file];
+    if (file?.kind === 'folder') return [];
+    throw new FerryError('NOT_FOUND', `no folder named "${printableName(folder)}"`);
+  });
   process.stdout.write(options.json ? jsonListing(entries) : tableListing(entries, options.long === true));
+  if (entries.length === 0 && !options.json) process.stderr.write(folder === '' ? 'ferry: no files stored yet\n' : `ferry: "${printableName(folder)}" is empty\n`);
 }
 
 export function jsonListing(entries: Entry[]): string {
@@ -20,7 +38,7 @@ export function jsonListing(entries: Entry[]): string {
 /** One line per file: modified, size (bytes, or human with `long`), short sha256, name. */
 export function tableListing(entries: Entry[], long = false): string {
   const rows = entries.map((e) => [
-    long ? e.mtime.toISOString() : shortTime(e.mtime),
+    long ? longTime(e.mtime) : shortTime(e.mtime),
     long ? humanSize(e.size) : String(e.size),
     e.sha256.slice(0, 12),
     printableName(e.name),
@@ -34,17 +52,31 @@ export async function stat(name: string, options: ClientOptions & { json?: boole
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ name: entry.name, size: entry.size, mtime: entry.mtime.toISOString(), sha256: entry.sha256 })}\n`);
   } else {
-    process.stdout.write(
-      `name    ${printableName(entry.name)}\nsize    ${entry.size} (${humanSize(entry.size)})\nmtime   ${entry.mtime.toISOString()}\nsha256  ${entry.sha256}\n`,
-    );
+    process.stdout.write(statText(entry));
   }
 }
 
-export async function rm(names: string[], options: ClientOptions & { quiet?: boolean; recursive?: boolean }): Promise<void> {
-  await withClient(options, async (client) => {
+/** The lines `stat` prints (also in the shell). */
+export function statText(entry: Entry): string {
+  return `name    ${printableName(entry.name)}\nsize    ${entry.size} (${humanSize(entry.size)})\nmtime   ${longTime(entry.mtime)}\nsha256  ${entry.sha256}\n`;
+}
+
+/** Removes every name given; a failure is reported and the others still go. Returns the exit code. */
+export async function rm(names: string[], options: ClientOptions & { quiet?: boolean; recursive?: boolean }): Promise<number> {
+  const failures = await withClient(options, async (client) => {
+    let failed = 0;
     for (const name of names) {
-      await (options.recursive ? client.removeTree(name) : client.remove(name));
-      if (!options.quiet) process.stdout.write(`removed ${printableName(name)}\n`);
+      try {
+        await (options.recursive ? client.removeTree(name) : client.remove(name));
+        if (!options.quiet) process.stdout.write(`removed ${printableName(name)}\n`);
+      } catch (error) {
+        if (names.length === 1 || (error instanceof FerryError && error.fatal)) throw error;
+        failed++;
+        process.stderr.write(`ferry: ${printableName(name)}: ${userMessage(error)}\n`);
+      }
     }
+    return failed;
   });
+  if (failures > 0) process.stderr.write(`ferry: ${failures} of ${names.length} failed\n`);
+  return failures > 0 ? 1 : 0;
 }

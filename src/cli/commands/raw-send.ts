@@ -3,8 +3,10 @@ import { printableName } from '../../client/index.js';
 import { parseServerAddress } from '../address.js';
 import { UsageError } from '../exit.js';
 import { duration, humanSize, rate } from '../format.js';
+import { onInterrupt } from '../interrupt.js';
+import { userMessage } from '../messages.js';
 import { progressBar } from '../progress.js';
-import { parseSeconds } from '../seconds.js';
+import { parseSeconds } from '../numbers.js';
 import { DEFAULT_RAW_TIMEOUT_MS, sendRawFile } from '../../services/raw-sender.js';
 
 export interface RawSendCliOptions {
@@ -19,7 +21,7 @@ export interface RawSendCliOptions {
 
 /**
  * `ferry put --raw FILE -s HOST:PORT`. Returns the exit code; a failure is one line on
- * stderr starting with "ERROR:" (the raw sender's contract), exit 1.
+ * stderr starting with "ferry:", like every other command, exit 1.
  * `timeoutGiven` says whether --timeout came from the user (the raw default is 10 s, not 30).
  */
 export async function rawSend(file: string, options: RawSendCliOptions, timeoutGiven: boolean): Promise<number> {
@@ -32,13 +34,16 @@ export async function rawSend(file: string, options: RawSendCliOptions, timeoutG
   const bar = await progressBar(`raw ${printableName(path.basename(file))}`, options.quiet || options.json);
   const started = performance.now();
   let result;
+  const removeInterrupt = onInterrupt({ cleanup: () => bar.stop(), hint: () => undefined });
   try {
     result = await sendRawFile(file, { host, port, timeoutMs, onProgress: (p) => bar.update(p) });
   } catch (error) {
     bar.stop();
     if (process.env.FERRY_DEBUG) console.error(error);
-    process.stderr.write(`ERROR: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`ferry: ${userMessage(error)}\n`);
     return 1;
+  } finally {
+    removeInterrupt();
   }
   bar.stop();
   const ms = performance.now() - started;

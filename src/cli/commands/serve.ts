@@ -1,7 +1,5 @@
 import { createServer, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOT } from '../../index.js';
-import { parsePort } from '../address.js';
-import { parseSeconds } from '../seconds.js';
-import { parseSize } from '../sizes.js';
+import { MAX_TTL_SECONDS, parseCount, parsePort, parseSeconds, parseSize } from '../numbers.js';
 import { UsageError } from '../exit.js';
 
 export interface ServeOptions {
@@ -27,13 +25,6 @@ export interface ServeOptions {
   quota?: string;
 }
 
-function parseCount(text: string, option: string): number {
-  if (!/^\d+$/.test(text.trim()) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
-    throw new UsageError(`invalid ${option} "${text}": use a whole number of at least 1`);
-  }
-  return Number(text);
-}
-
 /** Runs a server until SIGINT/SIGTERM, then stops gracefully and resolves. */
 export async function serve(options: ServeOptions): Promise<void> {
   const port = options.port === undefined ? DEFAULT_PORT : parsePort(options.port);
@@ -50,9 +41,9 @@ export async function serve(options: ServeOptions): Promise<void> {
     root: options.root ?? DEFAULT_ROOT,
     serverName: options.name,
     fsync: options.fsync !== false,
-    partialTtlMs: options.partialTtl === undefined ? undefined : parseSeconds(options.partialTtl, '--partial-ttl'),
+    partialTtlMs: options.partialTtl === undefined ? undefined : parseSeconds(options.partialTtl, '--partial-ttl', 1, MAX_TTL_SECONDS),
     maxFileSize: options.maxFileSize === undefined ? undefined : parseSize(options.maxFileSize, '--max-file-size'),
-    rawPort: options.rawPort === undefined ? undefined : parsePort(options.rawPort),
+    rawPort: options.rawPort === undefined ? undefined : parsePort(options.rawPort, '--raw-port'),
     rawIdleTimeoutMs: options.rawIdleTimeout === undefined ? undefined : parseSeconds(options.rawIdleTimeout, '--raw-idle-timeout'),
     tokens: options.tokens,
     tls,
@@ -62,7 +53,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     idleTimeoutMs: options.idleTimeout === undefined ? undefined : parseSeconds(options.idleTimeout, '--idle-timeout'),
     quota: options.quota === undefined ? undefined : parseSize(options.quota, '--quota'),
   });
-  const graceMs = options.grace === undefined ? 5000 : Number(options.grace) * 1000;
+  const graceMs = options.grace === undefined ? 5000 : parseSeconds(options.grace, '--grace', 0);
   // Handlers go in before listening: a signal right after the "listening on" line must not kill us.
   const stopped = new Promise<void>((resolve) => {
     const stop = (signal: string): void => {

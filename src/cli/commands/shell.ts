@@ -1,5 +1,5 @@
 import readline from 'node:readline';
-import { connect } from '../../client/index.js';
+import { connect, type FerryClient } from '../../client/index.js';
 import { DEFAULT_SERVER, parseServerAddress } from '../address.js';
 import { progressBar } from '../progress.js';
 import { securityOptions, timeoutMs } from '../session.js';
@@ -45,29 +45,33 @@ export async function shell(address: string | undefined, options: ShellOptions):
     return next.done ? undefined : (next.value as string);
   };
 
-  let running: (() => void) | undefined;
   rl.on('SIGINT', () => {
     if (!session) {
       process.stdout.write('\n');
       process.exit(130); // Ctrl-C before the session started: nothing to clean up
-    } else if (running) {
-      running(); // Ctrl-C during a transfer: abort it (this ends the session)
+    } else if (session.busy) {
+      session.cancel(); // Ctrl-C during a command: cancel it, like sftp; the session goes on
     } else {
-      process.stdout.write('^C\n');
-      rl.write(null, { ctrl: true, name: 'u' }); // clear what was typed, like a shell
-      rl.prompt();
+      clearLine(rl); // Ctrl-C at the prompt: drop what was typed, one fresh prompt
     }
   });
 
   try {
     const where = address ?? process.env.FERRY_SERVER ?? (await askAddress(nextLine));
     const { host, port } = parseServerAddress(where);
-    const client = await connect({ host, port, clientName: 'ferry-shell', timeoutMs: timeoutMs(options.timeout), ...(await securityOptions(options)) });
-    session = new ShellSession(client, {
-      out: (text) => process.stdout.write(text),
-      err: (text) => process.stderr.write(text),
-      progress: (label) => progressBar(label, !interactive),
-    });
+    const security = await securityOptions(options);
+    const open = (): Promise<FerryClient> => connect({ host, port, clientName: 'ferry-shell', timeoutMs: timeoutMs(options.timeout), ...security });
+    const client = await open();
+    session = new ShellSession(
+      client,
+      {
+        out: (text) => process.stdout.write(text),
+        err: (text) => process.stderr.write(text),
+        progress: (label) => progressBar(label, !interactive),
+      },
+      process.cwd(),
+      open,
+    );
     if (interactive) process.stdout.write(`connected to ${client.serverName} at ${host}:${port}; type help for commands\n`);
     try {
       for (;;) {
@@ -76,18 +80,28 @@ export async function shell(address: string | undefined, options: ShellOptions):
           if (interactive) process.stdout.write('\n'); // Ctrl-D: leave the terminal on a fresh line
           break; // end of input (Ctrl-D, or the pipe is done)
         }
-        running = () => client.destroy();
         const outcome = await session.run(line);
-        running = undefined;
         if (outcome === 'quit') break;
       }
     } finally {
-      await client.close();
+      await session.connection.close();
     }
     return session.failures > 0 ? 1 : 0;
   } finally {
     rl.close();
   }
+}
+
+/**
+ * Ends the typed line with "^C" and starts a fresh, empty prompt below it (as bash does). The
+ * line buffer is emptied without readline redrawing it, so only one prompt appears.
+ */
+function clearLine(rl: readline.Interface): void {
+  process.stdout.write('^C\n');
+  const state = rl as unknown as { line: string; cursor: number };
+  state.line = '';
+  state.cursor = 0;
+  rl.prompt();
 }
 
 /** Asks for the server when none was given; an empty answer takes the default. */

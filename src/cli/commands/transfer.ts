@@ -1,9 +1,13 @@
-import { promises as fs } from 'node:fs';
+import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { FerryError, printableName, type FerryClient, type Progress, type TransferResult } from '../../client/index.js';
+import { FerryError, printableName, type Entry, type FerryClient, type Progress, type TransferResult } from '../../client/index.js';
 import { UsageError } from '../exit.js';
 import { duration, humanSize, rate } from '../format.js';
+import { onInterrupt } from '../interrupt.js';
 import { localPathFor, walkLocalTree } from '../local-tree.js';
+import { localTarget, prepareFolder, sha256OfFile } from '../local-target.js';
+import { cannotWrite, userMessage } from '../messages.js';
+import { MAX_PARALLEL, parseCount } from '../numbers.js';
 import { balance, runPool } from '../pool.js';
 import { batchProgressBar, progressBar } from '../progress.js';
 import { withClient, type ClientOptions } from '../session.js';
@@ -15,6 +19,7 @@ interface CommonOptions extends ClientOptions {
   resume?: boolean;
   parallel?: string;
   recursive?: boolean;
+  preserve?: boolean;
 }
 
 export interface PutCliOptions extends CommonOptions {
@@ -32,7 +37,14 @@ interface Job {
   name: string;
   local: string;
   size: number | undefined;
+  /** The stored file, when a listing already said what it is. */
+  remote?: Entry;
+  /** Why this job cannot run, found while planning (a missing local file, a missing folder…). */
+  problem?: unknown;
 }
+
+/** What happened to one file: moved, or left alone because the destination already holds the same bytes. */
+export type Outcome = { skipped: false; result: TransferResult } | { skipped: true; entry: Entry };
 
 /** Requests kept in flight per connection when many files move: enough to hide latency, few open files. */
 const PIPELINE_WINDOW = 32;
@@ -40,22 +52,89 @@ const PIPELINE_WINDOW = 32;
 export const DEFAULT_PARALLEL = 2;
 
 export async function put(files: string[], options: PutCliOptions): Promise<number> {
-  parseParallel(options.parallel, 1); // usage errors before any work
+  if (options.overwrite && options.rename) throw new UsageError('--overwrite and --rename exclude each other: give one of them');
+  if (options.preserve) {
+    throw new UsageError('put --preserve is not available: ferry servers do not store modification times yet (a stored file is dated by its upload)');
+  }
   const jobs = await planPuts(files, options);
-  return transfer('put', jobs, options, (client, job, hooks) => {
+  const resumable = options.resume !== false && jobs.some((j) => j.local !== '-');
+  return transfer('put', jobs, options, resumable, async (client, job, hooks) => {
+    if (job.local !== '-') {
+      const same = await storedCopy(client, job.name, job.local, job.size);
+      if (same !== undefined) return { skipped: true, entry: same };
+    }
     const source = job.local === '-' ? process.stdin : job.local;
-    return client.put(source, job.name, { overwrite: options.overwrite, rename: options.rename, resume: options.resume, ...hooks });
+    const result = await client.put(source, job.name, { overwrite: options.overwrite, rename: options.rename, resume: options.resume, ...hooks });
+    return { skipped: false, result };
   });
 }
 
 export async function get(names: string[], options: GetCliOptions): Promise<number> {
-  parseParallel(options.parallel, 1);
   const jobs = await planGets(names, options);
-  return transfer('get', jobs, options, async (client, job, hooks) => {
-    if (job.local === '-') return client.get(job.name, process.stdout, hooks);
-    await fs.mkdir(path.dirname(job.local), { recursive: true });
-    return client.get(job.name, job.local, { resume: options.resume, ...hooks });
+  const resumable = options.resume !== false && jobs.some((j) => j.local !== '-');
+  return transfer('get', jobs, options, resumable, async (client, job, hooks) => {
+    if (job.local === '-') return { skipped: false, result: await client.get(job.name, process.stdout, hooks) };
+    try {
+      return await download(client, job.name, job.local, { resume: options.resume, preserve: options.preserve, remote: job.remote }, hooks);
+    } catch (error) {
+      throw cannotWrite(job.local, error);
+    }
   });
+}
+
+/** The stored file `name` if it already holds the bytes of local file `local` (same size, same sha256). */
+export async function storedCopy(client: FerryClient, name: string, local: string, size: number | undefined): Promise<Entry | undefined> {
+  const entry = await client.stat(name).catch((error: unknown) => {
+    if (error instanceof FerryError && error.code === 'NOT_FOUND') return undefined;
+    throw error;
+  });
+  if (entry === undefined || entry.kind !== 'file' || entry.size !== size) return undefined;
+  return (await sha256OfFile(local)) === entry.sha256 ? entry : undefined;
+}
+
+/**
+ * One download to a local path, as cp would write it: a regular file is replaced atomically
+ * once verified (keeping its mode), a FIFO or device is written into, an identical file is left alone.
+ */
+export async function download(
+  client: FerryClient,
+  name: string,
+  local: string,
+  options: { resume?: boolean; preserve?: boolean; remote?: Entry },
+  hooks: Partial<Hooks>,
+): Promise<Outcome> {
+  const target = await localTarget(local);
+  if (target.kind === 'special') return { skipped: false, result: await downloadInto(client, name, target.path, hooks) };
+  if (target.stats !== undefined) {
+    const remote = options.remote ?? (await client.stat(name));
+    if (remote.kind === 'file' && remote.size === target.stats.size && (await sha256OfFile(target.path)) === remote.sha256) {
+      if (options.preserve) await fs.utimes(target.path, new Date(), remote.mtime);
+      return { skipped: true, entry: remote };
+    }
+  }
+  const result = await client.get(name, target.path, { resume: options.resume, ...hooks });
+  if (target.mode !== undefined) await fs.chmod(target.path, target.mode);
+  if (options.preserve) await fs.utimes(target.path, new Date(), result.mtime);
+  return { skipped: false, result };
+}
+
+/** Writes a download into a FIFO or a device in place (no temporary, no rename), like cp. */
+async function downloadInto(client: FerryClient, name: string, file: string, hooks: Partial<Hooks>): Promise<TransferResult> {
+  const stream = createWriteStream(file, { flags: 'w' });
+  // A write error (ENOSPC on /dev/full, a reader gone from a FIFO) ends this download at once.
+  const broken = new Promise<never>((_, reject) =>
+    stream.once('error', (error) => {
+      client.destroy();
+      reject(error);
+    }),
+  );
+  try {
+    const result = await Promise.race([client.get(name, stream, hooks), broken]);
+    await Promise.race([new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve()))), broken]);
+    return result;
+  } finally {
+    stream.destroy();
+  }
 }
 
 async function planPuts(files: string[], options: PutCliOptions): Promise<Job[]> {
@@ -69,16 +148,26 @@ async function planPuts(files: string[], options: PutCliOptions): Promise<Job[]>
       jobs.push({ name: options.as, local: '-', size: undefined });
       continue;
     }
-    const stats = await fs.stat(file).catch((error: NodeJS.ErrnoException) => {
-      throw new FerryError('LOCAL_IO', error.code === 'ENOENT' ? `no such local file: ${file}` : `cannot read ${file}: ${error.message}`);
-    });
+    const name = options.as ?? path.basename(file);
+    let stats;
+    try {
+      stats = await fs.stat(file);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const problem = new FerryError('LOCAL_IO', code === 'ENOENT' ? `no such local file: ${file}` : `cannot read ${file}: ${userMessage(error)}`);
+      jobs.push({ name, local: file, size: undefined, problem });
+      continue;
+    }
     if (stats.isDirectory()) {
-      if (!options.recursive) throw new FerryError('LOCAL_IO', `${file} is a folder: use -r to upload it with its contents`);
+      if (!options.recursive) {
+        jobs.push({ name, local: file, size: undefined, problem: new FerryError('LOCAL_IO', `${file} is a folder: use -r to upload it with its contents`) });
+        continue;
+      }
       const base = path.basename(path.resolve(file));
       const tree = await walkLocalTree(file, (warning) => process.stderr.write(`ferry: warning: ${warning}\n`));
       for (const entry of tree) jobs.push({ name: `${base}/${entry.relative}`, local: entry.path, size: entry.size });
     } else {
-      jobs.push({ name: options.as ?? path.basename(file), local: file, size: stats.size });
+      jobs.push({ name, local: file, size: stats.size });
     }
   }
   return jobs;
@@ -87,46 +176,59 @@ async function planPuts(files: string[], options: PutCliOptions): Promise<Job[]>
 async function planGets(names: string[], options: GetCliOptions): Promise<Job[]> {
   const toStdout = options.output === '-';
   if (toStdout && (names.length !== 1 || options.recursive)) throw new UsageError('-o - writes one file to stdout: give exactly one NAME without -r');
-  if (options.recursive) {
-    const jobs: Job[] = [];
-    await withClient(options, async (client) => {
-      for (const name of names) {
-        const prefix = name.replace(/\/+$/, '');
-        const base = prefix.split('/').pop() ?? prefix;
-        const destination = options.output === undefined ? base : names.length > 1 ? path.join(options.output, base) : options.output;
-        const entries = await client.list(prefix, { recursive: true });
-        if (entries.length === 0) throw new FerryError('NOT_FOUND', `no folder named "${printableName(prefix)}"`);
-        for (const entry of entries) {
-          const local = localPathFor(destination, prefix, entry.name);
-          if (local === undefined) {
-            throw new FerryError('PROTOCOL', `server sent "${printableName(entry.name)}", which is outside "${printableName(prefix)}": refusing to write it`);
-          }
-          jobs.push({ name: entry.name, local, size: entry.size });
-        }
-      }
-    });
-    return jobs;
-  }
+  if (options.recursive) return planTreeGets(names, options);
   if (names.length === 1) {
     const name = names[0]!;
     const base = name.split('/').pop() ?? name;
     let local = options.output ?? base;
-    // Like cp and scp: an existing folder (or a path ending in /) receives the file inside it.
-    if (options.output !== undefined && (options.output.endsWith('/') || (await isFolder(options.output)))) {
+    // Like cp and scp: an existing folder receives the file inside it; a path ending in / names a folder.
+    if (options.output !== undefined && options.output !== '-' && (options.output.endsWith('/') || (await isFolder(options.output)))) {
+      await prepareFolder(options.output);
       local = path.join(options.output, base);
     }
     if (local === '') throw new UsageError('no output file: use -o FILE');
     return [{ name, local, size: undefined }];
   }
   const folder = options.output ?? '.';
+  await prepareFolder(folder);
   return names.map((name) => ({ name, local: path.join(folder, name.split('/').pop() ?? name), size: undefined }));
+}
+
+/** get -r: every file under each NAME, each at its place under the destination folder. */
+async function planTreeGets(names: string[], options: GetCliOptions): Promise<Job[]> {
+  const jobs: Job[] = [];
+  const root = options.output;
+  if (root !== undefined && names.length > 1) await prepareFolder(root);
+  await withClient(options, async (client) => {
+    for (const name of names) {
+      const prefix = name.replace(/\/+$/, '');
+      const base = prefix.split('/').pop() ?? prefix;
+      const destination = root === undefined ? base : names.length > 1 ? path.join(root, base) : root;
+      const entries = await client.list(prefix, { recursive: true });
+      if (entries.length === 0) {
+        jobs.push({ name: prefix, local: destination, size: undefined, problem: new FerryError('NOT_FOUND', `no folder named "${printableName(prefix)}"`) });
+        continue;
+      }
+      for (const entry of entries) {
+        const local = localPathFor(destination, prefix, entry.name);
+        if (local === undefined) {
+          throw new FerryError('PROTOCOL', `server sent "${printableName(entry.name)}", which is outside "${printableName(prefix)}": refusing to write it`);
+        }
+        jobs.push({ name: entry.name, local, size: entry.size, remote: entry });
+      }
+      await prepareFolder(destination);
+    }
+  });
+  // Folders inside each destination are the tree's own: create them as needed.
+  for (const job of jobs) if (job.problem === undefined) await fs.mkdir(path.dirname(job.local), { recursive: true });
+  return jobs;
 }
 
 async function isFolder(local: string): Promise<boolean> {
   return (await fs.stat(local).catch(() => undefined))?.isDirectory() === true;
 }
 
-interface Hooks {
+export interface Hooks {
   onProgress: (progress: Progress) => void;
   onResume: (offset: number) => void;
 }
@@ -135,93 +237,113 @@ interface Hooks {
  * Moves every job: one connection per group of files (--parallel), each pipelining its
  * requests. Prints one line (or JSON object) per file and one line per failure; returns the
  * exit code. A single file's failure is thrown, so it prints as the command's one error line.
+ * Ctrl-C restores the terminal and says how to continue.
  */
 async function transfer(
   verb: 'put' | 'get',
   jobs: Job[],
   options: CommonOptions,
-  move: (client: FerryClient, job: Job, hooks: Hooks) => Promise<TransferResult>,
+  resumable: boolean,
+  move: (client: FerryClient, job: Job, hooks: Hooks) => Promise<Outcome>,
 ): Promise<number> {
   if (jobs.length === 0) {
     if (!options.quiet) process.stderr.write(`ferry: nothing to ${verb}\n`);
     return 0;
   }
+  const parallel = options.parallel === undefined ? DEFAULT_PARALLEL : parseCount(options.parallel, '--parallel', 1, MAX_PARALLEL);
+  if (jobs.length === 1 && jobs[0]!.problem !== undefined) throw jobs[0]!.problem;
   // With data on stdout, everything else goes to stderr.
   const out = jobs.some((j) => j.local === '-' && verb === 'get') ? process.stderr : process.stdout;
   const silentBars = options.quiet || options.json;
   const resumeNote = (job: Job) => (offset: number) => {
     if (!options.quiet) process.stderr.write(`resuming at ${offset} bytes: ${printableName(job.name)}\n`);
   };
-
-  if (jobs.length === 1) {
-    const job = jobs[0]!;
-    const bar = await progressBar(`${verb} ${printableName(job.name)}`, silentBars);
-    const started = performance.now();
-    const result = await withClient(options, (client) =>
-      move(client, job, { onProgress: (p) => bar.update(p), onResume: resumeNote(job) }),
-    ).finally(() => bar.stop());
-    report(out, verb, job, result, performance.now() - started, options);
-    return 0;
-  }
-
-  const totalBytes = jobs.reduce((sum, j) => sum + (j.size ?? 0), 0);
-  const bar = await batchProgressBar(verb, jobs.length, totalBytes, silentBars);
-  const parallel = parseParallel(options.parallel, jobs.length);
-  let failures = 0;
-  const fail = (job: Job | undefined, error: unknown): void => {
-    failures++;
-    const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`ferry: ${job ? `${printableName(job.name)}: ` : ''}${message}\n`);
-  };
+  let stopBar = (): void => undefined;
+  const removeInterrupt = onInterrupt({
+    cleanup: () => stopBar(),
+    hint: () => (resumable ? 'run the same command again to resume' : undefined),
+  });
   try {
-    await Promise.all(
-      balance(jobs, parallel, (j) => j.size ?? 0).map(async (group) => {
-        try {
-          await withClient(options, async (client) => {
-            const results = await runPool(group, PIPELINE_WINDOW, async (job) => {
-              const started = performance.now();
-              let last = 0;
-              const result = await move(client, job, {
-                onProgress: (p) => {
-                  bar.bytes(p.bytes - last);
-                  last = p.bytes;
-                },
-                onResume: resumeNote(job),
+    if (jobs.length === 1) {
+      const job = jobs[0]!;
+      const bar = await progressBar(`${verb} ${printableName(job.name)}`, silentBars);
+      stopBar = () => bar.stop();
+      const started = performance.now();
+      const outcome = await withClient(options, (client) => move(client, job, { onProgress: (p) => bar.update(p), onResume: resumeNote(job) })).finally(() =>
+        bar.stop(),
+      );
+      report(out, verb, job, outcome, performance.now() - started, options);
+      return 0;
+    }
+
+    let failures = 0;
+    const fail = (job: Job | undefined, error: unknown, count = 1): void => {
+      failures += count;
+      process.stderr.write(`ferry: ${job ? `${printableName(job.name)}: ` : ''}${userMessage(error)}\n`);
+    };
+    for (const job of jobs) if (job.problem !== undefined) fail(job, job.problem);
+    const runnable = jobs.filter((j) => j.problem === undefined);
+    const totalBytes = runnable.reduce((sum, j) => sum + (j.size ?? 0), 0);
+    const bar = await batchProgressBar(verb, runnable.length, totalBytes, silentBars);
+    stopBar = () => bar.stop();
+    try {
+      await Promise.all(
+        balance(runnable, Math.min(parallel, runnable.length), (j) => j.size ?? 0).map(async (group) => {
+          const settled = new Set<Job>();
+          try {
+            await withClient(options, async (client) => {
+              const results = await runPool(group, PIPELINE_WINDOW, async (job) => {
+                const started = performance.now();
+                let last = 0;
+                const outcome = await move(client, job, {
+                  onProgress: (p) => {
+                    bar.bytes(p.bytes - last);
+                    last = p.bytes;
+                  },
+                  onResume: resumeNote(job),
+                });
+                bar.fileDone();
+                report(out, verb, job, outcome, performance.now() - started, options);
+                return outcome;
               });
-              bar.fileDone();
-              report(out, verb, job, result, performance.now() - started, options);
-              return result;
+              results.forEach((r, i) => {
+                settled.add(group[i]!);
+                if (r.status === 'rejected') fail(group[i], r.reason);
+              });
             });
-            results.forEach((r, i) => r.status === 'rejected' && fail(group[i], r.reason));
-          });
-        } catch (error) {
-          // The connection itself failed: every file of this group that did not finish.
-          fail(undefined, error);
-        }
-      }),
-    );
+          } catch (error) {
+            // The connection itself failed: every file of this group that had not finished
+            // (one line when none had started: the server could not be reached at all).
+            const unfinished = group.filter((job) => !settled.has(job));
+            if (settled.size === 0) fail(undefined, error, unfinished.length);
+            else for (const job of unfinished) fail(job, error);
+          }
+        }),
+      );
+    } finally {
+      bar.stop();
+    }
+    if (failures > 0) process.stderr.write(`ferry: ${failures} of ${jobs.length} files failed\n`);
+    return failures > 0 ? 1 : 0;
   } finally {
-    bar.stop();
+    removeInterrupt();
   }
-  if (failures > 0) process.stderr.write(`ferry: ${failures} of ${jobs.length} files failed\n`);
-  return failures > 0 ? 1 : 0;
 }
 
-function parseParallel(text: string | undefined, jobs: number): number {
-  if (text === undefined) return Math.min(DEFAULT_PARALLEL, jobs);
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new UsageError(`invalid --parallel "${text}": use an integer from 1 to 64`);
-  return Math.min(n, jobs);
-}
-
-function report(
-  out: NodeJS.WriteStream,
-  verb: 'put' | 'get',
-  job: Job,
-  result: TransferResult,
-  ms: number,
-  options: { quiet?: boolean; json?: boolean },
-): void {
+function report(out: NodeJS.WriteStream, verb: 'put' | 'get', job: Job, outcome: Outcome, ms: number, options: { quiet?: boolean; json?: boolean }): void {
+  const local = job.local === '-' ? (verb === 'put' ? 'stdin' : 'stdout') : job.local;
+  if (outcome.skipped) {
+    const { entry } = outcome;
+    if (options.json) {
+      const row = { name: entry.name, local: job.local, size: entry.size, sha256: entry.sha256, mtime: entry.mtime.toISOString(), skipped: 'identical', resumedFrom: 0, seconds: Math.round(ms) / 1000 };
+      out.write(`${JSON.stringify(row)}\n`);
+    } else if (!options.quiet) {
+      const what = verb === 'put' ? `${printableName(entry.name)} is already stored` : `${local} already holds ${printableName(entry.name)}`;
+      out.write(`skipped ${what}, identical  ${humanSize(entry.size)}  sha256 ${entry.sha256}\n`);
+    }
+    return;
+  }
+  const { result } = outcome;
   if (options.json) {
     const row = {
       name: result.name,
@@ -234,7 +356,7 @@ function report(
     };
     out.write(`${JSON.stringify(row)}\n`);
   } else if (!options.quiet) {
-    const what = verb === 'put' ? `stored ${printableName(result.name)}` : `saved ${job.local === '-' ? 'stdout' : job.local} from ${printableName(result.name)}`;
+    const what = verb === 'put' ? `stored ${printableName(result.name)}` : `saved ${local} from ${printableName(result.name)}`;
     const resumed = result.resumedFrom > 0 ? `, resumed at ${result.resumedFrom}` : '';
     out.write(`${what}  ${humanSize(result.size)}  sha256 ${result.sha256}  ${duration(ms)} (${rate(result.size - result.resumedFrom, ms)}${resumed})\n`);
   }
