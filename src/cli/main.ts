@@ -65,7 +65,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--max-connections <n>', 'connections at once, over all ports', '1000')
     .option('--max-per-ip <n>', 'connections at once from one address (IPv6: one /64)', '50')
     .option('--handshake-timeout <seconds>', 'absolute deadline for HELLO (and AUTH) of a new connection', '15')
-    .option('--idle-timeout <seconds>', 'close a connection silent this long with nothing in flight', '300')
+    .option('--idle-timeout <seconds>', 'close a connection whose client made no progress (sent nothing, read nothing) this long', '300')
+    .option('--max-partials <n>', 'interrupted uploads kept for resuming at once; the oldest go first (default 1000)')
+    .option('--max-partial-bytes <bytes>', 'bytes kept in interrupted uploads (default: half the quota, or half the free disk)')
+    .option('--max-open-files <n>', 'files held open for transfers at once, all connections (default: from the open-file limit)')
     .option('--quota <bytes>', 'total bytes the store may hold, e.g. 50G (default: no quota; free disk space is always checked)')
     .addHelpText('after', examples([
       'ferry serve',

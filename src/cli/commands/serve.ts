@@ -23,6 +23,9 @@ export interface ServeOptions {
   handshakeTimeout?: string;
   idleTimeout?: string;
   quota?: string;
+  maxPartials?: string;
+  maxPartialBytes?: string;
+  maxOpenFiles?: string;
 }
 
 /** Runs a server until SIGINT/SIGTERM, then stops gracefully and resolves. */
@@ -52,6 +55,9 @@ export async function serve(options: ServeOptions): Promise<void> {
     handshakeTimeoutMs: options.handshakeTimeout === undefined ? undefined : parseSeconds(options.handshakeTimeout, '--handshake-timeout'),
     idleTimeoutMs: options.idleTimeout === undefined ? undefined : parseSeconds(options.idleTimeout, '--idle-timeout'),
     quota: options.quota === undefined ? undefined : parseSize(options.quota, '--quota'),
+    maxPartials: options.maxPartials === undefined ? undefined : parseCount(options.maxPartials, '--max-partials', 0),
+    maxPartialBytes: options.maxPartialBytes === undefined ? undefined : parseSize(options.maxPartialBytes, '--max-partial-bytes', 0),
+    maxOpenFiles: options.maxOpenFiles === undefined ? undefined : parseCount(options.maxOpenFiles, '--max-open-files', 16),
   });
   const graceMs = options.grace === undefined ? 5000 : parseSeconds(options.grace, '--grace', 0);
   // Handlers go in before listening: a signal right after the "listening on" line must not kill us.
