@@ -16,6 +16,12 @@ export interface Digester {
   onCapacity(callback: () => void): void;
   /** sha256 of everything so far; the digester is finished afterwards. */
   digest(): Promise<Buffer>;
+  /**
+   * Gives up without a digest (a failed or refused transfer): releases what it holds (a
+   * worker thread's stream, which would otherwise keep the process alive), wakes capacity
+   * waiters, and rejects a pending digest(). Idempotent; a no-op once digested.
+   */
+  abort(): void;
 }
 
 export const DIGEST_HIGH_WATER = 6 * 1024 * 1024;
@@ -37,6 +43,7 @@ export class InlineDigester implements Digester {
   digest(): Promise<Buffer> {
     return Promise.resolve(this.hash.digest());
   }
+  abort(): void {}
 }
 
 /** Picks inline or off-thread hashing for a transfer of `size` bytes (undefined: unknown). */
@@ -54,6 +61,8 @@ class HashThread {
   private readonly worker: Worker;
   private nextId = 1;
   private readonly streams = new Map<number, WorkerDigester>();
+  /** Set once the worker has failed or exited: the pool replaces it. */
+  dead = false;
 
   constructor() {
     // A small heap: the worker only ever holds a few batches.
@@ -61,11 +70,14 @@ class HashThread {
       resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 },
     });
     this.worker.on('message', (message: FromWorker) => this.streams.get(message.id)?.receive(message));
-    this.worker.on('error', (error) => {
-      for (const stream of this.streams.values()) stream.fail(error);
+    const lost = (error: Error): void => {
+      this.dead = true;
+      for (const stream of [...this.streams.values()]) stream.fail(error);
       this.streams.clear();
       this.worker.unref();
-    });
+    };
+    this.worker.on('error', lost);
+    this.worker.on('exit', () => lost(new Error('the hashing thread exited')));
     // Only streams in progress keep the process alive (unref after the listeners: adding a
     // 'message' listener refs the worker again).
     this.worker.unref();
@@ -108,6 +120,7 @@ class HashPool {
   }
 
   take(): HashThread {
+    for (let i = this.threads.length - 1; i >= 0; i--) if (this.threads[i]!.dead) this.threads.splice(i, 1);
     // One thread per spare core is enough: each hashes faster than a socket delivers.
     const size = Math.max(1, Math.min(2, cpus().length - 1));
     if (this.threads.length < size) this.threads.push(new HashThread());
@@ -123,6 +136,7 @@ class WorkerDigester implements Digester {
   private capacityWaiters: (() => void)[] = [];
   private result: { resolve: (digest: Buffer) => void; reject: (error: Error) => void } | undefined;
   private failure: Error | undefined;
+  private finished = false;
 
   constructor(private readonly thread: HashThread) {
     this.id = thread.open(this);
@@ -134,6 +148,7 @@ class WorkerDigester implements Digester {
   }
 
   update(chunk: Buffer): void {
+    if (this.failure) return; // the failure surfaces from digest()
     let offset = 0;
     while (offset < chunk.length) {
       const n = chunk.copy(this.staging, this.staged, offset);
@@ -177,6 +192,7 @@ class WorkerDigester implements Digester {
         for (const waiter of waiters) waiter();
       }
     } else if (message.t === 'digest') {
+      this.finished = true;
       this.thread.close(this.id);
       this.result?.resolve(Buffer.from(message.digest));
     } else {
@@ -184,10 +200,19 @@ class WorkerDigester implements Digester {
     }
   }
 
+  abort(): void {
+    if (this.finished || this.failure) return;
+    this.thread.post({ t: 'drop', id: this.id });
+    this.fail(new Error('hashing abandoned'));
+  }
+
   fail(error: Error): void {
+    if (this.finished) return;
+    this.finished = true;
     this.failure = error;
     this.thread.close(this.id);
     this.result?.reject(error);
+    this.result = undefined;
     const waiters = this.capacityWaiters;
     this.capacityWaiters = [];
     for (const waiter of waiters) waiter();
@@ -229,5 +254,9 @@ export class DeferredDigester implements Digester {
 
   digest(): Promise<Buffer> {
     return this.chosen.digest();
+  }
+
+  abort(): void {
+    this.inner?.abort();
   }
 }
