@@ -66,7 +66,9 @@ class HashThread {
 
   constructor() {
     // A small heap: the worker only ever holds a few batches.
+    // No inherited flags: under `node --input-type=module -e …` they stop the worker from starting.
     this.worker = new Worker(new URL('./digester-thread.js', import.meta.url), {
+      execArgv: [],
       resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 },
     });
     this.worker.on('message', (message: FromWorker) => this.streams.get(message.id)?.receive(message));
