@@ -111,13 +111,12 @@ export async function upload(connection: Connection, plan: UploadPlan): Promise<
   });
 
   const socket = connection.socket;
-  const write = (bytes: Buffer, written?: () => void): Promise<void> | undefined => {
-    const more = socket.write(bytes, () => {
+  /** Writes `bytes`; false when the caller must `await waitForDrain(socket)` before more. */
+  const write = (bytes: Buffer, written?: () => void): boolean =>
+    socket.write(bytes, () => {
       connection.touch();
       written?.();
     });
-    return more ? undefined : waitForDrain(socket);
-  };
 
   /** The body and PUT_END, with exclusive use of the socket. */
   const sendBody = async (): Promise<void> => {
@@ -142,10 +141,10 @@ export async function upload(connection: Connection, plan: UploadPlan): Promise<
         }
         hash.update(chunk);
         if (size === undefined) write(chunkHeader(chunk.length));
-        const drained = write(chunk, () => source.recycle?.(chunk));
+        const more = write(chunk, () => source.recycle?.(chunk));
         bodyBytes += chunk.length;
         options.onProgress?.({ bytes: from + bodyBytes, total: size });
-        if (drained) await drained;
+        if (!more) await waitForDrain(socket);
         // Hashing on another core may lag the socket: wait rather than queue without bound.
         if (hash.pending >= DIGEST_HIGH_WATER) await raceVerdict(new Promise<void>((resume) => hash.onCapacity(resume)));
       }
@@ -159,12 +158,13 @@ export async function upload(connection: Connection, plan: UploadPlan): Promise<
       await source.close();
       if (verdict || abandoned || connection.failed) hash.abort();
     }
+    if (connection.failed) return; // nothing more can be sent; the verdict is the failure
     if (!verdict && !abandoned) {
       if (size === undefined) write(chunkHeader(0));
       const sha = await raceVerdict(hash.digest());
       if (sha !== STOPPED) {
         localSha = sha;
-        await write(encodeMessage({ type: 'PUT_END', id, sha256: sha }));
+        if (!write(encodeMessage({ type: 'PUT_END', id, sha256: sha }))) await waitForDrain(socket);
         return;
       }
       hash.abort(); // refused while the digest was computed: the body is complete already
@@ -180,11 +180,10 @@ export async function upload(connection: Connection, plan: UploadPlan): Promise<
         return;
       }
       for (let left = remaining; left > 0; left -= FILLER.length) {
-        const drained = write(left >= FILLER.length ? FILLER : FILLER.subarray(0, left));
-        if (drained) await drained;
+        if (!write(left >= FILLER.length ? FILLER : FILLER.subarray(0, left))) await waitForDrain(socket);
       }
     }
-    await write(encodeMessage({ type: 'PUT_END', id, sha256: NO_DIGEST }));
+    if (!write(encodeMessage({ type: 'PUT_END', id, sha256: NO_DIGEST }))) await waitForDrain(socket);
   };
 
   try {
