@@ -228,6 +228,7 @@ class WorkerDigester implements Digester {
 export class DeferredDigester implements Digester {
   private inner: Digester | undefined;
   private expected: number | undefined;
+  private aborted = false;
 
   constructor(private readonly prefix?: Hash) {}
 
@@ -237,7 +238,8 @@ export class DeferredDigester implements Digester {
   }
 
   private get chosen(): Digester {
-    this.inner ??= createDigester(this.expected, this.prefix);
+    // After abort() nothing may start a worker stream again: late bytes go to a throwaway hash.
+    this.inner ??= this.aborted ? new InlineDigester() : createDigester(this.expected, this.prefix);
     return this.inner;
   }
 
@@ -255,10 +257,12 @@ export class DeferredDigester implements Digester {
   }
 
   digest(): Promise<Buffer> {
+    if (this.aborted) return Promise.reject(new Error('hashing abandoned'));
     return this.chosen.digest();
   }
 
   abort(): void {
+    this.aborted = true;
     this.inner?.abort();
   }
 }
