@@ -41,7 +41,17 @@ describe('client deadlines and clean failure', () => {
     warm.update(Buffer.alloc(1));
     await warm.digest();
   });
-  after(() => fs.rm(dir, { recursive: true, force: true }));
+  after(async () => {
+    for (const fake of fakes) await fake.close(); // any a failed assertion left running
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  const fakes: FakeServer[] = [];
+  const fakeServer = async (...args: Parameters<typeof startFakeServer>): Promise<FakeServer> => {
+    const fake = await startFakeServer(...args);
+    fakes.push(fake);
+    return fake;
+  };
 
   /** Runs `scenario` and checks that afterwards no worker, socket or file of the client is left. */
   async function leavesNothing(scenario: () => Promise<FakeServer>): Promise<void> {
@@ -66,7 +76,7 @@ describe('client deadlines and clean failure', () => {
 
   it('a get whose server announces 16 MiB, sends 1 MiB and stalls: TIMEOUT at the deadline, worker released', async () => {
     await leavesNothing(async () => {
-      const fake = await startFakeServer((m, socket) => {
+      const fake = await fakeServer((m, socket) => {
         if (m.type !== 'GET') return void socket.write(encodeMessage({ type: 'ERROR', id: m.id, code: WireErrorCode.NOT_FOUND, message: 'no' }));
         socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, sha256: SHA }));
         socket.write(Buffer.alloc(MiB));
@@ -93,7 +103,7 @@ describe('client deadlines and clean failure', () => {
 
   it('a get whose server dies mid-body: CLOSED, worker released', async () => {
     await leavesNothing(async () => {
-      const fake = await startFakeServer((m, socket) => {
+      const fake = await fakeServer((m, socket) => {
         if (m.type !== 'GET') return void socket.write(encodeMessage({ type: 'ERROR', id: m.id, code: WireErrorCode.NOT_FOUND, message: 'no' }));
         socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, sha256: SHA }));
         socket.write(Buffer.alloc(MiB), () => socket.destroy());
@@ -108,7 +118,7 @@ describe('client deadlines and clean failure', () => {
   it('a put of a 24 MiB file whose server dies mid-body: CLOSED, worker released, file closed', async () => {
     await leavesNothing(async () => {
       let received = 0;
-      const fake = await startFakeServer(
+      const fake = await fakeServer(
         (m, socket, peer) => {
           if (m.type === 'PUT') {
             socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixSha256: SHA }));
@@ -127,7 +137,7 @@ describe('client deadlines and clean failure', () => {
 
   it('a put whose server stops reading: TIMEOUT at the deadline, not before', async () => {
     await leavesNothing(async () => {
-      const fake = await startFakeServer((m, socket, peer) => {
+      const fake = await fakeServer((m, socket, peer) => {
         if (m.type === 'PUT') {
           socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixSha256: SHA }));
           peer.expectBody(m.id, m.size);
@@ -157,7 +167,7 @@ describe('client deadlines and clean failure', () => {
       await leavesNothing(async () => {
         const seen: string[] = [];
         let received = 0;
-        const fake = await startFakeServer(
+        const fake = await fakeServer(
           (m, socket, peer) => {
             seen.push(m.type);
             if (m.type === 'PUT') {
@@ -198,10 +208,47 @@ describe('client deadlines and clean failure', () => {
     });
   }
 
+  it('destroy() in the middle of a 24 MiB put and a 16 MiB get: both fail CLOSED, nothing left', async () => {
+    await leavesNothing(async () => {
+      let received = 0;
+      const fake = await fakeServer(
+        (m, socket, peer) => {
+          if (m.type === 'PUT') {
+            socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixSha256: SHA }));
+            peer.expectBody(m.id, m.size);
+          } else if (m.type === 'GET') {
+            socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, sha256: SHA }));
+            socket.write(Buffer.alloc(MiB));
+          } else if (m.type === 'PROBE_UPLOAD') {
+            socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset: 0, sha256: SHA }));
+          }
+        },
+        { onBody: (_id, data, socket) => (received += data.length) > 2 * MiB && socket.pause() }, // both stay in flight
+      );
+      // Two clients: on one connection the GET would wait behind the PUT body (bodies never interleave).
+      const uploader = await connect({ host: '127.0.0.1', port: fake.port, timeoutMs: TIMEOUT, clock: new ManualClock() });
+      const downloader = await connect({ host: '127.0.0.1', port: fake.port, timeoutMs: TIMEOUT, clock: new ManualClock() });
+      let downloaded = 0;
+      let uploaded = 0;
+      const put = uploader.put(bigFile, 'big.bin', { onProgress: (p) => (uploaded = p.bytes) });
+      const get = downloader.get('big.bin', path.join(dir, 'destroyed'), { onProgress: (p) => (downloaded = p.bytes) });
+      await eventually(() => uploaded >= 2 * MiB && downloaded >= MiB, 5000, 'both transfers to be under way');
+      const outcomes = within(Promise.allSettled([put, get]));
+      uploader.destroy();
+      downloader.destroy();
+      for (const outcome of await outcomes) {
+        assert.equal(outcome.status, 'rejected');
+        assert.equal((outcome.reason as FerryError).code, 'CLOSED');
+      }
+      await fs.rm(path.join(dir, 'destroyed.ferry-part'), { force: true });
+      return fake;
+    });
+  });
+
   it('a request with no answer fails at the deadline; an idle connection has no deadline', async () => {
     await leavesNothing(async () => {
       let answer = false;
-      const fake = await startFakeServer((m, socket) => {
+      const fake = await fakeServer((m, socket) => {
         if (answer && m.type === 'STAT') socket.write(encodeMessage({ type: 'ENTRY', id: m.id, entry: { name: m.name, kind: 'file', size: 1, mtimeMs: 0, sha256: SHA } }));
       });
       const clock = new ManualClock();
@@ -224,7 +271,7 @@ describe('client deadlines and clean failure', () => {
 
   it('connect fails at its absolute deadline against a server that never answers HELLO', async () => {
     await leavesNothing(async () => {
-      const fake = await startFakeServer(() => undefined, { onHello: () => undefined });
+      const fake = await fakeServer(() => undefined, { onHello: () => undefined });
       const clock = new ManualClock();
       const call = connect({ host: '127.0.0.1', port: fake.port, timeoutMs: TIMEOUT, clock });
       await eventually(() => fake.open === 1, 3000, 'the connection');
