@@ -1,5 +1,5 @@
-import net from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
+import { Deadline, systemClock, type Clock } from '../clock.js';
 import { FerryError, ProtocolError, wireErrorName, type ErrorCode } from '../errors.js';
 import {
   Decoder,
@@ -13,8 +13,9 @@ import {
   type MessageOf,
 } from '../protocol/index.js';
 import { Outbox } from '../transport/outbox.js';
-import { looksLikeTls, MIN_TLS_VERSION, parseFingerprint, peerFingerprint } from '../transport/tls.js';
-import { hostKey, KnownHosts } from './known-hosts.js';
+import { looksLikeTls } from '../transport/tls.js';
+import { openTransport, transportError } from './open-socket.js';
+import { RequestIds } from './request-ids.js';
 
 export interface TlsClientOptions {
   /** Accept only the certificate with this fingerprint (`SHA256:<base64>`); no CA or known_hosts check. */
@@ -48,7 +49,11 @@ export interface ConnectOptions {
   port?: number;
   /** Name sent in HELLO (shown in server logs). */
   clientName?: string;
-  /** Connect and handshake deadline, and the longest silence tolerated mid-request (ms). */
+  /**
+   * Connect and handshake deadline (absolute), and the longest silence tolerated while a
+   * request is in progress: no byte received and no body byte written for this long fails
+   * every call on the connection with TIMEOUT (ms, default 30 000).
+   */
   timeoutMs?: number;
   /** Speak TLS (PROTOCOL.md §9): true for CA verification, else trust on first use; or options. */
   tls?: boolean | TlsClientOptions;
@@ -56,7 +61,12 @@ export interface ConnectOptions {
   token?: string;
   /** Refuse a listing larger than this many bytes on the wire (default 64 MiB). */
   maxListingBytes?: number;
+  /** Time source for every deadline of the connection (tests pass a manual clock). */
+  clock?: Clock;
 }
+
+/** How long close() waits for the server to close after the client's FIN. */
+const CLOSE_GRACE_MS = 2000;
 
 /** Receives what the server sends for one request id. */
 export interface RequestHandler {
@@ -74,8 +84,10 @@ export class Connection {
   readonly outbox: Outbox;
   private readonly handlers = new Map<number, RequestHandler>();
   private readonly decoder: Decoder;
-  private nextId = 1;
+  private readonly ids = new RequestIds();
   private failure: FerryError | undefined;
+  /** Armed while a request is in progress; any byte moving pushes it back. */
+  private silence: Deadline | undefined;
   private paused = false;
   serverName = '';
   /** Protocol version agreed with the server. */
@@ -87,7 +99,10 @@ export class Connection {
   /** Listing bytes received so far, per LIST request id. */
   private readonly listed = new Map<number, number>();
 
-  private constructor(readonly socket: net.Socket) {
+  private constructor(
+    readonly socket: net.Socket,
+    readonly clock: Clock,
+  ) {
     this.outbox = new Outbox(socket);
     this.decoder = new Decoder('client', {
       message: (message) => this.route(message),
@@ -100,14 +115,15 @@ export class Connection {
     const host = options.host ?? '127.0.0.1';
     const port = options.port ?? 4455;
     const timeoutMs = options.timeoutMs ?? 30_000;
+    const clock = options.clock ?? systemClock;
     const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     // One absolute deadline for connect, TLS, HELLO and AUTH: a trickling server cannot stretch it.
     let expire: (() => void) | undefined;
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const timer = clock.setTimer(timeoutMs, () => {
       timedOut = true;
       expire?.();
-    }, timeoutMs);
+    });
     const timeoutError = (): FerryError =>
       new FerryError('TIMEOUT', `no answer from ${where} within ${timeoutMs / 1000} s: is a ferry server running there?`, { fatal: true });
     try {
@@ -116,12 +132,18 @@ export class Connection {
         socket.destroy();
         throw timeoutError();
       }
-      const connection = new Connection(socket);
+      const connection = new Connection(socket, clock);
       connection.maxListingBytes = options.maxListingBytes ?? DEFAULT_MAX_LISTING_BYTES;
       expire = () => connection.destroy(timeoutError());
-      return await connection.handshake(options, where, timeoutMs);
+      try {
+        return await connection.handshake(options, where, timeoutMs);
+      } catch (error) {
+        // Whatever ended the handshake (a refusal, a stranger, a bad answer): the socket goes too.
+        connection.destroy(error instanceof FerryError ? error : new FerryError('CONNECTION', String(error), { fatal: true }));
+        throw error;
+      }
     } finally {
-      clearTimeout(timer);
+      timer.cancel();
     }
   }
 
@@ -129,7 +151,7 @@ export class Connection {
   private async handshake(options: ConnectOptions, where: string, timeoutMs: number): Promise<Connection> {
     const socket = this.socket;
     socket.setNoDelay(true);
-    socket.setTimeout(timeoutMs, () => this.onStall(timeoutMs));
+    this.silence = new Deadline(this.clock, timeoutMs, () => this.onSilence(timeoutMs));
     let greeted = false;
     let first = true;
     const hello = new Promise<MessageOf<'SERVER_HELLO'>>((resolve, reject) => {
@@ -143,6 +165,7 @@ export class Connection {
       });
     });
     socket.on('data', (chunk: Buffer) => {
+      this.silence?.touch();
       const wasFirst = first;
       first = false;
       if (wasFirst && looksLikeTls(chunk)) {
@@ -214,18 +237,29 @@ export class Connection {
     });
   }
 
-  /** Allocates a request id and registers its handler; throws the connection's failure if any. */
+  /**
+   * Allocates a request id (never 0, never one in use) and registers its handler; throws the
+   * connection's failure if any. The silence deadline runs while any request is registered.
+   */
   register(handler: RequestHandler): number {
     if (this.failure) throw this.failure;
-    const id = this.nextId;
-    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    const id = this.ids.take();
     this.handlers.set(id, handler);
+    this.silence?.start(); // counts from now; arms the timer if no request had
     return id;
   }
 
+  /** Frees a request's id once nothing more will be sent or received for it. */
   release(id: number): void {
-    this.handlers.delete(id);
+    if (id === 0 || !this.handlers.delete(id)) return;
+    this.ids.release(id);
     this.listed.delete(id);
+    if (this.ids.size === 0) this.silence?.stop();
+  }
+
+  /** A body byte reached the socket: the connection is not silent. */
+  touch(): void {
+    this.silence?.touch();
   }
 
   send(message: Message): void {
@@ -278,8 +312,8 @@ export class Connection {
     }
   }
 
-  private onStall(timeoutMs: number): void {
-    if (this.handlers.size > 1 || (this.handlers.size === 1 && !this.handlers.has(0))) {
+  private onSilence(timeoutMs: number): void {
+    if (this.ids.size > 0) {
       this.destroy(new FerryError('TIMEOUT', `the server sent nothing for ${timeoutMs / 1000} s`, { fatal: true }));
     }
   }
@@ -288,6 +322,7 @@ export class Connection {
   destroy(error: FerryError): void {
     if (this.failure) return;
     this.failure = error.fatal ? error : new FerryError(error.code, error.message, { fatal: true, cause: error });
+    this.silence?.stop();
     this.outbox.close();
     this.socket.destroy();
     const handlers = [...this.handlers.values()];
@@ -295,39 +330,31 @@ export class Connection {
     for (const handler of handlers) handler.fail(this.failure);
   }
 
+  /** The failure that ended the connection, if it has ended. */
+  get failed(): FerryError | undefined {
+    return this.failure;
+  }
+
   /** Half-closes after everything queued is written, then waits for the server to close. */
   async close(): Promise<void> {
     if (this.failure || this.socket.destroyed) return;
     await this.outbox.enqueue(async () => undefined).catch(() => undefined);
+    if (this.failure || this.socket.destroyed) return;
     await new Promise<void>((resolve) => {
-      this.socket.once('close', () => resolve());
-      this.socket.end();
-      setTimeout(() => {
+      const grace = this.clock.setTimer(CLOSE_GRACE_MS, () => {
         this.socket.destroy();
         resolve();
-      }, 2000).unref();
+      });
+      this.socket.once('close', () => {
+        grace.cancel();
+        resolve();
+      });
+      this.socket.end();
     });
+    this.silence?.stop();
   }
 }
 
-function transportError(error: NodeJS.ErrnoException, where: string): FerryError {
-  switch (error.code) {
-    case 'ECONNREFUSED':
-      return new FerryError('CONNECTION', `connection refused by ${where}: is the ferry server running?`, { cause: error, fatal: true });
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return new FerryError('CONNECTION', `cannot resolve the host in ${where}`, { cause: error, fatal: true });
-    case 'ECONNRESET':
-    case 'EPIPE':
-      return new FerryError('CLOSED', `connection to ${where} was reset`, { cause: error, fatal: true });
-    case 'ETIMEDOUT':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return new FerryError('CONNECTION', `cannot reach ${where} (${error.code})`, { cause: error, fatal: true });
-    default:
-      return new FerryError('CONNECTION', `connection to ${where} failed: ${error.message}`, { cause: error, fatal: true });
-  }
-}
 
 /**
  * A server's refusal as a FerryError. Its text is the server's, so it is made printable and
@@ -341,109 +368,4 @@ export function remoteError(message: MessageOf<'ERROR'>, context?: string): Ferr
   if (fixed !== undefined) return new FerryError(code, fixed);
   if (code === 'BUSY') return new FerryError(code, `server busy: ${text}`);
   return new FerryError(code, context === undefined ? text : `${context}: ${text}`);
-}
-
-/** A connected socket: plain TCP, or TLS whose certificate passed the checks (before any byte is sent). */
-async function openTransport(
-  host: string,
-  port: number,
-  where: string,
-  options: ConnectOptions,
-  onCancel: (cancel: () => void) => void,
-  timeoutError: () => FerryError,
-): Promise<net.Socket> {
-  const tlsOptions: TlsClientOptions | undefined = options.tls === true ? {} : options.tls === false ? undefined : options.tls;
-  const socket = tlsOptions
-    ? tls.connect({
-        host,
-        port,
-        servername: tlsOptions.servername ?? (net.isIP(host) ? undefined : host),
-        ca: tlsOptions.ca === undefined ? undefined : [...tls.rootCertificates, ...[tlsOptions.ca].flat()],
-        minVersion: MIN_TLS_VERSION,
-        // Verified below: a CA-signed certificate, a pinned fingerprint, or a known host.
-        rejectUnauthorized: false,
-      })
-    : net.connect({ host, port });
-  await new Promise<void>((resolve, reject) => {
-    const ready = tlsOptions ? 'secureConnect' : 'connect';
-    const cleanup = (): void => {
-      socket.off(ready, onReady);
-      socket.off('error', onError);
-      socket.off('close', onClose);
-    };
-    const onReady = (): void => {
-      cleanup();
-      resolve();
-    };
-    const onError = (error: NodeJS.ErrnoException): void => {
-      cleanup();
-      socket.destroy();
-      reject(tlsOptions ? tlsHandshakeError(error, where) : transportError(error, where));
-    };
-    const onClose = (): void => {
-      cleanup();
-      reject(new FerryError('CLOSED', `${where} closed the connection during the TLS handshake`, { fatal: true }));
-    };
-    socket.once(ready, onReady);
-    socket.once('error', onError);
-    socket.once('close', onClose);
-    onCancel(() => {
-      cleanup();
-      socket.destroy();
-      reject(timeoutError());
-    });
-  });
-  if (tlsOptions) {
-    try {
-      await verifyServer(socket as tls.TLSSocket, host, port, where, tlsOptions);
-    } catch (error) {
-      socket.destroy();
-      throw error;
-    }
-  }
-  return socket;
-}
-
-async function verifyServer(socket: tls.TLSSocket, host: string, port: number, where: string, options: TlsClientOptions): Promise<void> {
-  const fingerprint = peerFingerprint(socket);
-  if (fingerprint === undefined) throw new FerryError('CONNECTION', `${where} presented no TLS certificate`, { fatal: true });
-  if (options.fingerprint !== undefined) {
-    const pinned = parseFingerprint(options.fingerprint);
-    if (pinned === undefined) throw new FerryError('CONNECTION', `invalid fingerprint "${printableName(options.fingerprint)}": expected SHA256:<base64>`, { fatal: true });
-    if (fingerprint !== pinned) {
-      throw new FerryError('CONNECTION', `server certificate fingerprint mismatch: ${where} presents ${fingerprint}, not the pinned ${pinned}`, { fatal: true });
-    }
-    return;
-  }
-  if (socket.authorized) return; // a CA the system (or options.ca) trusts, for this host name
-  if (options.knownHosts === false) {
-    throw new FerryError('CONNECTION', `the TLS certificate of ${where} is not trusted (${String(socket.authorizationError)}): pin it with --fingerprint ${fingerprint}`, { fatal: true });
-  }
-  const knownHosts = new KnownHosts(options.knownHosts);
-  const key = hostKey(host, port);
-  const known = await knownHosts.lookup(key);
-  if (known === undefined) {
-    await knownHosts.remember(key, fingerprint);
-    options.onNewHost?.({ server: key, fingerprint, file: knownHosts.file });
-  } else if (known !== fingerprint) {
-    throw new FerryError(
-      'CONNECTION',
-      `server certificate fingerprint changed: ${key} now presents ${fingerprint}, but ${known} is remembered in ${knownHosts.file} — someone may be intercepting the connection; if the change is expected, remove that line`,
-      { fatal: true },
-    );
-  }
-}
-
-function tlsHandshakeError(error: NodeJS.ErrnoException, where: string): FerryError {
-  const code = error.code ?? '';
-  if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|RECORD_LAYER|UNKNOWN_PROTOCOL|HTTP_REQUEST/.test(code)) {
-    return new FerryError('CONNECTION', `${where} does not speak TLS: it may be a plaintext ferry server (connect without --tls)`, { cause: error, fatal: true });
-  }
-  if (code === 'ECONNRESET' || code === 'EPIPE') {
-    return new FerryError('CLOSED', `${where} closed the connection during the TLS handshake`, { cause: error, fatal: true });
-  }
-  if (code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) {
-    return new FerryError('CONNECTION', `TLS handshake with ${where} failed: ${error.message}`, { cause: error, fatal: true });
-  }
-  return transportError(error, where);
 }

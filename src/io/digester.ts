@@ -16,6 +16,12 @@ export interface Digester {
   onCapacity(callback: () => void): void;
   /** sha256 of everything so far; the digester is finished afterwards. */
   digest(): Promise<Buffer>;
+  /**
+   * Gives up without a digest (a failed or refused transfer): releases what it holds (a
+   * worker thread's stream, which would otherwise keep the process alive), wakes capacity
+   * waiters, and rejects a pending digest(). Idempotent; a no-op once digested.
+   */
+  abort(): void;
 }
 
 export const DIGEST_HIGH_WATER = 6 * 1024 * 1024;
@@ -37,6 +43,7 @@ export class InlineDigester implements Digester {
   digest(): Promise<Buffer> {
     return Promise.resolve(this.hash.digest());
   }
+  abort(): void {}
 }
 
 /** Picks inline or off-thread hashing for a transfer of `size` bytes (undefined: unknown). */
@@ -54,18 +61,25 @@ class HashThread {
   private readonly worker: Worker;
   private nextId = 1;
   private readonly streams = new Map<number, WorkerDigester>();
+  /** Set once the worker has failed or exited: the pool replaces it. */
+  dead = false;
 
   constructor() {
     // A small heap: the worker only ever holds a few batches.
+    // No inherited flags: under `node --input-type=module -e …` they stop the worker from starting.
     this.worker = new Worker(new URL('./digester-thread.js', import.meta.url), {
+      execArgv: [],
       resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 },
     });
     this.worker.on('message', (message: FromWorker) => this.streams.get(message.id)?.receive(message));
-    this.worker.on('error', (error) => {
-      for (const stream of this.streams.values()) stream.fail(error);
+    const lost = (error: Error): void => {
+      this.dead = true;
+      for (const stream of [...this.streams.values()]) stream.fail(error);
       this.streams.clear();
       this.worker.unref();
-    });
+    };
+    this.worker.on('error', lost);
+    this.worker.on('exit', () => lost(new Error('the hashing thread exited')));
     // Only streams in progress keep the process alive (unref after the listeners: adding a
     // 'message' listener refs the worker again).
     this.worker.unref();
@@ -108,6 +122,7 @@ class HashPool {
   }
 
   take(): HashThread {
+    for (let i = this.threads.length - 1; i >= 0; i--) if (this.threads[i]!.dead) this.threads.splice(i, 1);
     // One thread per spare core is enough: each hashes faster than a socket delivers.
     const size = Math.max(1, Math.min(2, cpus().length - 1));
     if (this.threads.length < size) this.threads.push(new HashThread());
@@ -123,6 +138,7 @@ class WorkerDigester implements Digester {
   private capacityWaiters: (() => void)[] = [];
   private result: { resolve: (digest: Buffer) => void; reject: (error: Error) => void } | undefined;
   private failure: Error | undefined;
+  private finished = false;
 
   constructor(private readonly thread: HashThread) {
     this.id = thread.open(this);
@@ -134,6 +150,7 @@ class WorkerDigester implements Digester {
   }
 
   update(chunk: Buffer): void {
+    if (this.failure) return; // the failure surfaces from digest()
     let offset = 0;
     while (offset < chunk.length) {
       const n = chunk.copy(this.staging, this.staged, offset);
@@ -177,6 +194,7 @@ class WorkerDigester implements Digester {
         for (const waiter of waiters) waiter();
       }
     } else if (message.t === 'digest') {
+      this.finished = true;
       this.thread.close(this.id);
       this.result?.resolve(Buffer.from(message.digest));
     } else {
@@ -184,10 +202,19 @@ class WorkerDigester implements Digester {
     }
   }
 
+  abort(): void {
+    if (this.finished || this.failure) return;
+    this.thread.post({ t: 'drop', id: this.id });
+    this.fail(new Error('hashing abandoned'));
+  }
+
   fail(error: Error): void {
+    if (this.finished) return;
+    this.finished = true;
     this.failure = error;
     this.thread.close(this.id);
     this.result?.reject(error);
+    this.result = undefined;
     const waiters = this.capacityWaiters;
     this.capacityWaiters = [];
     for (const waiter of waiters) waiter();
@@ -201,6 +228,7 @@ class WorkerDigester implements Digester {
 export class DeferredDigester implements Digester {
   private inner: Digester | undefined;
   private expected: number | undefined;
+  private aborted = false;
 
   constructor(private readonly prefix?: Hash) {}
 
@@ -210,7 +238,8 @@ export class DeferredDigester implements Digester {
   }
 
   private get chosen(): Digester {
-    this.inner ??= createDigester(this.expected, this.prefix);
+    // After abort() nothing may start a worker stream again: late bytes go to a throwaway hash.
+    this.inner ??= this.aborted ? new InlineDigester() : createDigester(this.expected, this.prefix);
     return this.inner;
   }
 
@@ -228,6 +257,12 @@ export class DeferredDigester implements Digester {
   }
 
   digest(): Promise<Buffer> {
+    if (this.aborted) return Promise.reject(new Error('hashing abandoned'));
     return this.chosen.digest();
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.inner?.abort();
   }
 }

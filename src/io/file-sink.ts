@@ -98,6 +98,15 @@ export class FileSink {
     this.queue = [];
     while (this.flushing) await this.flushing;
   }
+
+  /**
+   * Gives up (a failed transfer): releases the digester, which may hold a hashing thread
+   * that would keep the process alive, and waits for in-flight writes like `settle`.
+   */
+  async abort(): Promise<void> {
+    this.digester.abort();
+    await this.settle();
+  }
 }
 
 async function writeFully(handle: fs.FileHandle, buffers: Buffer[], length: number, position: number): Promise<void> {

@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import { Decoder, encodeMessage, PROTOCOL_VERSION, type Message, type MessageOf } from '../../src/protocol/index.js';
 
@@ -10,30 +11,54 @@ export interface FakeServerOptions {
   hello?: Partial<MessageOf<'SERVER_HELLO'>>;
   /** Replaces the handshake: writes whatever the test wants once HELLO arrives. */
   onHello?: (socket: net.Socket) => void;
+  /** Each slice of an upload body (only what the decoder was told to expect, see FakePeer). */
+  onBody?: (id: number, data: Buffer, socket: net.Socket) => void;
+  /** The end of an upload body. */
+  onBodyEnd?: (id: number, socket: net.Socket) => void;
+  /** Every accepted socket, before anything is read from it. */
+  onConnection?: (socket: net.Socket) => void;
+}
+
+/** What a request handler may ask of the fake server's decoder (as the real server does after PUT_READY). */
+export interface FakePeer {
+  expectBody(id: number, length: number | 'chunked'): void;
+  cancelAwait(id: number): void;
+}
+
+export interface FakeServer {
+  port: number;
+  /** Sockets accepted and not yet closed. */
+  readonly open: number;
+  close: () => Promise<void>;
 }
 
 export async function startFakeServer(
-  onRequest: (message: Message, socket: net.Socket) => void,
+  onRequest: (message: Message, socket: net.Socket, peer: FakePeer) => void,
   options: FakeServerOptions = {},
-): Promise<{ port: number; close: () => Promise<void> }> {
+): Promise<FakeServer> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
-    const decoder = new Decoder('server', {
+    options.onConnection?.(socket);
+    const decoder: Decoder = new Decoder('server', {
       message: (m) => {
         if (m.type === 'HELLO' && options.onHello) {
           options.onHello(socket);
         } else if (m.type === 'HELLO') {
           socket.write(encodeMessage({ type: 'SERVER_HELLO', id: 0, version: PROTOCOL_VERSION, serverName: 'fake', maxFileSize: 2 ** 40, flags: 0, ...options.hello }));
         } else {
-          onRequest(m, socket);
+          onRequest(m, socket, peer);
         }
       },
-      body: () => undefined,
-      bodyEnd: () => undefined,
+      body: (id, data) => options.onBody?.(id, data, socket),
+      bodyEnd: (id) => options.onBodyEnd?.(id, socket),
     });
+    const peer: FakePeer = {
+      expectBody: (id, length) => decoder.expectBody(id, length),
+      cancelAwait: (id) => decoder.cancelAwait(id),
+    };
     socket.on('data', (chunk: Buffer) => {
       try {
         decoder.push(chunk);
@@ -46,9 +71,27 @@ export async function startFakeServer(
   const { port } = server.address() as net.AddressInfo;
   return {
     port,
+    get open() {
+      return sockets.size;
+    },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/** Open file descriptors of this process (sockets and files alike; Linux /proc). */
+export function openDescriptors(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** How many of the resources keeping the event loop alive are of `kind` ('MessagePort': a ref'd worker). */
+export function activeResources(kind: string): number {
+  return process.getActiveResourcesInfo().filter((r) => r === kind).length;
+}
+
+/** Lets pending I/O callbacks (closes, file handle releases) run. */
+export async function settleIo(rounds = 5): Promise<void> {
+  for (let i = 0; i < rounds; i++) await new Promise((resolve) => setImmediate(resolve));
 }

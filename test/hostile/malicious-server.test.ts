@@ -37,8 +37,8 @@ describe('client against a malicious server', () => {
 
   async function download(behaviour: Parameters<typeof startFakeServer>[0], timeoutMs = 5000): Promise<{ error: FerryError; target: string }> {
     // Only GET is answered dishonestly; anything else the client asks (a resume probe) is refused.
-    const fake = await startFakeServer((m, socket) => {
-      if (m.type === 'GET') behaviour(m, socket);
+    const fake = await startFakeServer((m, socket, peer) => {
+      if (m.type === 'GET') behaviour(m, socket, peer);
       else socket.write(encodeMessage({ type: 'ERROR', id: m.id, code: WireErrorCode.NOT_FOUND, message: 'no' }));
     });
     const client = await connect({ host: '127.0.0.1', port: fake.port, timeoutMs });

@@ -1,0 +1,167 @@
+import type { Hash } from 'node:crypto';
+import type { promises as fs } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { FerryError, ProtocolError } from '../errors.js';
+import { DeferredDigester, DIGEST_HIGH_WATER } from '../io/digester.js';
+import { FileSink } from '../io/file-sink.js';
+import { hashPrefix } from '../io/hash-prefix.js';
+import { remoteError, type Connection } from './connection.js';
+import { DownloadTarget } from './download-target.js';
+import { errorText, partialOf } from './requests.js';
+import type { GetOptions, TransferResult } from './types.js';
+
+/** Where a GET's body goes: it learns the size, takes each chunk, and yields the sha256 of what it kept. */
+interface DownloadSink {
+  announce(size: number): void;
+  /** Takes a body chunk; calls `resume` after it paused the connection for backpressure. */
+  write(chunk: Buffer, resume: () => void): void;
+  digest(): Promise<Buffer>;
+  /** The download failed: release what the sink holds (a hashing thread, in-flight writes). */
+  abort(): Promise<void>;
+}
+
+/** Downloads into a writable stream, verified at the end (the stream has the bytes by then). */
+export function downloadToStream(connection: Connection, name: string, destination: Writable, options: GetOptions): Promise<TransferResult> {
+  const digester = new DeferredDigester();
+  return receive(connection, name, 0, options, {
+    announce: (size) => digester.expect(size),
+    write: (chunk, resume) => {
+      digester.update(chunk);
+      const hashing = digester.pending < DIGEST_HIGH_WATER;
+      if (!destination.write(chunk) || !hashing) {
+        connection.pause();
+        let waiting = 2;
+        const bothReady = (): void => void (--waiting === 0 && resume());
+        if (destination.writableNeedDrain) destination.once('drain', bothReady);
+        else bothReady();
+        digester.onCapacity(bothReady);
+      }
+    },
+    digest: () => digester.digest(),
+    abort: () => {
+      digester.abort();
+      return Promise.resolve();
+    },
+  });
+}
+
+/**
+ * Downloads to a local path through `<path>.ferry-part`, under a lock that keeps a second
+ * download to the same path out (in this process or another); the verified file is put in
+ * place at the end (download-target.ts). An interrupted download's part is continued after
+ * its prefix is checked against the server's (PROTOCOL.md §5.4).
+ */
+export async function downloadToFile(connection: Connection, name: string, destination: string, options: GetOptions): Promise<TransferResult> {
+  const target = await DownloadTarget.claim(destination);
+  let kept = false;
+  try {
+    const handle = target.handle;
+    const resumable = await resumableDownload(connection, name, handle, options);
+    const offset = resumable?.offset ?? 0;
+    await handle.truncate(offset);
+    const digester = new DeferredDigester(resumable?.hash);
+    const sink = new FileSink(handle, offset, digester);
+    let result: TransferResult;
+    try {
+      result = await receive(connection, name, offset, options, {
+        announce: (size) => digester.expect(size - offset),
+        write: (chunk, resume) => {
+          if (!sink.write(chunk)) {
+            connection.pause();
+            sink.onDrain(resume);
+          }
+        },
+        digest: async () => (await sink.finish()).sha256,
+        abort: () => sink.abort(),
+      });
+    } catch (error) {
+      // Keep what arrived for a resume, unless it is known bad or there is nothing.
+      kept = sink.bytes + offset > 0 && !(error instanceof FerryError && (error.code === 'INTEGRITY' || error.code === 'NOT_FOUND'));
+      throw error;
+    }
+    await target.place();
+    return result;
+  } finally {
+    await target.release(kept);
+  }
+}
+
+/** Checks a partial download against the server's bytes; returns the verified prefix, if any. */
+async function resumableDownload(
+  connection: Connection,
+  name: string,
+  handle: fs.FileHandle,
+  options: GetOptions,
+): Promise<{ offset: number; hash: Hash } | undefined> {
+  const held = (await handle.stat()).size;
+  if (held === 0 || options.resume === false || connection.version < 2) return undefined;
+  const remote = await partialOf(connection, (id) => ({ type: 'HASH_PREFIX', id, name, length: held }));
+  if (remote.offset === 0) return undefined;
+  const hash = await hashPrefix(handle, remote.offset);
+  if (!hash.copy().digest().equals(remote.sha256)) return undefined; // differs: start over
+  options.onResume?.(remote.offset);
+  return { offset: remote.offset, hash };
+}
+
+/**
+ * Runs one GET into `sink`. Settles once the sink has finished or given up: on any failure
+ * the sink is aborted before the call rejects, so nothing it holds outlives the call.
+ */
+function receive(connection: Connection, name: string, offset: number, options: GetOptions, sink: DownloadSink): Promise<TransferResult> {
+  const resume = (): void => connection.resume();
+  return new Promise<TransferResult>((resolve, reject) => {
+    let announced: { size: number; sha256: Buffer; mtimeMs: number } | undefined;
+    let received = offset;
+    let id = 0;
+    let settled = false;
+    const finish = (error: FerryError | undefined, result?: TransferResult): void => {
+      if (settled) return;
+      settled = true;
+      connection.release(id);
+      connection.resume();
+      if (!error) return resolve(result!);
+      sink.abort().then(
+        () => reject(error),
+        () => reject(error),
+      );
+    };
+    try {
+      id = connection.register({
+        message: (message) => {
+          if (message.type === 'GET_OK' && !announced) {
+            if (message.offset !== offset) throw new ProtocolError(`GET_OK starts at ${message.offset}, asked for ${offset}`);
+            announced = { size: message.size, sha256: message.sha256, mtimeMs: message.mtimeMs };
+            sink.announce(message.size);
+            options.onProgress?.({ bytes: offset, total: message.size });
+          } else if (message.type === 'ERROR') {
+            finish(remoteError(message));
+          } else {
+            throw new ProtocolError(`unexpected ${message.type} for a get`);
+          }
+        },
+        body: (data) => {
+          received += data.length;
+          sink.write(data, resume);
+          options.onProgress?.({ bytes: received, total: announced?.size });
+        },
+        bodyEnd: () => {
+          const expected = announced!;
+          sink.digest().then(
+            (sha256) => {
+              if (!sha256.equals(expected.sha256)) {
+                finish(new FerryError('INTEGRITY', `sha256 of the ${received} bytes received does not match the server's: the download is corrupt`));
+              } else {
+                finish(undefined, { name, size: received, sha256: sha256.toString('hex'), mtime: new Date(expected.mtimeMs), resumedFrom: offset });
+              }
+            },
+            (error: unknown) => finish(new FerryError('LOCAL_IO', `cannot write the download: ${errorText(error)}`, { cause: error })),
+          );
+        },
+        fail: (error) => finish(error),
+      });
+      connection.send({ type: 'GET', id, name, offset });
+    } catch (error) {
+      finish(error instanceof FerryError ? error : new FerryError('LOCAL_IO', errorText(error), { cause: error }));
+    }
+  });
+}

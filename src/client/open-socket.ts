@@ -1,0 +1,136 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import { FerryError } from '../errors.js';
+import { printableName } from '../protocol/index.js';
+import { MIN_TLS_VERSION, parseFingerprint, peerFingerprint } from '../transport/tls.js';
+import type { ConnectOptions, TlsClientOptions } from './connection.js';
+import { hostKey, KnownHosts } from './known-hosts.js';
+
+/**
+ * Opening a connection's socket: TCP, or TLS whose certificate is checked (pinned
+ * fingerprint, a trusted CA, or trust on first use) before any protocol byte is sent; and the
+ * one-line errors for what can go wrong on the way.
+ */
+export function transportError(error: NodeJS.ErrnoException, where: string): FerryError {
+  switch (error.code) {
+    case 'ECONNREFUSED':
+      return new FerryError('CONNECTION', `connection refused by ${where}: is the ferry server running?`, { cause: error, fatal: true });
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new FerryError('CONNECTION', `cannot resolve the host in ${where}`, { cause: error, fatal: true });
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return new FerryError('CLOSED', `connection to ${where} was reset`, { cause: error, fatal: true });
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return new FerryError('CONNECTION', `cannot reach ${where} (${error.code})`, { cause: error, fatal: true });
+    default:
+      return new FerryError('CONNECTION', `connection to ${where} failed: ${error.message}`, { cause: error, fatal: true });
+  }
+}
+
+/** A connected socket: plain TCP, or TLS whose certificate passed the checks (before any byte is sent). */
+export async function openTransport(
+  host: string,
+  port: number,
+  where: string,
+  options: ConnectOptions,
+  onCancel: (cancel: () => void) => void,
+  timeoutError: () => FerryError,
+): Promise<net.Socket> {
+  const tlsOptions: TlsClientOptions | undefined = options.tls === true ? {} : options.tls === false ? undefined : options.tls;
+  const socket = tlsOptions
+    ? tls.connect({
+        host,
+        port,
+        servername: tlsOptions.servername ?? (net.isIP(host) ? undefined : host),
+        ca: tlsOptions.ca === undefined ? undefined : [...tls.rootCertificates, ...[tlsOptions.ca].flat()],
+        minVersion: MIN_TLS_VERSION,
+        // Verified below: a CA-signed certificate, a pinned fingerprint, or a known host.
+        rejectUnauthorized: false,
+      })
+    : net.connect({ host, port });
+  await new Promise<void>((resolve, reject) => {
+    const ready = tlsOptions ? 'secureConnect' : 'connect';
+    const cleanup = (): void => {
+      socket.off(ready, onReady);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+    };
+    const onReady = (): void => {
+      cleanup();
+      resolve();
+    };
+    const onError = (error: NodeJS.ErrnoException): void => {
+      cleanup();
+      socket.destroy();
+      reject(tlsOptions ? tlsHandshakeError(error, where) : transportError(error, where));
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new FerryError('CLOSED', `${where} closed the connection during the TLS handshake`, { fatal: true }));
+    };
+    socket.once(ready, onReady);
+    socket.once('error', onError);
+    socket.once('close', onClose);
+    onCancel(() => {
+      cleanup();
+      socket.destroy();
+      reject(timeoutError());
+    });
+  });
+  if (tlsOptions) {
+    try {
+      await verifyServer(socket as tls.TLSSocket, host, port, where, tlsOptions);
+    } catch (error) {
+      socket.destroy();
+      throw error;
+    }
+  }
+  return socket;
+}
+
+async function verifyServer(socket: tls.TLSSocket, host: string, port: number, where: string, options: TlsClientOptions): Promise<void> {
+  const fingerprint = peerFingerprint(socket);
+  if (fingerprint === undefined) throw new FerryError('CONNECTION', `${where} presented no TLS certificate`, { fatal: true });
+  if (options.fingerprint !== undefined) {
+    const pinned = parseFingerprint(options.fingerprint);
+    if (pinned === undefined) throw new FerryError('CONNECTION', `invalid fingerprint "${printableName(options.fingerprint)}": expected SHA256:<base64>`, { fatal: true });
+    if (fingerprint !== pinned) {
+      throw new FerryError('CONNECTION', `server certificate fingerprint mismatch: ${where} presents ${fingerprint}, not the pinned ${pinned}`, { fatal: true });
+    }
+    return;
+  }
+  if (socket.authorized) return; // a CA the system (or options.ca) trusts, for this host name
+  if (options.knownHosts === false) {
+    throw new FerryError('CONNECTION', `the TLS certificate of ${where} is not trusted (${String(socket.authorizationError)}): pin it with --fingerprint ${fingerprint}`, { fatal: true });
+  }
+  const knownHosts = new KnownHosts(options.knownHosts);
+  const key = hostKey(host, port);
+  const known = await knownHosts.lookup(key);
+  if (known === undefined) {
+    await knownHosts.remember(key, fingerprint);
+    options.onNewHost?.({ server: key, fingerprint, file: knownHosts.file });
+  } else if (known !== fingerprint) {
+    throw new FerryError(
+      'CONNECTION',
+      `server certificate fingerprint changed: ${key} now presents ${fingerprint}, but ${known} is remembered in ${knownHosts.file} — someone may be intercepting the connection; if the change is expected, remove that line`,
+      { fatal: true },
+    );
+  }
+}
+
+function tlsHandshakeError(error: NodeJS.ErrnoException, where: string): FerryError {
+  const code = error.code ?? '';
+  if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|RECORD_LAYER|UNKNOWN_PROTOCOL|HTTP_REQUEST/.test(code)) {
+    return new FerryError('CONNECTION', `${where} does not speak TLS: it may be a plaintext ferry server (connect without --tls)`, { cause: error, fatal: true });
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE') {
+    return new FerryError('CLOSED', `${where} closed the connection during the TLS handshake`, { cause: error, fatal: true });
+  }
+  if (code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) {
+    return new FerryError('CONNECTION', `TLS handshake with ${where} failed: ${error.message}`, { cause: error, fatal: true });
+  }
+  return transportError(error, where);
+}
