@@ -88,7 +88,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('-r, --recursive', 'upload folders: every file under DIR is stored as DIR/relative/path (symlinks skipped)')
     .option('--overwrite', 'replace existing files of the same name (identical ones are skipped)')
     .option('--rename', 'if a name is taken by a different file, store as "name (1).ext"')
-    .option('-p, --preserve', 'keep modification times (not available yet: servers store upload times)')
+    .option('-p, --preserve', 'the stored files keep their local modification times, like scp -p')
     .option('--no-resume', 'start over instead of continuing an interrupted upload')
     .option('--parallel <n>', `spread many files over N connections (1 to 64, default ${2})`)
     .option('-q, --quiet', 'print nothing on success')

@@ -111,7 +111,20 @@ export class Connection {
     });
   }
 
+  /**
+   * Connects and handshakes, offering this client's protocol version; a server that answers
+   * VERSION (it speaks only older ones, e.g. ferry 0.1) is asked once more with version 2.
+   */
   static async open(options: ConnectOptions = {}): Promise<Connection> {
+    try {
+      return await Connection.openOffering(options, PROTOCOL_VERSION);
+    } catch (error) {
+      if (!(error instanceof FerryError && error.code === 'VERSION') || PROTOCOL_VERSION <= 2) throw error;
+      return Connection.openOffering(options, 2);
+    }
+  }
+
+  private static async openOffering(options: ConnectOptions, offered: number): Promise<Connection> {
     const host = options.host ?? '127.0.0.1';
     const port = options.port ?? 4455;
     const timeoutMs = options.timeoutMs ?? 30_000;
@@ -136,7 +149,7 @@ export class Connection {
       connection.maxListingBytes = options.maxListingBytes ?? DEFAULT_MAX_LISTING_BYTES;
       expire = () => connection.destroy(timeoutError());
       try {
-        return await connection.handshake(options, where, timeoutMs);
+        return await connection.handshake(options, where, timeoutMs, offered);
       } catch (error) {
         // Whatever ended the handshake (a refusal, a stranger, a bad answer): the socket goes too.
         connection.destroy(error instanceof FerryError ? error : new FerryError('CONNECTION', String(error), { fatal: true }));
@@ -148,7 +161,7 @@ export class Connection {
   }
 
   /** HELLO, then AUTH when a token is given; the caller's deadline destroys the connection. */
-  private async handshake(options: ConnectOptions, where: string, timeoutMs: number): Promise<Connection> {
+  private async handshake(options: ConnectOptions, where: string, timeoutMs: number, offered: number): Promise<Connection> {
     const socket = this.socket;
     socket.setNoDelay(true);
     this.silence = new Deadline(this.clock, timeoutMs, () => this.onSilence(timeoutMs));
@@ -187,7 +200,7 @@ export class Connection {
       encodeMessage({
         type: 'HELLO',
         id: 0,
-        version: PROTOCOL_VERSION,
+        version: offered,
         clientName: options.clientName ?? 'ferry-client',
         flags: 0,
       }),
@@ -196,7 +209,7 @@ export class Connection {
     greeted = true;
     this.handlers.delete(0);
     this.handlers.set(0, { message: (m) => this.onConnectionMessage(m), fail: () => undefined });
-    if (server.version < 1 || server.version > PROTOCOL_VERSION) {
+    if (server.version < 1 || server.version > offered) {
       const error = new ProtocolError(`the server answered with protocol ${server.version}, which this client did not offer`);
       this.destroy(error);
       throw error;

@@ -25,6 +25,8 @@ export interface PutOptions {
   rename?: boolean;
   /** Size of a stream source, if known (otherwise the body is sent chunked). */
   size?: number;
+  /** Modification time the stored file gets (ms since the epoch), like `scp -p`; needs a protocol-3 server. */
+  mtimeMs?: number;
   onProgress?: (progress: Progress) => void;
   /** Called once when a transfer continues an interrupted one, with the byte it resumes at. */
   onResume?: (offset: number) => void;

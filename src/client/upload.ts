@@ -56,13 +56,17 @@ const STOPPED: unique symbol = Symbol('stopped');
  */
 export async function upload(connection: Connection, plan: UploadPlan): Promise<TransferResult> {
   const { name, size, options, resumable } = plan;
+  if (options.mtimeMs !== undefined && connection.version < 3) {
+    throw new FerryError('UNSUPPORTED', `this server speaks protocol ${connection.version}: it cannot keep modification times (needs 3)`);
+  }
   const awaitReady = size === undefined || size >= AWAIT_READY_THRESHOLD || resumable !== undefined;
   const flags =
     (options.overwrite ? PutFlag.OVERWRITE : 0) |
     (options.rename ? PutFlag.RENAME : 0) |
     (size === undefined ? PutFlag.CHUNKED : 0) |
     (awaitReady ? PutFlag.AWAIT_READY : 0) |
-    (resumable ? PutFlag.RESUME : 0);
+    (resumable ? PutFlag.RESUME : 0) |
+    (options.mtimeMs !== undefined ? PutFlag.MTIME : 0);
 
   let verdict: Verdict | undefined;
   let go: ((start: boolean) => void) | undefined;
@@ -120,7 +124,7 @@ export async function upload(connection: Connection, plan: UploadPlan): Promise<
 
   /** The body and PUT_END, with exclusive use of the socket. */
   const sendBody = async (): Promise<void> => {
-    write(encodeMessage({ type: 'PUT', id, name, flags, size: size ?? 0 }));
+    write(encodeMessage({ type: 'PUT', id, name, flags, size: size ?? 0, mtimeMs: options.mtimeMs }));
     if (awaitReady) {
       if (verdict) return;
       const start = await new Promise<boolean>((resolve) => (go = resolve));

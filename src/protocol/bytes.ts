@@ -9,6 +9,11 @@ export class PayloadReader {
 
   constructor(private readonly bytes: Buffer) {}
 
+  /** Bytes not read yet. */
+  get remaining(): number {
+    return this.bytes.length - this.offset;
+  }
+
   private take(count: number, what: string): number {
     if (this.offset + count > this.bytes.length) {
       throw new ProtocolError(`payload too short for ${what}`);

@@ -3,7 +3,7 @@
 /** "FRRY": the first four bytes of every HELLO payload. */
 export const MAGIC = 0x46525259;
 /** The version this implementation speaks; it also accepts clients of every older version. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 export const MIN_PROTOCOL_VERSION = 1;
 
 /** Frame header: u32 payload length, u8 type, u32 request id. */
@@ -53,6 +53,8 @@ export const PutFlag = {
   RENAME: 0x08,
   /** (v2) Continue the server's partial of this name and size at PUT_READY.offset; needs AWAIT_READY. */
   RESUME: 0x10,
+  /** (v3) The payload ends with a u64 mtime: the stored file's modification time (like scp -p). */
+  MTIME: 0x20,
 } as const;
 
 /** LIST and DELETE flags (u8); DELETE honours RECURSIVE from v2 on (removes a folder). */

@@ -25,7 +25,7 @@ export type Message =
   | { type: 'AUTH'; id: number; token: string }
   | { type: 'LIST'; id: number; prefix: string; flags: number }
   | { type: 'STAT'; id: number; name: string }
-  | { type: 'PUT'; id: number; name: string; flags: number; size: number }
+  | { type: 'PUT'; id: number; name: string; flags: number; size: number; /** (v3, with the MTIME flag) */ mtimeMs?: number }
   | { type: 'GET'; id: number; name: string; offset: number }
   | { type: 'DELETE'; id: number; name: string; flags: number }
   | { type: 'PUT_END'; id: number; sha256: Buffer }
@@ -117,6 +117,7 @@ export function encodePayload(message: Message): Buffer {
       break;
     case 'PUT':
       w.string(message.name).u8(message.flags).u64(message.size);
+      if (message.flags & PutFlag.MTIME) w.u64(message.mtimeMs ?? 0);
       break;
     case 'GET':
       w.string(message.name).u64(message.offset);
@@ -198,7 +199,10 @@ export function decodePayload(typeNumber: number, id: number, payload: Buffer): 
       const flags = r.u8('flags');
       const size = r.u64('size');
       if (flags & PutFlag.CHUNKED && size !== 0) throw new ProtocolError('chunked PUT must declare size 0');
-      message = { type, id, name, flags, size };
+      // MTIME carries a field from version 3 on; on older connections the bit is merely
+      // unknown (refused by the session), so the field is read only when it is there.
+      const mtimeMs = flags & PutFlag.MTIME && r.remaining >= 8 ? r.u64('mtime') : undefined;
+      message = mtimeMs === undefined ? { type, id, name, flags, size } : { type, id, name, flags, size, mtimeMs };
       break;
     }
     case 'GET':

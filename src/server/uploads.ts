@@ -10,8 +10,9 @@ import type { SessionIo } from './session-io.js';
  */
 export const MAX_OPEN_UPLOADS_PER_CONNECTION = 32;
 
-/** PUT flag bits this server knows; any other bit is refused with UNSUPPORTED (PROTOCOL.md §5.1). */
-const KNOWN_PUT_FLAGS = PutFlag.OVERWRITE | PutFlag.CHUNKED | PutFlag.AWAIT_READY | PutFlag.RENAME | PutFlag.RESUME;
+/** PUT flag bits this server knows, by protocol version; any other bit is refused with UNSUPPORTED (PROTOCOL.md §5.1). */
+const PUT_FLAGS_V2 = PutFlag.OVERWRITE | PutFlag.CHUNKED | PutFlag.AWAIT_READY | PutFlag.RENAME | PutFlag.RESUME;
+const PUT_FLAGS_V3 = PUT_FLAGS_V2 | PutFlag.MTIME;
 
 interface IncomingPut {
   readonly id: number;
@@ -74,10 +75,12 @@ export class Uploads {
     if (resume && (!awaitReady || chunked || version < 2)) {
       throw new ProtocolError('RESUME needs AWAIT_READY, a declared size and protocol 2');
     }
-    if ((message.flags & ~KNOWN_PUT_FLAGS) !== 0) {
-      this.refuse(message, new FerryError('UNSUPPORTED', `unknown PUT flag bits 0x${(message.flags & ~KNOWN_PUT_FLAGS).toString(16)}`));
+    const known = version >= 3 ? PUT_FLAGS_V3 : PUT_FLAGS_V2;
+    if ((message.flags & ~known) !== 0) {
+      this.refuse(message, new FerryError('UNSUPPORTED', `unknown PUT flag bits 0x${(message.flags & ~known).toString(16)}`));
       return;
     }
+    if (message.flags & PutFlag.MTIME && message.mtimeMs === undefined) throw new ProtocolError('PUT with MTIME but no mtime field');
     const put = this.incoming(message, { refused: false });
     this.puts.set(put.id, put);
     const options: UploadOptions = {
@@ -85,6 +88,7 @@ export class Uploads {
       rename: (message.flags & PutFlag.RENAME) !== 0,
       size: put.declaredSize,
       resume,
+      mtimeMs: message.flags & PutFlag.MTIME ? message.mtimeMs : undefined,
     };
     // Nothing of the body is read until the temporary is open (or the put refused).
     if (!awaitReady) this.io.pause(`put-setup-${put.id}`);

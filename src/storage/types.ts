@@ -48,6 +48,8 @@ export interface UploadOptions {
   size?: number;
   /** Continue the partial kept from an interrupted upload of this name and size, if any. */
   resume?: boolean;
+  /** Modification time to give the stored file (ms since the epoch), instead of the commit's. */
+  mtimeMs?: number;
 }
 
 export interface OpenedFile {

@@ -328,6 +328,8 @@ export class Upload {
       if (expected.sha256 !== undefined && !expected.sha256.equals(sha256)) {
         throw new FerryError('INTEGRITY', `sha256 mismatch: the bytes received are not the bytes sent`);
       }
+      // The client's modification time (put -p), set before the sync so it is as durable as the bytes.
+      if (this.options.mtimeMs !== undefined) await this.handle.utimes(new Date(), new Date(this.options.mtimeMs));
       if (this.parts.fsync) await this.handle.sync();
       const stats = await this.handle.stat();
       await this.handle.close();

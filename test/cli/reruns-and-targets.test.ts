@@ -83,9 +83,21 @@ describe('ferry CLI: re-runs converge, and get -o writes where cp would', () => 
     assert.equal(stats.mode & 0o777, 0o600);
     const stored = JSON.parse((await runCli(['stat', 'src.bin', '--json', '-s', s])).stdout) as { mtime: string };
     assert.equal(stats.mtime.toISOString(), stored.mtime);
-    const put = await runCli(['put', target, '-p', '-s', s]);
-    assert.equal(put.code, 2);
-    assert.match(put.stderr, /^ferry: put --preserve is not available: ferry servers do not store modification times yet/);
+  });
+
+  it('put -p stores the local modification time (protocol 3), and get -p brings it back', async () => {
+    const local = path.join(work, 'dated.txt');
+    await fs.writeFile(local, 'dated\n');
+    const then = new Date('2001-02-03T04:05:06.789Z');
+    await fs.utimes(local, then, then);
+    const put = await runCli(['put', local, '--as', 'dated.txt', '-p', '-s', s]);
+    assert.equal(put.code, 0, put.stderr);
+    const stored = JSON.parse((await runCli(['stat', 'dated.txt', '--json', '-s', s])).stdout) as { mtime: string };
+    assert.equal(stored.mtime, then.toISOString());
+    const copy = path.join(work, 'dated-copy.txt');
+    const got = await runCli(['get', 'dated.txt', '-o', copy, '-p', '-s', s]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal((await fs.stat(copy)).mtime.toISOString(), then.toISOString());
   });
 
   it('writes into a FIFO, a character device and through a symlink instead of replacing them', async () => {

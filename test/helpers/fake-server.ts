@@ -10,7 +10,7 @@ export interface FakeServerOptions {
   /** Fields of the SERVER_HELLO to change (a hostile version, flags, max size…). */
   hello?: Partial<MessageOf<'SERVER_HELLO'>>;
   /** Replaces the handshake: writes whatever the test wants once HELLO arrives. */
-  onHello?: (socket: net.Socket) => void;
+  onHello?: (socket: net.Socket, hello: Message) => void;
   /** Each slice of an upload body (only what the decoder was told to expect, see FakePeer). */
   onBody?: (id: number, data: Buffer, socket: net.Socket) => void;
   /** The end of an upload body. */
@@ -45,7 +45,7 @@ export async function startFakeServer(
     const decoder: Decoder = new Decoder('server', {
       message: (m) => {
         if (m.type === 'HELLO' && options.onHello) {
-          options.onHello(socket);
+          options.onHello(socket, m);
         } else if (m.type === 'HELLO') {
           socket.write(encodeMessage({ type: 'SERVER_HELLO', id: 0, version: PROTOCOL_VERSION, serverName: 'fake', maxFileSize: 2 ** 40, flags: 0, ...options.hello }));
         } else {

@@ -24,6 +24,8 @@ const FIXTURES: [Message, string][] = [
     '0000001781000000004652525900010003737276000001000000000000000000',
   ],
   [{ type: 'PUT', id: 1, name: 'a.txt', flags: 0, size: 5 }, '0000001012000000010005612e747874000000000000000005'],
+  // v3: MTIME (0x20) appends the u64 modification time.
+  [{ type: 'PUT', id: 11, name: 'a.txt', flags: 0x20, size: 5, mtimeMs: 1795300000000 }, '00000018120000000b0005612e747874200000000000000005000001a200380100'],
   [{ type: 'PUT_END', id: 1, sha256: SHA_HELLO }, `000000201600000001${SHA_HELLO.toString('hex')}`],
   [
     { type: 'PUT_OK', id: 1, entry },

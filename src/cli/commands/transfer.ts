@@ -53,9 +53,6 @@ export const DEFAULT_PARALLEL = 2;
 
 export async function put(files: string[], options: PutCliOptions): Promise<number> {
   if (options.overwrite && options.rename) throw new UsageError('--overwrite and --rename exclude each other: give one of them');
-  if (options.preserve) {
-    throw new UsageError('put --preserve is not available: ferry servers do not store modification times yet (a stored file is dated by its upload)');
-  }
   const jobs = await planPuts(files, options);
   const resumable = options.resume !== false && jobs.some((j) => j.local !== '-');
   return transfer('put', jobs, options, resumable, async (client, job, hooks) => {
@@ -64,7 +61,9 @@ export async function put(files: string[], options: PutCliOptions): Promise<numb
       if (same !== undefined) return { skipped: true, entry: same };
     }
     const source = job.local === '-' ? process.stdin : job.local;
-    const result = await client.put(source, job.name, { overwrite: options.overwrite, rename: options.rename, resume: options.resume, ...hooks });
+    // -p: the stored file keeps the local file's modification time (a pipe has none to keep).
+    const mtimeMs = options.preserve && job.local !== '-' ? (await fs.stat(job.local)).mtimeMs : undefined;
+    const result = await client.put(source, job.name, { overwrite: options.overwrite, rename: options.rename, resume: options.resume, mtimeMs, ...hooks });
     return { skipped: false, result };
   });
 }
