@@ -15,6 +15,7 @@ import {
 import { Outbox } from '../transport/outbox.js';
 import { looksLikeTls } from '../transport/tls.js';
 import { openTransport, transportError } from './open-socket.js';
+import { SlabReader } from './read-slab.js';
 import { RequestIds } from './request-ids.js';
 
 export interface TlsClientOptions {
@@ -96,8 +97,12 @@ export class Connection {
   /** The server requires a token (SERVER_HELLO flag). */
   authRequired = false;
   private maxListingBytes = DEFAULT_MAX_LISTING_BYTES;
+  /** Plain TCP: the socket reads into slabs through this (set before the handshake). */
+  private reader: SlabReader | undefined;
   /** Listing bytes received so far, per LIST request id. */
   private readonly listed = new Map<number, number>();
+  /** Set when the decoder hands a body slice on: the read buffer's bytes are referenced. */
+  private bodyHandedOn = false;
 
   private constructor(
     readonly socket: net.Socket,
@@ -106,7 +111,10 @@ export class Connection {
     this.outbox = new Outbox(socket);
     this.decoder = new Decoder('client', {
       message: (message) => this.route(message),
-      body: (id, data) => this.handlers.get(id)?.body?.(data),
+      body: (id, data) => {
+        this.bodyHandedOn = true;
+        this.handlers.get(id)?.body?.(data);
+      },
       bodyEnd: (id) => this.handlers.get(id)?.bodyEnd?.(),
     });
   }
@@ -140,12 +148,14 @@ export class Connection {
     const timeoutError = (): FerryError =>
       new FerryError('TIMEOUT', `no answer from ${where} within ${timeoutMs / 1000} s: is a ferry server running there?`, { fatal: true });
     try {
-      const socket = await openTransport(host, port, where, options, (cancel) => (expire = cancel), timeoutError);
+      const reader = new SlabReader();
+      const socket = await openTransport(host, port, where, options, (cancel) => (expire = cancel), timeoutError, reader);
       if (timedOut) {
         socket.destroy();
         throw timeoutError();
       }
       const connection = new Connection(socket, clock);
+      connection.reader = options.tls === undefined || options.tls === false ? reader : undefined;
       connection.maxListingBytes = options.maxListingBytes ?? DEFAULT_MAX_LISTING_BYTES;
       expire = () => connection.destroy(timeoutError());
       try {
@@ -177,20 +187,27 @@ export class Connection {
         fail: reject,
       });
     });
-    socket.on('data', (chunk: Buffer) => {
+    /** Decodes a chunk; returns true when a reference to it may outlive the call. */
+    const receive = (chunk: Buffer): boolean => {
       this.silence?.touch();
       const wasFirst = first;
       first = false;
       if (wasFirst && looksLikeTls(chunk)) {
         this.destroy(new FerryError('CONNECTION', `${where} speaks TLS: connect with --tls`, { fatal: true }));
-        return;
+        return true;
       }
+      this.bodyHandedOn = false;
       try {
         this.decoder.push(chunk);
       } catch (error) {
         this.destroy(error instanceof FerryError ? error : new ProtocolError(String(error)));
+        return true;
       }
-    });
+      // Control payloads are decoded into copies; body slices and a partial frame are kept.
+      return this.bodyHandedOn || this.decoder.buffered > 0;
+    };
+    if (this.reader) this.reader.attach(receive);
+    else socket.on('data', receive);
     socket.on('error', (error: NodeJS.ErrnoException) => this.destroy(transportError(error, where)));
     socket.on('close', () => {
       const hint = greeted ? '' : options.tls ? ' during the handshake' : ' during the handshake (if it serves TLS, connect with --tls)';

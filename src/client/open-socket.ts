@@ -5,6 +5,7 @@ import { printableName } from '../protocol/index.js';
 import { MIN_TLS_VERSION, parseFingerprint, peerFingerprint } from '../transport/tls.js';
 import type { ConnectOptions, TlsClientOptions } from './connection.js';
 import { hostKey, KnownHosts } from './known-hosts.js';
+import type { SlabReader } from './read-slab.js';
 
 /**
  * Opening a connection's socket: TCP, or TLS whose certificate is checked (pinned
@@ -30,7 +31,11 @@ export function transportError(error: NodeJS.ErrnoException, where: string): Fer
   }
 }
 
-/** A connected socket: plain TCP, or TLS whose certificate passed the checks (before any byte is sent). */
+/**
+ * A connected socket: plain TCP, or TLS whose certificate passed the checks (before any byte
+ * is sent). A plain TCP socket reads through `reader` (`onread`: no stream, no buffer per
+ * read); a TLS socket emits 'data' as usual (Node's TLS sockets take no `onread`).
+ */
 export async function openTransport(
   host: string,
   port: number,
@@ -38,6 +43,7 @@ export async function openTransport(
   options: ConnectOptions,
   onCancel: (cancel: () => void) => void,
   timeoutError: () => FerryError,
+  reader: SlabReader,
 ): Promise<net.Socket> {
   const tlsOptions: TlsClientOptions | undefined = options.tls === true ? {} : options.tls === false ? undefined : options.tls;
   const socket = tlsOptions
@@ -50,7 +56,7 @@ export async function openTransport(
         // Verified below: a CA-signed certificate, a pinned fingerprint, or a known host.
         rejectUnauthorized: false,
       })
-    : net.connect({ host, port });
+    : net.connect({ host, port, onread: reader.onread });
   await new Promise<void>((resolve, reject) => {
     const ready = tlsOptions ? 'secureConnect' : 'connect';
     const cleanup = (): void => {
