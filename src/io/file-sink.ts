@@ -7,6 +7,20 @@ const LOW_WATER = 1024 * 1024;
 /** writev takes at most IOV_MAX (1024 on Linux) buffers per call. */
 const MAX_BATCH_BUFFERS = 1024;
 
+export interface FileSinkOptions {
+  /**
+   * Start an fdatasync in the background each time this many more bytes were written, so the
+   * final fsync finds little left to write (0, the default: never; for stores without fsync).
+   */
+  syncEvery?: number;
+  /**
+   * Most bytes written past the last finished background sync before writing pauses for it
+   * (default 4 × syncEvery): bounds the dirty pages, and so the final fsync, when the disk is
+   * slower than the network. The pause reaches the source through `write`/`onDrain`.
+   */
+  maxUnsynced?: number;
+}
+
 /**
  * Hashes and writes a byte stream to an open file, batching queued chunks into one writev so
  * a burst of small socket reads costs one system call. `write` returns false when the queue
@@ -22,14 +36,34 @@ export class FileSink {
   private flushing: Promise<void> | undefined;
   private failure: unknown;
   private drainWaiter: (() => void) | undefined;
+  private readonly syncEvery: number;
+  private readonly maxUnsynced: number;
+  /** The background fdatasync in flight (at most one); it never rejects (see startSync). */
+  private syncing: Promise<void> | undefined;
+  /** File position the last background sync started at / the last one that finished covered. */
+  private syncStartedAt: number;
+  private syncedTo: number;
+  private syncsDone = 0;
+  /** Set by finish/settle: no new background syncs (the final fsync or a close follows). */
+  private syncsStopped = false;
 
   constructor(
     private readonly handle: fs.FileHandle,
     startAt = 0,
     digester: Digester = new InlineDigester(),
+    options: FileSinkOptions = {},
   ) {
     this.position = startAt;
     this.digester = digester;
+    this.syncEvery = options.syncEvery ?? 0;
+    this.maxUnsynced = options.maxUnsynced ?? 4 * this.syncEvery;
+    this.syncStartedAt = startAt;
+    this.syncedTo = startAt;
+  }
+
+  /** Background fdatasyncs finished so far. */
+  get backgroundSyncs(): number {
+    return this.syncsDone;
   }
 
   /** Bytes accepted so far (written or queued). */
@@ -66,16 +100,55 @@ export class FileSink {
         await writeFully(this.handle, batch, length, this.position);
         this.position += length;
         this.queuedBytes -= length;
+        this.startSyncIfDue();
         this.releaseDrain();
+        // Writing outran the disk: wait for the sync in flight (the queue fills meanwhile and
+        // write() asks the source to pause).
+        while (this.syncing && this.position - this.syncedTo > this.maxUnsynced) await this.syncing;
       }
+      if (this.failure !== undefined) this.dropQueue();
     } catch (error) {
       this.failure = error;
-      this.queue = [];
-      this.queuedBytes = 0;
-      this.releaseDrain();
+      this.dropQueue();
     } finally {
       this.flushing = undefined;
     }
+  }
+
+  private dropQueue(): void {
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.releaseDrain();
+  }
+
+  private startSyncIfDue(): void {
+    if (this.syncEvery <= 0 || this.syncing || this.syncsStopped || this.failure !== undefined) return;
+    if (this.position - this.syncStartedAt < this.syncEvery) return;
+    const upTo = this.position;
+    this.syncStartedAt = upTo;
+    this.syncing = this.handle
+      .datasync()
+      .then(
+        () => {
+          this.syncedTo = upTo;
+          this.syncsDone++;
+        },
+        (error: unknown) => {
+          // A failed writeback may not be reported again by the final fsync: keep it for finish().
+          // The write loop sees it and drops the queue (it may be mid-writev now).
+          this.failure ??= error;
+          this.releaseDrain();
+        },
+      )
+      .finally(() => {
+        this.syncing = undefined;
+        this.startSyncIfDue(); // writing went on meanwhile
+      });
+  }
+
+  private async syncsSettled(): Promise<void> {
+    this.syncsStopped = true;
+    while (this.syncing) await this.syncing;
   }
 
   private releaseDrain(): void {
@@ -86,17 +159,22 @@ export class FileSink {
     }
   }
 
-  /** Waits for every queued byte to reach the file; returns the sha256 of all bytes written. */
+  /**
+   * Waits for every queued byte to reach the file (and any background sync to end; its error,
+   *    * like a write's, is thrown here); returns the sha256 of all bytes written.
+   */
   async finish(): Promise<{ size: number; sha256: Buffer }> {
     while (this.flushing) await this.flushing;
+    await this.syncsSettled();
     if (this.failure !== undefined) throw this.failure;
     return { size: this.position, sha256: await this.digester.digest() };
   }
 
-  /** Waits for in-flight writes so the file can be closed and removed safely. */
+  /** Waits for in-flight writes and syncs so the file can be closed and removed safely. */
   async settle(): Promise<void> {
     this.queue = [];
     while (this.flushing) await this.flushing;
+    await this.syncsSettled();
   }
 
   /**
