@@ -63,9 +63,12 @@ describe('set-up: the build and npm start', { timeout: 120_000 }, () => {
       let done = false;
       void build.then(() => (done = true));
       while (!done) {
-        const hasDist = await fs.stat(path.join(dir, 'dist')).then(() => true, () => false);
+        // dist/'s inode before and after looking at main.js: a rename in between is the swap itself.
+        const distIno = (): Promise<number | undefined> => fs.stat(path.join(dir, 'dist')).then((st) => st.ino, () => undefined);
+        const before = await distIno();
         const hasMain = await fs.stat(main).then(() => true, () => false);
-        seen.add(!hasDist ? 'swapping' : hasMain ? 'complete' : 'half-built');
+        const after = await distIno();
+        seen.add(before === undefined || before !== after ? 'swapping' : hasMain ? 'complete' : 'half-built');
         await new Promise((resolve) => setTimeout(resolve, 2));
       }
       assert.equal((await build).code, 0);
