@@ -59,7 +59,7 @@ export class Uploads {
     // Also refuses a link or a file on the way (BAD_NAME, CONFLICT) before anything is made.
     const exists = await this.reader.exists(name);
     if (!options.overwrite && !options.rename && exists) {
-      throw new FerryError('EXISTS', `"${name}" already exists (use overwrite to replace it)`);
+      throw new FerryError('EXISTS', `"${name}" already exists`);
     }
   }
 
@@ -205,9 +205,8 @@ export class Uploads {
       });
       if (folder === undefined) throw new FerryError('CONFLICT', `"${name}": its folder was removed while the file was being stored`);
       try {
-        const finalLeaf = await this.pickLeaf(folder, leaf, name, options);
+        const { leaf: finalLeaf, existing } = this.pickLeaf(folder, leaf, name, options);
         const finalName = components.length === 0 ? finalLeaf : `${components.join('/')}/${finalLeaf}`;
-        const existing = lstatSync(folder.entry(finalLeaf), { throwIfNoEntry: false });
         if (existing?.isDirectory()) throw new FerryError('CONFLICT', `"${finalName}" is a folder`);
         const mtimeMs = Math.trunc(stats.mtimeMs);
         // Record first: if we crash between the two renames the record names the wrong inode
@@ -245,17 +244,19 @@ export class Uploads {
     });
   }
 
-  private async pickLeaf(folder: Folder, leaf: string, name: string, options: UploadOptions): Promise<string> {
-    const taken = async (candidate: string): Promise<boolean> => lstatSync(folder.entry(candidate), { throwIfNoEntry: false }) !== undefined;
-    if (options.overwrite || !(await taken(leaf))) return leaf;
-    if (!options.rename) throw new FerryError('EXISTS', `"${name}" already exists (use overwrite to replace it)`);
+  /** The leaf to store under (the name itself, or "name (n).ext" with RENAME) and what is there now. */
+  private pickLeaf(folder: Folder, leaf: string, name: string, options: UploadOptions): { leaf: string; existing: Stats | undefined } {
+    const at = (candidate: string): Stats | undefined => lstatSync(folder.entry(candidate), { throwIfNoEntry: false });
+    const existing = at(leaf);
+    if (options.overwrite || existing === undefined) return { leaf, existing };
+    if (!options.rename) throw new FerryError('EXISTS', `"${name}" already exists`);
     const dot = leaf.lastIndexOf('.');
     const stem = dot > 0 ? leaf.slice(0, dot) : leaf;
     const ext = dot > 0 ? leaf.slice(dot) : '';
     const prefix = name.slice(0, name.length - leaf.length);
     for (let n = 1; n < 10_000; n++) {
       const candidate = `${stem} (${n})${ext}`;
-      if (nameProblem(prefix + candidate) === undefined && !(await taken(candidate))) return candidate;
+      if (nameProblem(prefix + candidate) === undefined && at(candidate) === undefined) return { leaf: candidate, existing: undefined };
     }
     throw new FerryError('EXISTS', `no free name like "${name}"`);
   }
