@@ -55,17 +55,69 @@ export async function put(files: string[], options: PutCliOptions): Promise<numb
   if (options.overwrite && options.rename) throw new UsageError('--overwrite and --rename exclude each other: give one of them');
   const jobs = await planPuts(files, options);
   const resumable = options.resume !== false && jobs.some((j) => j.local !== '-');
+  // Many files: one recursive listing per top folder says what is stored already, instead of a
+  // request per file. One file: the server's EXISTS says when to look (a fresh upload costs no
+  // extra request); with --overwrite/--rename nothing is refused, so the check comes first.
+  const stored = jobs.length > 1 ? new StoredTrees() : undefined;
   return transfer('put', jobs, options, resumable, async (client, job, hooks) => {
-    if (job.local !== '-') {
-      const same = await storedCopy(client, job.name, job.local, job.size);
-      if (same !== undefined) return { skipped: true, entry: same };
+    const fromFile = job.local !== '-';
+    const identical = async (): Promise<Outcome | undefined> => {
+      if (!fromFile) return undefined;
+      const known = await stored?.entry(client, job.name);
+      const same = known === null ? undefined : await storedCopy(client, job.name, job.local, job.size, known);
+      return same === undefined ? undefined : { skipped: true, entry: same };
+    };
+    if (stored || options.overwrite || options.rename) {
+      const skipped = await identical();
+      if (skipped) return skipped;
     }
-    const source = job.local === '-' ? process.stdin : job.local;
+    const source = fromFile ? job.local : process.stdin;
     // -p: the stored file keeps the local file's modification time (a pipe has none to keep).
-    const mtimeMs = options.preserve && job.local !== '-' ? (await fs.stat(job.local)).mtimeMs : undefined;
-    const result = await client.put(source, job.name, { overwrite: options.overwrite, rename: options.rename, resume: options.resume, mtimeMs, ...hooks });
-    return { skipped: false, result };
+    const mtimeMs = options.preserve && fromFile ? (await fs.stat(job.local)).mtimeMs : undefined;
+    try {
+      const result = await client.put(source, job.name, { overwrite: options.overwrite, rename: options.rename, resume: options.resume, mtimeMs, ...hooks });
+      return { skipped: false, result };
+    } catch (error) {
+      if (stored || !(error instanceof FerryError && error.code === 'EXISTS')) throw error;
+      const skipped = await identical();
+      if (skipped) return skipped;
+      throw error;
+    }
   });
+}
+
+/** What is stored under each top folder of many uploads, listed once (recursively) when first asked. */
+class StoredTrees {
+  private readonly listings = new Map<string, Promise<Map<string, Entry> | undefined>>();
+
+  /** The stored entry `name`, null when the listing shows none, undefined when unknown (no folder, or the listing failed). */
+  async entry(client: FerryClient, name: string): Promise<Entry | null | undefined> {
+    const slash = name.indexOf('/');
+    if (slash < 0) return undefined;
+    const top = name.slice(0, slash);
+    let listing = this.listings.get(top);
+    if (!listing) {
+      listing = client.list(top, { recursive: true }).then(
+        (entries) => new Map(entries.map((e) => [e.name, e])),
+        () => undefined,
+      );
+      this.listings.set(top, listing);
+    }
+    const entries = await listing;
+    return entries === undefined ? undefined : (entries.get(name) ?? null);
+  }
+}
+
+/** The stored file `name` if it already holds the bytes of local file `local` (same size, same sha256). */
+export async function storedCopy(client: FerryClient, name: string, local: string, size: number | undefined, known?: Entry): Promise<Entry | undefined> {
+  const entry =
+    known ??
+    (await client.stat(name).catch((error: unknown) => {
+      if (error instanceof FerryError && error.code === 'NOT_FOUND') return undefined;
+      throw error;
+    }));
+  if (entry === undefined || entry.kind !== 'file' || entry.size !== size) return undefined;
+  return (await sha256OfFile(local)) === entry.sha256 ? entry : undefined;
 }
 
 export async function get(names: string[], options: GetCliOptions): Promise<number> {
@@ -79,16 +131,6 @@ export async function get(names: string[], options: GetCliOptions): Promise<numb
       throw cannotWrite(job.local, error);
     }
   });
-}
-
-/** The stored file `name` if it already holds the bytes of local file `local` (same size, same sha256). */
-export async function storedCopy(client: FerryClient, name: string, local: string, size: number | undefined): Promise<Entry | undefined> {
-  const entry = await client.stat(name).catch((error: unknown) => {
-    if (error instanceof FerryError && error.code === 'NOT_FOUND') return undefined;
-    throw error;
-  });
-  if (entry === undefined || entry.kind !== 'file' || entry.size !== size) return undefined;
-  return (await sha256OfFile(local)) === entry.sha256 ? entry : undefined;
 }
 
 /**
