@@ -16,7 +16,7 @@ if (mode !== 'data' && mode !== 'slab' && mode !== 'fixed') throw new Error('usa
 
 const block = Buffer.alloc(MiB, 0x5a);
 const server = net.createServer((socket) => {
-  socket.write(encodeMessage({ type: 'GET_OK', id: 1, size: total, offset: 0, mtimeMs: 0, sha256: Buffer.alloc(32) }));
+  socket.write(encodeMessage({ type: 'GET_OK', id: 1, size: total, offset: 0, mtimeMs: 0, digest: Buffer.alloc(32) }));
   let sent = 0;
   const pump = (): void => {
     while (sent < total) {

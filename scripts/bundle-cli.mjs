@@ -17,8 +17,9 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  // pino loads worker files by path and selfsigned pulls in node-forge: leave both to node_modules.
-  external: ['pino', 'selfsigned'],
+  // pino loads worker files by path, selfsigned pulls in node-forge, and the BLAKE3 binding
+  // loads a native addon: leave them to node_modules.
+  external: ['pino', 'selfsigned', '@napi-rs/blake-hash'],
   banner: { js: "import { createRequire as __ferryRequire } from 'node:module'; const require = __ferryRequire(import.meta.url);" },
   sourcemap: true,
   logLevel: 'warning',

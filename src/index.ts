@@ -18,6 +18,8 @@ export type { ServerTlsOptions } from './transport/tls.js';
 export { FerryError, ProtocolError, isFerryError, WireErrorCode } from './errors.js';
 export type { ErrorCode, WireErrorName, LocalErrorName } from './errors.js';
 export { nameProblem, printableName } from './protocol/names.js';
+export { blake3Available, blake3LoadProblem, createHasher, preferredAlgorithm } from './io/digest.js';
+export type { DigestAlgorithm, Hasher } from './io/digest.js';
 export { sendRawFile } from './services/raw-sender.js';
 export type { RawSendOptions, RawSendResult } from './services/raw-sender.js';
 export { ExchangeServer } from './services/exchange-server.js';

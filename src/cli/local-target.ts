@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { createHasher, type DigestAlgorithm } from '../io/digest.js';
 import { FerryError } from '../client/index.js';
 
 /**
@@ -47,11 +46,11 @@ async function requireFolder(folder: string, forPath: string): Promise<void> {
   if (!stats.isDirectory()) throw new FerryError('LOCAL_IO', `cannot write ${forPath}: ${folder} is not a folder`);
 }
 
-/** Lowercase hex sha256 of a local file's bytes. */
-export async function sha256OfFile(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(file), hash);
-  return hash.digest('hex');
+/** Lowercase hex digest of a local file's bytes. */
+export async function digestOfFile(file: string, algorithm: DigestAlgorithm): Promise<string> {
+  const hasher = createHasher(algorithm);
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) hasher.update(chunk as Buffer);
+  return hasher.peek().toString('hex');
 }
 
 function ignoreMissing(error: NodeJS.ErrnoException): undefined {

@@ -25,7 +25,8 @@ function clientCommand(program: Command, name: string, summary: string): Command
     .option('--timeout <seconds>', 'give up when the server is silent this long (0.001 to 2147483)', '30')
     .option('--tls', 'connect with TLS (CA-verified, pinned with --fingerprint, or trusted on first use)')
     .option('--fingerprint <SHA256:...>', 'accept only the server certificate with this fingerprint; implies --tls')
-    .option('--token-file <file>', 'send the token in this file (default: $FERRY_TOKEN)');
+    .option('--token-file <file>', 'send the token in this file (default: $FERRY_TOKEN)')
+    .addOption(new Option('--digest <algorithm>', 'verify with: auto (BLAKE3 when both ends have it, else SHA-256) or sha256').choices(['auto', 'sha256']).default('auto'));
 }
 
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -70,6 +71,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--max-partial-bytes <bytes>', 'bytes kept in interrupted uploads (default: half the quota, or half the free disk)')
     .option('--max-open-files <n>', 'files held open for transfers at once, all connections (default: from the open-file limit)')
     .option('--quota <bytes>', 'total bytes the store may hold, e.g. 50G (default: no quota; free disk space is always checked)')
+    .addOption(new Option('--digest <algorithm>', 'verify transfers with: auto (BLAKE3 with clients that offer it, else SHA-256) or sha256').choices(['auto', 'sha256']).default('auto'))
     .addHelpText('after', examples([
       'ferry serve',
       'ferry serve --host 0.0.0.0 --port 4455 --root /srv/files',
@@ -82,7 +84,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       await serve(options);
     });
 
-  clientCommand(program, 'put', 'upload files or folders; prints name, size, sha256 and throughput for each')
+  clientCommand(program, 'put', 'upload files or folders; prints name, size, digest and throughput for each')
     .argument('<files...>', 'local files; "-" reads stdin (needs --as); folders with -r')
     .option('--as <name>', 'store a single file under this name (may contain / for folders)')
     .option('-r, --recursive', 'upload folders: every file under DIR is stored as DIR/relative/path (symlinks skipped)')
@@ -114,7 +116,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       setExit(await put(files, options));
     });
 
-  clientCommand(program, 'get', 'download files or folders, each verified against the server\'s sha256')
+  clientCommand(program, 'get', 'download files or folders, each verified against the server\'s digest')
     .argument('<names...>', 'stored names (folders with -r)')
     .option('-o, --output <path>', 'file to write (one NAME; "-" for stdout), or folder (several NAMEs or -r)')
     .option('-r, --recursive', 'download folders: NAME/rel/path is written to OUTPUT/rel/path')
@@ -136,9 +138,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
       setExit(await get(names, options));
     });
 
-  clientCommand(program, 'ls', 'list stored files: modified, size, short sha256, name')
+  clientCommand(program, 'ls', 'list stored files: modified, size, short digest, name')
     .argument('[prefix]', 'only files in this folder')
-    .option('--json', 'print a JSON array of {name, size, mtime, sha256}')
+    .option('--json', 'print a JSON array of {name, size, mtime, algorithm, digest}')
     .option('-l, --long', 'human-readable sizes and full times')
     .addHelpText('after', examples(['ferry ls', 'ferry ls photos/2026', 'ferry ls -l', 'ferry ls --json | jq -r \'.[].name\'']))
     .action(async (prefix: string | undefined, options) => {
@@ -146,7 +148,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       await ls(prefix, options);
     });
 
-  clientCommand(program, 'stat', 'show one file\'s size, mtime and sha256')
+  clientCommand(program, 'stat', 'show one file\'s size, mtime and digest')
     .argument('<name>', 'stored name')
     .option('--json', 'print one JSON object')
     .addHelpText('after', examples(['ferry stat report.pdf', 'ferry stat report.pdf --json']))
@@ -163,6 +165,17 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (names: string[], options) => {
       const { rm } = await import('./commands/files.js');
       setExit(await rm(names, options));
+    });
+
+  program
+    .command('hash')
+    .description('print local files\' digests as ferry stat shows them (algorithm:hex), to check a copy by hand')
+    .argument('<files...>', 'local files; "-" reads stdin')
+    .addOption(new Option('--digest <algorithm>', 'auto (what a ferry server agrees with this client: BLAKE3 when available), blake3 or sha256').choices(['auto', 'blake3', 'sha256']).default('auto'))
+    .addHelpText('after', examples(['ferry hash report.pdf', 'ferry hash --digest sha256 report.pdf']))
+    .action(async (files: string[], options) => {
+      const { hash } = await import('./commands/hash.js');
+      await hash(files, options);
     });
 
   clientCommand(program, 'roundtrip', 'upload, then download over a second connection and compare byte for byte')
@@ -186,6 +199,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--tls', 'connect with TLS (CA-verified, pinned with --fingerprint, or trusted on first use)')
     .option('--fingerprint <SHA256:...>', 'accept only the server certificate with this fingerprint; implies --tls')
     .option('--token-file <file>', 'send the token in this file (default: $FERRY_TOKEN)')
+    .addOption(new Option('--digest <algorithm>', 'verify with: auto (BLAKE3 when both ends have it, else SHA-256) or sha256').choices(['auto', 'sha256']).default('auto'))
     .addHelpText('after', `\nCommands inside the shell: ls [-l] [PREFIX], put [-r] [-f] LOCAL... , get [-r] REMOTE [LOCAL], rm [-r] NAME...,
 stat NAME, cd [FOLDER], pwd, lls [DIR], lcd [DIR], help, quit/exit. Tab completes commands and names on a
 terminal; Ctrl-C cancels the running transfer. Reading from a pipe, it prints no prompt and exits 1 if any command failed.

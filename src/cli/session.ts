@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { connect, FerryError, type ConnectOptions, type FerryClient } from '../client/index.js';
+import { blake3Available, blake3LoadProblem, connect, FerryError, type ConnectOptions, type FerryClient } from '../client/index.js';
 import { resolveServer } from './address.js';
 import { UsageError } from './exit.js';
 import { parseSeconds } from './numbers.js';
@@ -10,17 +10,28 @@ export interface ClientOptions {
   tls?: boolean;
   fingerprint?: string;
   tokenFile?: string;
+  digest?: 'auto' | 'sha256';
 }
 
 /** Opens a client to the server named by --server / FERRY_SERVER, runs `work`, closes. */
 export async function withClient<T>(options: ClientOptions, work: (client: FerryClient) => Promise<T>): Promise<T> {
   const { host, port } = resolveServer(options.server);
-  const client = await connect({ host, port, clientName: 'ferry-cli', timeoutMs: timeoutMs(options.timeout), ...(await securityOptions(options)) });
+  warnIfNoBlake3(options.digest);
+  const client = await connect({ host, port, clientName: 'ferry-cli', timeoutMs: timeoutMs(options.timeout), digest: options.digest, ...(await securityOptions(options)) });
   try {
     return await work(client);
   } finally {
     await client.close();
   }
+}
+
+let warnedNoBlake3 = false;
+
+/** The one warning when BLAKE3 cannot load: transfers still work, verified with SHA-256. */
+export function warnIfNoBlake3(digest: ClientOptions['digest']): void {
+  if (digest === 'sha256' || warnedNoBlake3 || blake3Available()) return;
+  warnedNoBlake3 = true;
+  process.stderr.write(`ferry: warning: BLAKE3 is unavailable (${blake3LoadProblem()}); verifying with SHA-256, which costs more CPU\n`);
 }
 
 /** --timeout in milliseconds (default 30 s); a bad value is a usage error. */

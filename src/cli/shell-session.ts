@@ -24,7 +24,7 @@ const HELP = `Commands (names with spaces: quote them or use \\ before the space
   ls [-l] [FOLDER]              list remote files (in the remote folder, or FOLDER)
   cd [FOLDER]                   change the remote folder (.. goes up; no FOLDER: the top)
   pwd                           show the remote folder
-  stat NAME                     show a remote file's size, time and sha256
+  stat NAME                     show a remote file's size, time and digest
   put [-r] [-f] LOCAL [REMOTE]  upload LOCAL (a folder with -r) as REMOTE; -f (--overwrite)
                                 replaces a different file; an identical one is skipped
   get [-r] REMOTE [LOCAL]       download REMOTE (a folder with -r) to LOCAL (a file or folder)
@@ -365,12 +365,12 @@ export class ShellSession {
     if (outcome.skipped) {
       const { entry } = outcome;
       const what = verb === 'put' ? `${printableName(entry.name)} is already stored` : `${shown} already holds ${printableName(entry.name)}`;
-      this.io.out(`skipped ${what}, identical  ${humanSize(entry.size)}  sha256 ${entry.sha256}\n`);
+      this.io.out(`skipped ${what}, identical  ${humanSize(entry.size)}  ${entry.algorithm} ${entry.digest}\n`);
       return;
     }
     const { result } = outcome;
     const what = verb === 'put' ? `stored ${printableName(result.name)}` : `saved ${shown} from ${printableName(result.name)}`;
-    this.io.out(`${what}  ${humanSize(result.size)}  sha256 ${result.sha256}  ${duration(ms)} (${rate(result.size - result.resumedFrom, ms)})\n`);
+    this.io.out(`${what}  ${humanSize(result.size)}  ${result.algorithm} ${result.digest}  ${duration(ms)} (${rate(result.size - result.resumedFrom, ms)})\n`);
   }
 }
 

@@ -47,7 +47,7 @@ export class FerryClient {
       (id) => ({ type: 'LIST', id, prefix: prefix.replace(/\/+$/, ''), flags: recursive ? ListFlag.RECURSIVE : 0 }),
       (message, done) => {
         if (message.type !== 'ENTRIES') return false;
-        for (const entry of message.entries) entries.push(toEntry(entry));
+        for (const entry of message.entries) entries.push(toEntry(entry, this.connection.algorithm));
         if (!message.more) done(entries);
         return true;
       },
@@ -57,7 +57,7 @@ export class FerryClient {
   stat(name: string): Promise<Entry> {
     return request(this.connection, (id) => ({ type: 'STAT', id, name: checkedName(name) }), (message, done) => {
       if (message.type !== 'ENTRY') return false;
-      done(toEntry(message.entry));
+      done(toEntry(message.entry, this.connection.algorithm));
       return true;
     });
   }
@@ -85,7 +85,7 @@ export class FerryClient {
 
   /**
    * Uploads a local file (path), a Buffer, or a stream as `name`. The server hashes what it
-   * receives and must agree with the sha256 computed here, or the upload is refused whole.
+   * receives and must agree with the digest computed here, or the upload is refused whole.
    * A stream source is destroyed if the upload stops before its end (failure or refusal).
    */
   async put(source: string | Buffer | Readable, name: string, options: PutOptions = {}): Promise<TransferResult> {
@@ -119,13 +119,13 @@ export class FerryClient {
     if (options.resume === false || size < AWAIT_READY_THRESHOLD || this.connection.version < 2) return undefined;
     const partial = await partialOf(this.connection, (id) => ({ type: 'PROBE_UPLOAD', id, name, size }));
     if (partial.offset === 0 || partial.offset > size) return undefined;
-    const hash = await hashPrefix(handle, partial.offset);
-    if (!hash.copy().digest().equals(partial.sha256)) return undefined; // changed locally: start over
-    return { offset: partial.offset, sha256: partial.sha256, hash };
+    const hasher = await hashPrefix(handle, partial.offset, this.connection.algorithm);
+    if (!hasher.peek().equals(partial.digest)) return undefined; // changed locally: start over
+    return { offset: partial.offset, digest: partial.digest, hasher };
   }
 
   /**
-   * Downloads `name` to a local path (via `<path>.ferry-part`, renamed once the sha256 matches
+   * Downloads `name` to a local path (via `<path>.ferry-part`, renamed once the digest matches
    * the server's; a second download to the same path meanwhile fails with LOCAL_IO) or into a
    * writable stream (verified at the end).
    */

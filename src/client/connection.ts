@@ -5,6 +5,7 @@ import {
   Decoder,
   encodeMessage,
   entryWireSize,
+  HelloFlag,
   nameProblem,
   printableName,
   PROTOCOL_VERSION,
@@ -12,6 +13,7 @@ import {
   type Message,
   type MessageOf,
 } from '../protocol/index.js';
+import { blake3Available, type DigestAlgorithm } from '../io/digest.js';
 import { Outbox } from '../transport/outbox.js';
 import { looksLikeTls } from '../transport/tls.js';
 import { openTransport, transportError } from './open-socket.js';
@@ -64,6 +66,11 @@ export interface ConnectOptions {
   maxListingBytes?: number;
   /** Time source for every deadline of the connection (tests pass a manual clock). */
   clock?: Clock;
+  /**
+   * 'auto' (default): offer BLAKE3 when its native binding loads, and verify with whatever the
+   * server picks; 'sha256': offer nothing else (PROTOCOL.md §11).
+   */
+  digest?: 'auto' | 'sha256';
 }
 
 /** How long close() waits for the server to close after the client's FIN. */
@@ -93,6 +100,8 @@ export class Connection {
   serverName = '';
   /** Protocol version agreed with the server. */
   version = PROTOCOL_VERSION;
+  /** The digest every transfer on this connection is verified with (PROTOCOL.md §11). */
+  algorithm: DigestAlgorithm = 'sha256';
   maxFileSize = 0;
   /** The server requires a token (SERVER_HELLO flag). */
   authRequired = false;
@@ -213,13 +222,14 @@ export class Connection {
       const hint = greeted ? '' : options.tls ? ' during the handshake' : ' during the handshake (if it serves TLS, connect with --tls)';
       this.destroy(new FerryError('CLOSED', `the server at ${where} closed the connection${hint}`, { fatal: true }));
     });
+    const offerBlake3 = offered >= 4 && options.digest !== 'sha256' && blake3Available();
     socket.write(
       encodeMessage({
         type: 'HELLO',
         id: 0,
         version: offered,
         clientName: options.clientName ?? 'ferry-client',
-        flags: 0,
+        flags: offerBlake3 ? HelloFlag.BLAKE3 : 0,
       }),
     );
     const server = await hello;
@@ -231,6 +241,12 @@ export class Connection {
       this.destroy(error);
       throw error;
     }
+    if (server.flags & ServerFlag.BLAKE3 && !offerBlake3) {
+      const error = new ProtocolError('the server chose BLAKE3, which this client did not offer');
+      this.destroy(error);
+      throw error;
+    }
+    this.algorithm = server.flags & ServerFlag.BLAKE3 ? 'blake3' : 'sha256';
     this.serverName = server.serverName;
     this.version = server.version;
     this.maxFileSize = server.maxFileSize;

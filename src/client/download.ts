@@ -1,9 +1,9 @@
-import type { Hash } from 'node:crypto';
 import type { promises as fs } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { FerryError, ProtocolError } from '../errors.js';
 import { DeferredDigester, DIGEST_HIGH_WATER } from '../io/digester.js';
 import { FileSink } from '../io/file-sink.js';
+import type { Hasher } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { remoteError, type Connection } from './connection.js';
 import { DownloadTarget } from './download-target.js';
@@ -22,7 +22,7 @@ interface DownloadSink {
 
 /** Downloads into a writable stream, verified at the end (the stream has the bytes by then). */
 export function downloadToStream(connection: Connection, name: string, destination: Writable, options: GetOptions): Promise<TransferResult> {
-  const digester = new DeferredDigester();
+  const digester = new DeferredDigester(connection.algorithm);
   return receive(connection, name, 0, options, {
     announce: (size) => digester.expect(size),
     write: (chunk, resume) => {
@@ -59,7 +59,7 @@ export async function downloadToFile(connection: Connection, name: string, desti
     const resumable = await resumableDownload(connection, name, handle, options);
     const offset = resumable?.offset ?? 0;
     await handle.truncate(offset);
-    const digester = new DeferredDigester(resumable?.hash);
+    const digester = new DeferredDigester(connection.algorithm, resumable?.hasher);
     const sink = new FileSink(handle, offset, digester);
     let result: TransferResult;
     try {
@@ -71,8 +71,8 @@ export async function downloadToFile(connection: Connection, name: string, desti
             sink.onDrain(resume);
           }
         },
-        digest: async () => (await sink.finish()).sha256,
-        abort: () => sink.abort(),
+        digest: async () => (await sink.finish()).digest,
+        abort: () => sink.abort(true),
       });
     } catch (error) {
       // Keep what arrived for a resume, unless it is known bad or there is nothing.
@@ -92,15 +92,15 @@ async function resumableDownload(
   name: string,
   handle: fs.FileHandle,
   options: GetOptions,
-): Promise<{ offset: number; hash: Hash } | undefined> {
+): Promise<{ offset: number; hasher: Hasher } | undefined> {
   const held = (await handle.stat()).size;
   if (held === 0 || options.resume === false || connection.version < 2) return undefined;
   const remote = await partialOf(connection, (id) => ({ type: 'HASH_PREFIX', id, name, length: held }));
   if (remote.offset === 0) return undefined;
-  const hash = await hashPrefix(handle, remote.offset);
-  if (!hash.copy().digest().equals(remote.sha256)) return undefined; // differs: start over
+  const hasher = await hashPrefix(handle, remote.offset, connection.algorithm);
+  if (!hasher.peek().equals(remote.digest)) return undefined; // differs: start over
   options.onResume?.(remote.offset);
-  return { offset: remote.offset, hash };
+  return { offset: remote.offset, hasher };
 }
 
 /**
@@ -110,7 +110,7 @@ async function resumableDownload(
 function receive(connection: Connection, name: string, offset: number, options: GetOptions, sink: DownloadSink): Promise<TransferResult> {
   const resume = (): void => connection.resume();
   return new Promise<TransferResult>((resolve, reject) => {
-    let announced: { size: number; sha256: Buffer; mtimeMs: number } | undefined;
+    let announced: { size: number; digest: Buffer; mtimeMs: number } | undefined;
     let received = offset;
     let id = 0;
     let settled = false;
@@ -130,7 +130,7 @@ function receive(connection: Connection, name: string, offset: number, options: 
         message: (message) => {
           if (message.type === 'GET_OK' && !announced) {
             if (message.offset !== offset) throw new ProtocolError(`GET_OK starts at ${message.offset}, asked for ${offset}`);
-            announced = { size: message.size, sha256: message.sha256, mtimeMs: message.mtimeMs };
+            announced = { size: message.size, digest: message.digest, mtimeMs: message.mtimeMs };
             sink.announce(message.size);
             options.onProgress?.({ bytes: offset, total: message.size });
           } else if (message.type === 'ERROR') {
@@ -147,11 +147,12 @@ function receive(connection: Connection, name: string, offset: number, options: 
         bodyEnd: () => {
           const expected = announced!;
           sink.digest().then(
-            (sha256) => {
-              if (!sha256.equals(expected.sha256)) {
-                finish(new FerryError('INTEGRITY', `sha256 of the ${received} bytes received does not match the server's: the download is corrupt`));
+            (digest) => {
+              const { algorithm } = connection;
+              if (!digest.equals(expected.digest)) {
+                finish(new FerryError('INTEGRITY', `${algorithm} of the ${received} bytes received does not match the server's: the download is corrupt`));
               } else {
-                finish(undefined, { name, size: received, sha256: sha256.toString('hex'), mtime: new Date(expected.mtimeMs), resumedFrom: offset });
+                finish(undefined, { name, size: received, digest: digest.toString('hex'), algorithm, mtime: new Date(expected.mtimeMs), resumedFrom: offset });
               }
             },
             (error: unknown) => finish(new FerryError('LOCAL_IO', `cannot write the download: ${errorText(error)}`, { cause: error })),

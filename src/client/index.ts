@@ -9,3 +9,5 @@ export { KnownHosts, defaultKnownHostsPath } from './known-hosts.js';
 export { FerryError, ProtocolError, isFerryError, WireErrorCode } from '../errors.js';
 export type { ErrorCode, WireErrorName, LocalErrorName } from '../errors.js';
 export { nameProblem, printableName } from '../protocol/names.js';
+export { blake3Available, blake3LoadProblem, createHasher, preferredAlgorithm } from '../io/digest.js';
+export type { DigestAlgorithm, Hasher } from '../io/digest.js';

@@ -1,3 +1,4 @@
+import type { DigestAlgorithm } from '../io/digest.js';
 import { FerryError, ProtocolError } from '../errors.js';
 import { nameProblem, printableName, type Message, type WireEntry } from '../protocol/index.js';
 import { remoteError, type Connection } from './connection.js';
@@ -38,11 +39,11 @@ export function request<T>(
   });
 }
 
-/** What the server holds of an interrupted transfer (PROBE_UPLOAD, HASH_PREFIX): length and sha256. */
-export function partialOf(connection: Connection, build: (id: number) => Message): Promise<{ offset: number; sha256: Buffer }> {
+/** What the server holds of an interrupted transfer (PROBE_UPLOAD, HASH_PREFIX): length and digest. */
+export function partialOf(connection: Connection, build: (id: number) => Message): Promise<{ offset: number; digest: Buffer }> {
   return request(connection, build, (message, done) => {
     if (message.type !== 'PARTIAL') return false;
-    done({ offset: message.offset, sha256: message.sha256 });
+    done({ offset: message.offset, digest: message.digest });
     return true;
   });
 }
@@ -56,13 +57,14 @@ export function checkedName(name: string): string {
 }
 
 /** A listing entry as the library returns it (its name was checked in Connection.route). */
-export function toEntry(entry: WireEntry): Entry {
+export function toEntry(entry: WireEntry, algorithm: DigestAlgorithm): Entry {
   return {
     name: entry.name,
     kind: entry.kind,
     size: entry.size,
     mtime: new Date(entry.mtimeMs),
-    sha256: entry.kind === 'folder' ? '' : entry.sha256.toString('hex'),
+    digest: entry.kind === 'folder' ? '' : entry.digest.toString('hex'),
+    algorithm,
   };
 }
 

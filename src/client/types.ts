@@ -1,3 +1,5 @@
+import type { DigestAlgorithm } from '../io/digest.js';
+
 /** The shapes the client library takes and returns (re-exported by client.ts and index.ts). */
 
 /** A stored file as the client sees it. */
@@ -6,8 +8,10 @@ export interface Entry {
   kind: 'file' | 'folder';
   size: number;
   mtime: Date;
-  /** Lowercase hex; empty for folders. */
-  sha256: string;
+  /** Lowercase hex, in `algorithm`; empty for folders. */
+  digest: string;
+  /** The algorithm the connection agreed (PROTOCOL.md §11). */
+  algorithm: DigestAlgorithm;
 }
 
 export interface Progress {
@@ -44,7 +48,9 @@ export interface TransferResult {
   /** The name the file is stored under (a put with `rename` may differ from the one asked). */
   name: string;
   size: number;
-  sha256: string;
+  /** Lowercase hex digest of the whole file, in `algorithm`, checked on both ends. */
+  digest: string;
+  algorithm: DigestAlgorithm;
   mtime: Date;
   /** Bytes that were already in place from an interrupted transfer (0 for a fresh one). */
   resumedFrom: number;

@@ -1,5 +1,5 @@
-import type { Hash } from 'node:crypto';
 import { FerryError, ProtocolError } from '../errors.js';
+import type { Hasher } from '../io/digest.js';
 import { createDigester, DIGEST_HIGH_WATER, InlineDigester, type Digester } from '../io/digester.js';
 import { chunkHeader, encodeMessage, PutFlag, type WireEntry } from '../protocol/index.js';
 import { waitForDrain } from '../transport/outbox.js';
@@ -24,8 +24,9 @@ const NO_DIGEST = Buffer.alloc(32);
 /** A verified prefix of an interrupted upload: its length, digest and the hash to continue. */
 export interface Resumable {
   offset: number;
-  sha256: Buffer;
-  hash: Hash;
+  /** The server's digest of the bytes it holds, and the local hasher that matched it. */
+  digest: Buffer;
+  hasher: Hasher;
 }
 
 export interface UploadPlan {
@@ -86,7 +87,7 @@ export async function upload(connection: Connection, plan: UploadPlan): Promise<
 
   let from = 0;
   let bodyBytes = 0;
-  let localSha: Buffer | undefined;
+  let localDigest: Buffer | undefined;
   /** A local reason the body was abandoned; the call rejects with it. */
   let abandoned: FerryError | undefined;
 
@@ -94,7 +95,7 @@ export async function upload(connection: Connection, plan: UploadPlan): Promise<
     message: (message) => {
       if (message.type === 'PUT_READY' && go) {
         const offset = message.offset;
-        if (offset !== 0 && (!resumable || offset !== resumable.offset || !message.prefixSha256.equals(resumable.sha256))) {
+        if (offset !== 0 && (!resumable || offset !== resumable.offset || !message.prefixDigest.equals(resumable.digest))) {
           // Another upload raced for the partial (PROTOCOL.md §5.3 step 3).
           connection.destroy(new FerryError('CONFLICT', `the server's partial of "${name}" changed while resuming: run the command again`));
           return;
@@ -105,7 +106,7 @@ export async function upload(connection: Connection, plan: UploadPlan): Promise<
         start(true);
       } else if (message.type === 'ERROR' && !verdict) {
         decide({ error: remoteError(message) });
-      } else if (message.type === 'PUT_OK' && localSha && !verdict) {
+      } else if (message.type === 'PUT_OK' && localDigest && !verdict) {
         decide({ entry: message.entry });
       } else {
         throw new ProtocolError(`unexpected ${message.type} for a put`);
@@ -132,7 +133,7 @@ export async function upload(connection: Connection, plan: UploadPlan): Promise<
     }
     if (from > 0) options.onResume?.(from);
     const bodyLength = size === undefined ? undefined : size - from;
-    const hash: Digester = from > 0 ? new InlineDigester(resumable!.hash) : createDigester(size);
+    const hash: Digester = from > 0 ? new InlineDigester(resumable!.hasher) : createDigester(connection.algorithm, size);
     const source = plan.source(from);
     try {
       options.onProgress?.({ bytes: from, total: size });
@@ -165,10 +166,10 @@ export async function upload(connection: Connection, plan: UploadPlan): Promise<
     if (connection.failed) return; // nothing more can be sent; the verdict is the failure
     if (!verdict && !abandoned) {
       if (size === undefined) write(chunkHeader(0));
-      const sha = await raceVerdict(hash.digest());
-      if (sha !== STOPPED) {
-        localSha = sha;
-        if (!write(encodeMessage({ type: 'PUT_END', id, sha256: sha }))) await waitForDrain(socket);
+      const digest = await raceVerdict(hash.digest());
+      if (digest !== STOPPED) {
+        localDigest = digest;
+        if (!write(encodeMessage({ type: 'PUT_END', id, digest }))) await waitForDrain(socket);
         return;
       }
       hash.abort(); // refused while the digest was computed: the body is complete already
@@ -187,7 +188,7 @@ export async function upload(connection: Connection, plan: UploadPlan): Promise<
         if (!write(left >= FILLER.length ? FILLER : FILLER.subarray(0, left))) await waitForDrain(socket);
       }
     }
-    if (!write(encodeMessage({ type: 'PUT_END', id, sha256: NO_DIGEST }))) await waitForDrain(socket);
+    if (!write(encodeMessage({ type: 'PUT_END', id, digest: NO_DIGEST }))) await waitForDrain(socket);
   };
 
   try {
@@ -203,8 +204,9 @@ export async function upload(connection: Connection, plan: UploadPlan): Promise<
   const answer = verdict!;
   if ('error' in answer) throw answer.error;
   const entry = answer.entry;
-  if (entry.size !== from + bodyBytes || !entry.sha256.equals(localSha!)) {
-    throw new FerryError('INTEGRITY', `server stored ${entry.size} bytes with a different sha256 than was sent`);
+  const { algorithm } = connection;
+  if (entry.size !== from + bodyBytes || !entry.digest.equals(localDigest!)) {
+    throw new FerryError('INTEGRITY', `server stored ${entry.size} bytes with a different ${algorithm} than was sent`);
   }
-  return { name: entry.name, size: entry.size, sha256: entry.sha256.toString('hex'), mtime: new Date(entry.mtimeMs), resumedFrom: from };
+  return { name: entry.name, size: entry.size, digest: entry.digest.toString('hex'), algorithm, mtime: new Date(entry.mtimeMs), resumedFrom: from };
 }

@@ -1,12 +1,13 @@
-import { createHash, type Hash } from 'node:crypto';
 import { cpus } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { createHasher, type DigestAlgorithm, type Hasher } from './digest.js';
 
 /**
- * A streaming sha256 that may run on another core. Hashing costs as much CPU as moving the
+ * A streaming digest that may run on another core. SHA-256 costs as much CPU as moving the
  * bytes, so for large transfers it goes to a worker thread, fed in 1 MiB batches; callers
  * respect `pending` (bytes not yet hashed) as backpressure. Small transfers hash inline,
- * where a round trip to the worker would cost more than it saves.
+ * where a round trip to the worker would cost more than it saves, and so does BLAKE3 at
+ * any size: it hashes faster than the copy into a batch would cost.
  */
 export interface Digester {
   update(chunk: Buffer): void;
@@ -14,7 +15,7 @@ export interface Digester {
   readonly pending: number;
   /** Calls back once `pending` has fallen under the low-water mark. */
   onCapacity(callback: () => void): void;
-  /** sha256 of everything so far; the digester is finished afterwards. */
+  /** Digest of everything so far; the digester is finished afterwards. */
   digest(): Promise<Buffer>;
   /**
    * Gives up without a digest (a failed or refused transfer): releases what it holds (a
@@ -33,24 +34,24 @@ export const OFF_THREAD_THRESHOLD = 8 * 1024 * 1024;
 /** Inline digester, optionally continuing a hash that already covers a prefix. */
 export class InlineDigester implements Digester {
   readonly pending = 0;
-  constructor(private readonly hash: Hash = createHash('sha256')) {}
+  constructor(private readonly hasher: Hasher) {}
   update(chunk: Buffer): void {
-    this.hash.update(chunk);
+    this.hasher.update(chunk);
   }
   onCapacity(callback: () => void): void {
     callback();
   }
   digest(): Promise<Buffer> {
-    return Promise.resolve(this.hash.digest());
+    return Promise.resolve(this.hasher.peek());
   }
   abort(): void {}
 }
 
 /** Picks inline or off-thread hashing for a transfer of `size` bytes (undefined: unknown). */
-export function createDigester(size: number | undefined, prefix?: Hash): Digester {
+export function createDigester(algorithm: DigestAlgorithm, size: number | undefined, prefix?: Hasher): Digester {
   if (prefix) return new InlineDigester(prefix);
-  if (size !== undefined && size < OFF_THREAD_THRESHOLD) return new InlineDigester();
-  if (process.env.FERRY_INLINE_HASH === '1' || cpus().length < 2) return new InlineDigester();
+  if (algorithm !== 'sha256' || (size !== undefined && size < OFF_THREAD_THRESHOLD)) return new InlineDigester(createHasher(algorithm));
+  if (process.env.FERRY_INLINE_HASH === '1' || cpus().length < 2) return new InlineDigester(createHasher(algorithm));
   return new WorkerDigester(HashPool.shared().take());
 }
 
@@ -230,7 +231,10 @@ export class DeferredDigester implements Digester {
   private expected: number | undefined;
   private aborted = false;
 
-  constructor(private readonly prefix?: Hash) {}
+  constructor(
+    private readonly algorithm: DigestAlgorithm,
+    private readonly prefix?: Hasher,
+  ) {}
 
   /** The number of bytes that will follow. */
   expect(size: number): void {
@@ -239,7 +243,7 @@ export class DeferredDigester implements Digester {
 
   private get chosen(): Digester {
     // After abort() nothing may start a worker stream again: late bytes go to a throwaway hash.
-    this.inner ??= this.aborted ? new InlineDigester() : createDigester(this.expected, this.prefix);
+    this.inner ??= this.aborted ? new InlineDigester(createHasher('sha256')) : createDigester(this.algorithm, this.expected, this.prefix);
     return this.inner;
   }
 

@@ -1,5 +1,5 @@
 import type { promises as fs } from 'node:fs';
-import { DIGEST_HIGH_WATER, InlineDigester, type Digester } from './digester.js';
+import { DIGEST_HIGH_WATER, type Digester } from './digester.js';
 
 
 const HIGH_WATER = 4 * 1024 * 1024;
@@ -50,7 +50,7 @@ export class FileSink {
   constructor(
     private readonly handle: fs.FileHandle,
     startAt = 0,
-    digester: Digester = new InlineDigester(),
+    digester: Digester,
     options: FileSinkOptions = {},
   ) {
     this.position = startAt;
@@ -161,13 +161,13 @@ export class FileSink {
 
   /**
    * Waits for every queued byte to reach the file (and any background sync to end; its error,
-   *    * like a write's, is thrown here); returns the sha256 of all bytes written.
+   * like a write's, is thrown here); returns the digest of all bytes written.
    */
-  async finish(): Promise<{ size: number; sha256: Buffer }> {
+  async finish(): Promise<{ size: number; digest: Buffer }> {
     while (this.flushing) await this.flushing;
     await this.syncsSettled();
     if (this.failure !== undefined) throw this.failure;
-    return { size: this.position, sha256: await this.digester.digest() };
+    return { size: this.position, digest: await this.digester.digest() };
   }
 
   /** Waits for in-flight writes and syncs so the file can be closed and removed safely. */
@@ -179,10 +179,17 @@ export class FileSink {
 
   /**
    * Gives up (a failed transfer): releases the digester, which may hold a hashing thread
-   * that would keep the process alive, and waits for in-flight writes like `settle`.
+   * that would keep the process alive, and waits for in-flight writes like `settle`. With
+   * `keepQueued` the bytes already accepted are written first (at most the high-water mark),
+   * so a download kept for resuming holds everything that arrived.
    */
-  async abort(): Promise<void> {
+  async abort(keepQueued = false): Promise<void> {
     this.digester.abort();
+    if (keepQueued) {
+      while (this.flushing) await this.flushing;
+      await this.syncsSettled();
+      return;
+    }
     await this.settle();
   }
 }

@@ -3,7 +3,7 @@
 /** "FRRY": the first four bytes of every HELLO payload. */
 export const MAGIC = 0x46525259;
 /** The version this implementation speaks; it also accepts clients of every older version. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 export const MIN_PROTOCOL_VERSION = 1;
 
 /** Frame header: u32 payload length, u8 type, u32 request id. */
@@ -12,7 +12,8 @@ export const HEADER_SIZE = 9;
 export const MAX_CONTROL_PAYLOAD = 64 * 1024;
 /** Largest chunk in a chunked body; chunk bytes are streamed, never buffered whole. */
 export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
-export const SHA256_SIZE = 32;
+/** Every digest field: SHA-256 or BLAKE3, as the connection agreed (§11). */
+export const DIGEST_SIZE = 32;
 /** Largest value a u64 size field may carry and still be exact in a JS number. */
 export const MAX_SAFE_SIZE = Number.MAX_SAFE_INTEGER;
 
@@ -62,7 +63,15 @@ export const ListFlag = {
   RECURSIVE: 0x01,
 } as const;
 
+/** HELLO capability flags (u32); a server ignores bits it does not know. */
+export const HelloFlag = {
+  /** (v4) The client can verify with BLAKE3 and prefers it to SHA-256. */
+  BLAKE3: 0x01,
+} as const;
+
 /** SERVER_HELLO capability flags (u32). */
 export const ServerFlag = {
   AUTH_REQUIRED: 0x01,
+  /** (v4) Every digest on this connection is BLAKE3; clear: SHA-256. */
+  BLAKE3: 0x02,
 } as const;

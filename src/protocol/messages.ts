@@ -6,18 +6,18 @@ import {
   MAX_CONTROL_PAYLOAD,
   MessageType,
   PutFlag,
-  SHA256_SIZE,
+  DIGEST_SIZE,
 } from './constants.js';
 
 /** A stored file as it travels in ENTRY, ENTRIES. */
 export interface WireEntry {
   name: string;
-  /** A file, or a folder (only in a non-recursive listing; size 0, sha256 all zero). */
+  /** A file, or a folder (only in a non-recursive listing; size 0, digest all zero). */
   kind: 'file' | 'folder';
   size: number;
   /** Milliseconds since the Unix epoch. */
   mtimeMs: number;
-  sha256: Buffer;
+  digest: Buffer;
 }
 
 export type Message =
@@ -28,10 +28,10 @@ export type Message =
   | { type: 'PUT'; id: number; name: string; flags: number; size: number; /** (v3, with the MTIME flag) */ mtimeMs?: number }
   | { type: 'GET'; id: number; name: string; offset: number }
   | { type: 'DELETE'; id: number; name: string; flags: number }
-  | { type: 'PUT_END'; id: number; sha256: Buffer }
+  | { type: 'PUT_END'; id: number; digest: Buffer }
   | { type: 'PROBE_UPLOAD'; id: number; name: string; size: number }
   | { type: 'HASH_PREFIX'; id: number; name: string; length: number }
-  | { type: 'PARTIAL'; id: number; offset: number; sha256: Buffer }
+  | { type: 'PARTIAL'; id: number; offset: number; digest: Buffer }
   | { type: 'OK'; id: number }
   | {
       type: 'SERVER_HELLO';
@@ -44,8 +44,8 @@ export type Message =
   | { type: 'ENTRIES'; id: number; more: boolean; entries: WireEntry[] }
   | { type: 'ENTRY'; id: number; entry: WireEntry }
   | { type: 'PUT_OK'; id: number; entry: WireEntry }
-  | { type: 'GET_OK'; id: number; size: number; offset: number; mtimeMs: number; sha256: Buffer }
-  | { type: 'PUT_READY'; id: number; offset: number; prefixSha256: Buffer }
+  | { type: 'GET_OK'; id: number; size: number; offset: number; mtimeMs: number; digest: Buffer }
+  | { type: 'PUT_READY'; id: number; offset: number; prefixDigest: Buffer }
   | { type: 'ERROR'; id: number; code: number; message: string };
 
 export type MessageOf<T extends Message['type']> = Extract<Message, { type: T }>;
@@ -72,7 +72,7 @@ export function frame(type: number, id: number, payload: Buffer): Buffer {
 }
 
 function writeEntry(w: PayloadWriter, entry: WireEntry): PayloadWriter {
-  return w.string(entry.name).u8(entry.kind === 'folder' ? 1 : 0).u64(entry.size).u64(entry.mtimeMs).raw(checkSha(entry.sha256));
+  return w.string(entry.name).u8(entry.kind === 'folder' ? 1 : 0).u64(entry.size).u64(entry.mtimeMs).raw(checkDigest(entry.digest));
 }
 
 function readEntry(r: PayloadReader): WireEntry {
@@ -84,20 +84,20 @@ function readEntry(r: PayloadReader): WireEntry {
     kind: kind === 1 ? 'folder' : 'file',
     size: r.u64('size'),
     mtimeMs: r.u64('mtime'),
-    sha256: r.bytesOf(SHA256_SIZE, 'sha256'),
+    digest: r.bytesOf(DIGEST_SIZE, 'digest'),
   };
 }
 
 /** Encoded size of one entry, so a listing can be split into frames under the cap. */
 export function entryWireSize(entry: WireEntry): number {
-  return 2 + Buffer.byteLength(entry.name, 'utf8') + 1 + 8 + 8 + SHA256_SIZE;
+  return 2 + Buffer.byteLength(entry.name, 'utf8') + 1 + 8 + 8 + DIGEST_SIZE;
 }
 /** Bytes of an ENTRIES payload before its entries (more flag, count). */
 export const ENTRIES_OVERHEAD = 1 + 2;
 
-function checkSha(sha: Buffer): Buffer {
-  if (sha.length !== SHA256_SIZE) throw new RangeError('sha256 must be 32 bytes');
-  return sha;
+function checkDigest(digest: Buffer): Buffer {
+  if (digest.length !== DIGEST_SIZE) throw new RangeError('digest must be 32 bytes');
+  return digest;
 }
 
 export function encodePayload(message: Message): Buffer {
@@ -126,7 +126,7 @@ export function encodePayload(message: Message): Buffer {
       w.string(message.name).u8(message.flags);
       break;
     case 'PUT_END':
-      w.raw(checkSha(message.sha256));
+      w.raw(checkDigest(message.digest));
       break;
     case 'PROBE_UPLOAD':
       w.string(message.name).u64(message.size);
@@ -135,7 +135,7 @@ export function encodePayload(message: Message): Buffer {
       w.string(message.name).u64(message.length);
       break;
     case 'PARTIAL':
-      w.u64(message.offset).raw(checkSha(message.sha256));
+      w.u64(message.offset).raw(checkDigest(message.digest));
       break;
     case 'OK':
       break;
@@ -155,10 +155,10 @@ export function encodePayload(message: Message): Buffer {
       writeEntry(w, message.entry);
       break;
     case 'GET_OK':
-      w.u64(message.size).u64(message.offset).u64(message.mtimeMs).raw(checkSha(message.sha256));
+      w.u64(message.size).u64(message.offset).u64(message.mtimeMs).raw(checkDigest(message.digest));
       break;
     case 'PUT_READY':
-      w.u64(message.offset).raw(checkSha(message.prefixSha256));
+      w.u64(message.offset).raw(checkDigest(message.prefixDigest));
       break;
     case 'ERROR':
       w.u16(message.code).string(message.message);
@@ -212,7 +212,7 @@ export function decodePayload(typeNumber: number, id: number, payload: Buffer): 
       message = { type, id, name: r.string('name'), flags: r.u8('flags') };
       break;
     case 'PUT_END':
-      message = { type, id, sha256: r.bytesOf(SHA256_SIZE, 'sha256') };
+      message = { type, id, digest: r.bytesOf(DIGEST_SIZE, 'digest') };
       break;
     case 'PROBE_UPLOAD':
       message = { type, id, name: r.string('name'), size: r.u64('size') };
@@ -221,7 +221,7 @@ export function decodePayload(typeNumber: number, id: number, payload: Buffer): 
       message = { type, id, name: r.string('name'), length: r.u64('length') };
       break;
     case 'PARTIAL':
-      message = { type, id, offset: r.u64('offset'), sha256: r.bytesOf(SHA256_SIZE, 'sha256') };
+      message = { type, id, offset: r.u64('offset'), digest: r.bytesOf(DIGEST_SIZE, 'digest') };
       break;
     case 'OK':
       message = { type, id };
@@ -255,11 +255,11 @@ export function decodePayload(typeNumber: number, id: number, payload: Buffer): 
       const size = r.u64('size');
       const offset = r.u64('offset');
       if (offset > size) throw new ProtocolError('GET_OK offset beyond size');
-      message = { type, id, size, offset, mtimeMs: r.u64('mtime'), sha256: r.bytesOf(SHA256_SIZE, 'sha256') };
+      message = { type, id, size, offset, mtimeMs: r.u64('mtime'), digest: r.bytesOf(DIGEST_SIZE, 'digest') };
       break;
     }
     case 'PUT_READY':
-      message = { type, id, offset: r.u64('offset'), prefixSha256: r.bytesOf(SHA256_SIZE, 'sha256') };
+      message = { type, id, offset: r.u64('offset'), prefixDigest: r.bytesOf(DIGEST_SIZE, 'digest') };
       break;
     case 'ERROR':
       message = { type, id, code: r.u16('code'), message: r.string('message') };

@@ -37,7 +37,7 @@ export class Downloads {
       let opened: Awaited<ReturnType<typeof store.openRead>> | undefined;
       try {
         release = await io.working(files.acquire());
-        opened = await io.working(store.openRead(message.name));
+        opened = await io.working(store.openRead(message.name, io.algorithm));
         if (message.offset > opened.size) {
           throw new FerryError('PROTOCOL', `offset ${message.offset} is beyond the file's ${opened.size} bytes`);
         }
@@ -54,7 +54,7 @@ export class Downloads {
             size: opened.size,
             offset: message.offset,
             mtimeMs: opened.mtimeMs,
-            sha256: opened.sha256,
+            digest: opened.digest,
           }),
           io.outbox.onWritten,
         );
@@ -76,7 +76,7 @@ export class Downloads {
   list(message: MessageOf<'LIST'>, socket: Socket): Promise<void> {
     const { io } = this;
     return this.task(message.id, async () => {
-      const batches = io.ctx.store.listStream(message.prefix, (message.flags & ListFlag.RECURSIVE) !== 0)[Symbol.asyncIterator]();
+      const batches = io.ctx.store.listStream(message.prefix, (message.flags & ListFlag.RECURSIVE) !== 0, { algorithm: io.algorithm })[Symbol.asyncIterator]();
       // The first batch decides between a refusal (bad name, …) and a listing.
       let next: IteratorResult<StoredEntry[]>;
       try {

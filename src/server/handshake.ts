@@ -1,6 +1,7 @@
 import type { Timer } from '../clock.js';
 import { FerryError, ProtocolError, WireErrorCode } from '../errors.js';
-import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, ServerFlag, type Message, type MessageOf } from '../protocol/index.js';
+import type { DigestAlgorithm } from '../io/digest.js';
+import { HelloFlag, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, ServerFlag, type Message, type MessageOf } from '../protocol/index.js';
 import { allows, MAX_FAILED_ATTEMPTS, permissionFor, type Permission } from './auth.js';
 import type { SessionIo } from './session-io.js';
 
@@ -12,6 +13,8 @@ import type { SessionIo } from './session-io.js';
 export class Handshake {
   greeted = false;
   version = PROTOCOL_VERSION;
+  /** SHA-256 unless a version-4 client offered BLAKE3 and this server has it. */
+  algorithm: DigestAlgorithm = 'sha256';
   /** Everything without tokens; else what the accepted token grants (undefined: nothing yet). */
   private permission: Permission | undefined;
   private failures = 0;
@@ -50,6 +53,7 @@ export class Handshake {
       return;
     }
     this.version = hello.version;
+    if (hello.version >= 4 && hello.flags & HelloFlag.BLAKE3 && ctx.blake3) this.algorithm = 'blake3';
     this.greeted = true;
     ctx.log.debug({ peer: this.io.peer, client: hello.clientName }, 'hello');
     this.io.send({
@@ -58,7 +62,7 @@ export class Handshake {
       version: this.version,
       serverName: ctx.serverName,
       maxFileSize: ctx.store.maxFileSize,
-      flags: ctx.tokens ? ServerFlag.AUTH_REQUIRED : 0,
+      flags: (ctx.tokens ? ServerFlag.AUTH_REQUIRED : 0) | (this.algorithm === 'blake3' ? ServerFlag.BLAKE3 : 0),
     });
   }
 

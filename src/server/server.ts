@@ -3,6 +3,7 @@ import os from 'node:os';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { FerryError, WireErrorCode } from '../errors.js';
+import { blake3Available, blake3LoadProblem } from '../io/digest.js';
 import { encodeMessage } from '../protocol/index.js';
 import { Store } from '../storage/store.js';
 import { loadServerCredentials, serverContext, type ServerTlsOptions } from '../transport/tls.js';
@@ -55,6 +56,11 @@ export interface ServerOptions {
   /** Serve TLS only (PROTOCOL.md §9): true for a self-signed certificate kept under <root>/.ferry/tls, or PEM files. */
   tls?: boolean | ServerTlsOptions;
   logger?: Logger;
+  /**
+   * Digests clients may verify with: 'auto' (default) agrees to BLAKE3 with a version-4 client
+   * that offers it, when the native binding loads; 'sha256' keeps every connection on SHA-256.
+   */
+  digest?: 'auto' | 'sha256';
   /** Listeners that run beside the protocol port on the same host, store and limits (e.g. raw ingest). */
   plugins?: ServerPlugin[];
 }
@@ -149,8 +155,12 @@ export class FerryServer {
       });
     });
     const address = this.address;
+    const digests = this.options.digest !== 'sha256' && blake3Available() ? 'blake3,sha256' : 'sha256';
+    if (this.options.digest !== 'sha256' && !blake3Available()) {
+      this.log.warn(`BLAKE3 is unavailable (${blake3LoadProblem()}): every transfer is verified with SHA-256, which costs more CPU`);
+    }
     this.log.info(
-      { root: this.store.root, tls: this.secureContext !== undefined, tokens: this.tokens?.size ?? 0 },
+      { root: this.store.root, tls: this.secureContext !== undefined, tokens: this.tokens?.size ?? 0, digests },
       `listening on ${formatAddress(address)}${this.secureContext ? ' (TLS)' : ''}`,
     );
     for (const plugin of this.options.plugins ?? []) await this.startPlugin(plugin, host);
@@ -241,6 +251,7 @@ export class FerryServer {
       tokens: this.tokens,
       throttle: this.throttle,
       tls: this.secureContext !== undefined,
+      blake3: this.options.digest !== 'sha256' && blake3Available(),
     });
     this.sessions.add(session);
     const started = Date.now();

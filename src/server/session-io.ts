@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import type { DigestAlgorithm } from '../io/digest.js';
 import type { Decoder, Message } from '../protocol/index.js';
 import type { Store } from '../storage/store.js';
 import type { Outbox } from '../transport/outbox.js';
@@ -31,6 +32,8 @@ export interface SessionContext {
   throttle?: AuthThrottle;
   /** The connection is TLS (then a ClientHello is not a mistake to report). */
   tls?: boolean;
+  /** Whether a version-4 client that offers BLAKE3 gets it (else every digest is SHA-256). */
+  blake3: boolean;
 }
 
 /**
@@ -46,6 +49,8 @@ export interface SessionIo {
   readonly outbox: Outbox;
   /** The protocol version agreed in the handshake. */
   readonly version: number;
+  /** The digest algorithm agreed in the handshake (PROTOCOL.md §11). */
+  readonly algorithm: DigestAlgorithm;
   readonly closed: boolean;
   send(message: Message): void;
   /** A refusal of one request: ERROR with its id; the connection stays usable. */

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { Deadline, type Timer } from '../clock.js';
+import type { DigestAlgorithm } from '../io/digest.js';
 import { FerryError, ProtocolError, WireErrorCode, type WireErrorName } from '../errors.js';
 import { Decoder, encodeMessage, ListFlag, type Message } from '../protocol/index.js';
 import { mapFsError } from '../storage/store.js';
@@ -98,6 +99,10 @@ export class Session implements SessionIo {
 
   get version(): number {
     return this.handshake.version;
+  }
+
+  get algorithm(): DigestAlgorithm {
+    return this.handshake.algorithm;
   }
 
   /** Work in flight: requests being answered or uploads under way. */
@@ -310,7 +315,7 @@ export class Session implements SessionIo {
         return;
       case 'STAT':
         this.run(message.id, async () => {
-          const entry = await this.working(store.stat(message.name));
+          const entry = await this.working(store.stat(message.name, this.algorithm));
           this.send({ type: 'ENTRY', id: message.id, entry: toWire(entry) });
         });
         return;
@@ -331,15 +336,15 @@ export class Session implements SessionIo {
       case 'PROBE_UPLOAD':
         this.run(message.id, async () => {
           handshake.requireVersion(2, 'PROBE_UPLOAD');
-          const { offset, sha256 } = await this.working(store.probeUpload(message.name, message.size));
-          this.send({ type: 'PARTIAL', id: message.id, offset, sha256 });
+          const { offset, digest } = await this.working(store.probeUpload(message.name, message.size, this.algorithm));
+          this.send({ type: 'PARTIAL', id: message.id, offset, digest });
         });
         return;
       case 'HASH_PREFIX':
         this.run(message.id, async () => {
           handshake.requireVersion(2, 'HASH_PREFIX');
-          const { offset, sha256 } = await this.working(store.hashPrefix(message.name, message.length));
-          this.send({ type: 'PARTIAL', id: message.id, offset, sha256 });
+          const { offset, digest } = await this.working(store.hashPrefix(message.name, message.length, this.algorithm));
+          this.send({ type: 'PARTIAL', id: message.id, offset, digest });
         });
         return;
       default:

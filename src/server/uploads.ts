@@ -25,7 +25,7 @@ interface IncomingPut {
   /** Refused: the rest of its body and its PUT_END are read and dropped. */
   refused: boolean;
   /** The client's digest from PUT_END, once it has arrived. */
-  expectedSha: Buffer | undefined;
+  expectedDigest: Buffer | undefined;
   /** Gives back the open-file slot (idempotent). */
   release: () => void;
 }
@@ -89,6 +89,7 @@ export class Uploads {
       size: put.declaredSize,
       resume,
       mtimeMs: message.flags & PutFlag.MTIME ? message.mtimeMs : undefined,
+      algorithm: this.io.algorithm,
     };
     // Nothing of the body is read until the temporary is open (or the put refused).
     if (!awaitReady) this.io.pause(`put-setup-${put.id}`);
@@ -124,7 +125,7 @@ export class Uploads {
     }
     put.upload = upload;
     if (awaitReady) {
-      this.io.send({ type: 'PUT_READY', id: put.id, offset: upload.offset, prefixSha256: upload.prefixSha256 });
+      this.io.send({ type: 'PUT_READY', id: put.id, offset: upload.offset, prefixDigest: upload.prefixDigest });
       if (upload.offset > 0) this.io.ctx.log.info({ peer: this.io.peer, name: put.name, offset: upload.offset }, 'resuming upload');
       this.io.decoder.expectBody(put.id, put.declaredSize === undefined ? 'chunked' : put.declaredSize - upload.offset);
     } else {
@@ -143,7 +144,7 @@ export class Uploads {
       this.io.decoder.cancelAwait(put.id);
     } else {
       this.io.resume(`put-setup-${put.id}`);
-      if (put.expectedSha !== undefined) this.puts.delete(put.id); // its PUT_END came already
+      if (put.expectedDigest !== undefined) this.puts.delete(put.id); // its PUT_END came already
     }
   }
 
@@ -181,8 +182,8 @@ export class Uploads {
   end(message: MessageOf<'PUT_END'>): void {
     const put = this.puts.get(message.id);
     if (!put || !put.bodyDone) throw new ProtocolError(`PUT_END for request ${message.id} without a finished body`);
-    if (put.expectedSha !== undefined) throw new ProtocolError(`PUT_END sent twice for request ${message.id}`);
-    put.expectedSha = message.sha256;
+    if (put.expectedDigest !== undefined) throw new ProtocolError(`PUT_END sent twice for request ${message.id}`);
+    put.expectedDigest = message.digest;
     if (put.refused) {
       this.puts.delete(put.id);
       return;
@@ -191,11 +192,11 @@ export class Uploads {
   }
 
   private maybeCommit(put: IncomingPut): void {
-    const { upload, expectedSha } = put;
-    if (!upload || !put.bodyDone || expectedSha === undefined) return;
+    const { upload, expectedDigest } = put;
+    if (!upload || !put.bodyDone || expectedDigest === undefined) return;
     put.upload = undefined; // committing: from here the commit owns the temporary
     const io = this.io;
-    const commit = io.working(upload.commit({ size: put.declaredSize, sha256: expectedSha })).then(
+    const commit = io.working(upload.commit({ size: put.declaredSize, digest: expectedDigest })).then(
       (entry) =>
         io.guard(() => {
           io.ctx.log.info({ peer: io.peer, name: entry.name, size: entry.size }, 'stored');
@@ -221,7 +222,7 @@ export class Uploads {
    */
   cutOff(): void {
     for (const put of [...this.puts.values()]) {
-      if (put.expectedSha !== undefined) continue; // committing (or a refusal being drained)
+      if (put.expectedDigest !== undefined) continue; // committing (or a refusal being drained)
       this.puts.delete(put.id);
       if (!put.upload) continue; // its setup sees it gone and cleans up
       const upload = put.upload;
@@ -264,7 +265,7 @@ export class Uploads {
       upload: undefined,
       bodyDone: false,
       refused: state.refused,
-      expectedSha: undefined,
+      expectedDigest: undefined,
       release: () => undefined,
     };
   }
@@ -276,6 +277,6 @@ export function toWire(entry: StoredEntry): WireEntry {
     kind: entry.kind,
     size: entry.size,
     mtimeMs: entry.mtimeMs,
-    sha256: entry.sha256, // all zero for folders (the store's entries say so)
+    digest: entry.digest, // all zero for folders (the store's entries say so)
   };
 }

@@ -310,7 +310,7 @@ class RawConnection {
     }
     this.state = 'finished';
     this.ctx.log.info(
-      { peer: this.peer, name: entry.name, size: entry.size, sha256: entry.sha256.toString('hex') },
+      { peer: this.peer, name: entry.name, size: entry.size, sha256: entry.digest.toString('hex') },
       'raw upload stored',
     );
     // Closing our side tells the sender the file is stored (it waits for this).

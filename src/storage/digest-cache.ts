@@ -1,24 +1,31 @@
 import { createHash } from 'node:crypto';
 import { constants, promises as fs, type Stats } from 'node:fs';
+import { isDigestAlgorithm, type DigestAlgorithm } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { isCode, type Folder, type SafeRoot } from './safe-path.js';
 
 /**
- * The sha256 of every stored file, kept beside the store in `.ferry/meta/` so listing and
- * downloading never rehash. A record names the inode, size and mtime it was computed for;
- * if the file no longer matches (changed by hand, or a crash between the two renames of a
- * commit), the record is ignored and the file is hashed again. Records are reached through
- * the store's safe walk from the pinned `meta` folder, like stored files.
+ * The digests of every stored file, kept beside the store in `.ferry/meta/` so listing and
+ * downloading never rehash. A record holds a digest per algorithm it was asked for (the one
+ * the file was uploaded with, others computed on first demand) and names the inode, size and
+ * mtime they were computed for; if the file no longer matches (changed by hand, or a crash
+ * between the two renames of a commit), the record is ignored and the file is hashed again.
+ * Records are reached through the store's safe walk from the pinned `meta` folder, like
+ * stored files.
  */
 export interface DigestRecord {
-  sha256: Buffer;
+  digests: Partial<Record<DigestAlgorithm, Buffer>>;
   size: number;
   mtimeMs: number;
   ino: number;
 }
 
-/** Fixed record size: hex digest (64), three numbers of at most 16 digits, separators. */
-const RECORD_LENGTH = 128;
+/**
+ * Fixed record size: `algorithm:hex` per algorithm (7 + 1 + 64 each), three numbers of at most
+ * 16 digits, separators. Version 0.1's records (128 bytes, a bare sha256 hex first) still parse.
+ */
+const RECORD_LENGTH = 256;
+const HEX_DIGEST = /^[0-9a-f]{64}$/;
 
 export class DigestCache {
   constructor(
@@ -53,9 +60,7 @@ export class DigestCache {
       throw error;
     }
     if (text === undefined) return undefined;
-    const [hex, size, mtimeMs, ino] = text.trim().split(' ');
-    if (hex === undefined || !/^[0-9a-f]{64}$/.test(hex)) return undefined;
-    return { sha256: Buffer.from(hex, 'hex'), size: Number(size), mtimeMs: Number(mtimeMs), ino: Number(ino) };
+    return parseRecord(text);
   }
 
   /**
@@ -65,7 +70,8 @@ export class DigestCache {
    * names another inode, and the file is hashed again. For the same reason it is never fsynced.
    */
   async write(name: string, record: DigestRecord): Promise<void> {
-    const text = `${record.sha256.toString('hex')} ${record.size} ${record.mtimeMs} ${record.ino}`.padEnd(RECORD_LENGTH - 1) + '\n';
+    const digests = Object.entries(record.digests).map(([algorithm, digest]) => `${algorithm}:${digest.toString('hex')}`);
+    const text = `${digests.join(' ')} ${record.size} ${record.mtimeMs} ${record.ino}`.padEnd(RECORD_LENGTH - 1) + '\n';
     await this.inRecordFolder(name, true, async (folder, file) => {
       const handle = await fs.open(folder.entry(file), constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
       try {
@@ -80,13 +86,19 @@ export class DigestCache {
     await this.inRecordFolder(name, false, (folder, file) => fs.rm(folder.entry(file), { force: true }));
   }
 
-  /** The sha256 of an open file, from the record if it still describes this very file. */
-  async digestOf(name: string, handle: fs.FileHandle, stats: Stats): Promise<Buffer> {
+  /**
+   * The digest of an open file in `algorithm`, from the record if it still describes this very
+   * file; otherwise computed and added to the record (keeping its other algorithms' digests).
+   */
+  async digestOf(name: string, handle: fs.FileHandle, stats: Stats, algorithm: DigestAlgorithm): Promise<Buffer> {
     const record = await this.read(name);
-    if (record && matches(record, stats)) return record.sha256;
-    const sha256 = await hashHandle(handle, stats.size);
-    await this.write(name, { sha256, size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), ino: stats.ino });
-    return sha256;
+    const current = record && matches(record, stats) ? record : undefined;
+    const known = current?.digests[algorithm];
+    if (known) return known;
+    const digest = (await hashPrefix(handle, stats.size, algorithm)).peek();
+    const digests = { ...current?.digests, [algorithm]: digest };
+    await this.write(name, { digests, size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), ino: stats.ino });
+    return digest;
   }
 }
 
@@ -94,6 +106,18 @@ export function matches(record: DigestRecord, stats: Stats): boolean {
   return record.size === stats.size && record.mtimeMs === Math.trunc(stats.mtimeMs) && record.ino === stats.ino;
 }
 
-async function hashHandle(handle: fs.FileHandle, size: number): Promise<Buffer> {
-  return (await hashPrefix(handle, size)).digest();
+/** `[algorithm:hex …] size mtime ino`; a bare hex first is a sha256 (version 0.1). */
+function parseRecord(text: string): DigestRecord | undefined {
+  const fields = text.trim().split(' ');
+  if (fields.length < 4) return undefined;
+  const [size, mtimeMs, ino] = fields.slice(-3).map(Number) as [number, number, number];
+  const digests: DigestRecord['digests'] = {};
+  for (const field of fields.slice(0, -3)) {
+    const colon = field.indexOf(':');
+    const algorithm = colon < 0 ? 'sha256' : field.slice(0, colon);
+    const hex = field.slice(colon + 1);
+    if (!isDigestAlgorithm(algorithm) || !HEX_DIGEST.test(hex)) return undefined;
+    digests[algorithm] = Buffer.from(hex, 'hex');
+  }
+  return { digests, size, mtimeMs, ino };
 }

@@ -1,11 +1,12 @@
 import { constants, lstatSync, promises as fs, type Dirent } from 'node:fs';
 import { FerryError } from '../errors.js';
+import type { DigestAlgorithm } from '../io/digest.js';
 import { nameProblem, normalizePrefix } from '../protocol/names.js';
 import { checkName } from './errors.js';
 import { isCode, notFound, type Folder } from './safe-path.js';
 import type { ListOptions, OpenedFile, StoredEntry, StoreParts } from './types.js';
 
-const ZERO_SHA = Buffer.alloc(32);
+const NO_DIGEST = Buffer.alloc(32);
 /** Entries per batch of `listStream`. */
 const LIST_BATCH = 1000;
 /** O_NONBLOCK: opening a FIFO planted in the root must not hang; no effect on regular files. */
@@ -16,26 +17,26 @@ export class Reader {
   constructor(private readonly parts: StoreParts) {}
 
   /** Opens a file for download; the handle keeps reading this version even if it is replaced. */
-  async openRead(name: string): Promise<OpenedFile> {
+  async openRead(name: string, algorithm: DigestAlgorithm): Promise<OpenedFile> {
     checkName(name);
     return this.parts.root.inParent(
       name,
       {},
-      (folder, leaf) => this.openIn(folder, leaf, name),
+      (folder, leaf) => this.openIn(folder, leaf, name, algorithm),
       () => {
         throw notFound(name);
       },
     );
   }
 
-  async stat(name: string): Promise<StoredEntry> {
-    const opened = await this.openRead(name);
+  async stat(name: string, algorithm: DigestAlgorithm): Promise<StoredEntry> {
+    const opened = await this.openRead(name, algorithm);
     await opened.handle.close();
-    return { name, kind: 'file', size: opened.size, mtimeMs: opened.mtimeMs, sha256: opened.sha256 };
+    return { name, kind: 'file', size: opened.size, mtimeMs: opened.mtimeMs, digest: opened.digest };
   }
 
   /** Opens the regular file `leaf` of `folder` (stored as `name`) without following a link. */
-  private async openIn(folder: Folder, leaf: string, name: string): Promise<OpenedFile> {
+  private async openIn(folder: Folder, leaf: string, name: string, algorithm: DigestAlgorithm): Promise<OpenedFile> {
     let handle: fs.FileHandle;
     try {
       handle = await fs.open(folder.entry(leaf), READ_FLAGS);
@@ -47,8 +48,8 @@ export class Reader {
     try {
       const stats = await handle.stat();
       if (!stats.isFile()) throw stats.isDirectory() ? new FerryError('CONFLICT', `"${name}" is a folder`) : notFound(name);
-      const sha256 = await this.parts.digests.digestOf(name, handle, stats);
-      return { handle, size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), sha256 };
+      const digest = await this.parts.digests.digestOf(name, handle, stats, algorithm);
+      return { handle, size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), digest };
     } catch (error) {
       await handle.close();
       throw error;
@@ -82,6 +83,7 @@ export class Reader {
    */
   async *listStream(prefix: string, recursive: boolean, options: ListOptions = {}): AsyncGenerator<StoredEntry[]> {
     const folderName = normalizePrefix(prefix);
+    const algorithm = options.algorithm ?? 'sha256';
     const components = folderName === '' ? [] : folderName.split('/');
     if (folderName !== '') checkName(folderName);
     const missing = (): StoredEntry[] => {
@@ -100,9 +102,9 @@ export class Reader {
           const folder = await this.parts.root.openFolder([leaf], { from: parent, name: folderName }).catch(async (error: unknown) => {
             if (!(error instanceof FerryError && error.code === 'CONFLICT')) throw error;
             // Not a folder: a file of that name is listed alone.
-            const opened = await this.openIn(parent, leaf, folderName);
+            const opened = await this.openIn(parent, leaf, folderName, algorithm);
             await opened.handle.close();
-            return [{ name: folderName, kind: 'file', size: opened.size, mtimeMs: opened.mtimeMs, sha256: opened.sha256 } as StoredEntry];
+            return [{ name: folderName, kind: 'file', size: opened.size, mtimeMs: opened.mtimeMs, digest: opened.digest } as StoredEntry];
           });
           return folder ?? missing();
         },
@@ -115,7 +117,7 @@ export class Reader {
     }
     const batch: StoredEntry[] = [];
     try {
-      for await (const entry of this.walk(top, recursive)) {
+      for await (const entry of this.walk(top, recursive, algorithm)) {
         batch.push(entry);
         if (batch.length >= LIST_BATCH) yield batch.splice(0);
       }
@@ -129,7 +131,7 @@ export class Reader {
    * Entries of `folder` in full-name order: each folder's names sorted, with "/" after the
    * names of sub-folders when they are walked into (so "a-b" comes before the files of "a/").
    */
-  private async *walk(folder: Folder, recursive: boolean): AsyncGenerator<StoredEntry> {
+  private async *walk(folder: Folder, recursive: boolean, algorithm: DigestAlgorithm): AsyncGenerator<StoredEntry> {
     let dirents: Dirent[];
     try {
       dirents = await fs.readdir(folder.path, { withFileTypes: true });
@@ -144,7 +146,7 @@ export class Reader {
       if (nameProblem(name) !== undefined) continue; // .ferry, and anything placed by hand that ferry could not name
       if (dirent.isDirectory()) {
         if (!recursive) {
-          yield { name, kind: 'folder', size: 0, mtimeMs: 0, sha256: ZERO_SHA };
+          yield { name, kind: 'folder', size: 0, mtimeMs: 0, digest: NO_DIGEST };
           continue;
         }
         let child: Folder | undefined;
@@ -156,15 +158,15 @@ export class Reader {
         }
         if (child === undefined) continue;
         try {
-          yield* this.walk(child, true);
+          yield* this.walk(child, true, algorithm);
         } finally {
           await child.close();
         }
       } else if (dirent.isFile()) {
         try {
-          const opened = await this.openIn(folder, dirent.name, name);
+          const opened = await this.openIn(folder, dirent.name, name, algorithm);
           await opened.handle.close();
-          yield { name, kind: 'file', size: opened.size, mtimeMs: opened.mtimeMs, sha256: opened.sha256 };
+          yield { name, kind: 'file', size: opened.size, mtimeMs: opened.mtimeMs, digest: opened.digest };
         } catch (error) {
           if (!(error instanceof FerryError && error.code === 'NOT_FOUND')) throw error;
         }

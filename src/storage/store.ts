@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { systemClock } from '../clock.js';
+import type { DigestAlgorithm } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { RESERVED_COMPONENT } from '../protocol/names.js';
 import { Activity } from './activity.js';
@@ -138,13 +139,14 @@ export class Store {
     return this.parts.root.pinned;
   }
 
-  stat(name: string): Promise<StoredEntry> {
-    return this.track(() => this.reader.stat(name));
+  /** The file `name`, its digest in `algorithm` (computed once and recorded if not yet known). */
+  stat(name: string, algorithm: DigestAlgorithm = 'sha256'): Promise<StoredEntry> {
+    return this.track(() => this.reader.stat(name, algorithm));
   }
 
   /** Opens a file for download; the handle keeps reading this version even if it is replaced. */
-  openRead(name: string): Promise<OpenedFile> {
-    return this.track(() => this.reader.openRead(name));
+  openRead(name: string, algorithm: DigestAlgorithm = 'sha256'): Promise<OpenedFile> {
+    return this.track(() => this.reader.openRead(name, algorithm));
   }
 
   /**
@@ -184,20 +186,21 @@ export class Store {
   }
 
   /**
-   * How much of an interrupted upload of (name, size) is kept, and the sha256 of those bytes.
-   * The hash state is remembered briefly so a resume right after does not reread them.
+   * How much of an interrupted upload of (name, size) is kept, and the digest of those bytes
+   * in `algorithm` (whatever the partial was started with: the bytes are hashed again). The
+   * hash state is remembered briefly so a resume right after does not reread them.
    */
-  probeUpload(name: string, size: number): Promise<{ offset: number; sha256: Buffer }> {
-    return this.track(() => this.uploads.probe(name, size));
+  probeUpload(name: string, size: number, algorithm: DigestAlgorithm = 'sha256'): Promise<{ offset: number; digest: Buffer }> {
+    return this.track(() => this.uploads.probe(name, size, algorithm));
   }
 
-  /** sha256 of the first `length` bytes of a stored file (clamped to its size): a download's resume check. */
-  async hashPrefix(name: string, length: number): Promise<{ offset: number; sha256: Buffer }> {
+  /** Digest of the first `length` bytes of a stored file (clamped to its size): a download's resume check. */
+  async hashPrefix(name: string, length: number, algorithm: DigestAlgorithm = 'sha256'): Promise<{ offset: number; digest: Buffer }> {
     return this.track(async () => {
-      const opened = await this.reader.openRead(name);
+      const opened = await this.reader.openRead(name, algorithm);
       try {
         const offset = Math.min(length, opened.size);
-        return { offset, sha256: (await hashPrefix(opened.handle, offset)).digest() };
+        return { offset, digest: (await hashPrefix(opened.handle, offset, algorithm)).peek() };
       } finally {
         await opened.handle.close();
       }

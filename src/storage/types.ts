@@ -1,5 +1,6 @@
 import type { promises as fs } from 'node:fs';
 import type { Clock } from '../clock.js';
+import type { DigestAlgorithm } from '../io/digest.js';
 import type { Activity } from './activity.js';
 import type { DigestCache } from './digest-cache.js';
 import type { NameLocks } from './locks.js';
@@ -12,7 +13,8 @@ export interface StoredEntry {
   kind: 'file' | 'folder';
   size: number;
   mtimeMs: number;
-  sha256: Buffer;
+  /** In the algorithm the caller asked for (all zero for a folder). */
+  digest: Buffer;
 }
 
 export interface StoreOptions {
@@ -50,18 +52,23 @@ export interface UploadOptions {
   resume?: boolean;
   /** Modification time to give the stored file (ms since the epoch), instead of the commit's. */
   mtimeMs?: number;
+  /** The algorithm the upload is verified with and its digest recorded in (default sha256). */
+  algorithm?: DigestAlgorithm;
 }
 
 export interface OpenedFile {
   handle: fs.FileHandle;
   size: number;
   mtimeMs: number;
-  sha256: Buffer;
+  /** In the algorithm the caller asked for. */
+  digest: Buffer;
 }
 
 export interface ListOptions {
   /** A prefix naming no folder: an empty listing (protocol 2's behaviour, the default) or NOT_FOUND. */
   missing?: 'empty' | 'error';
+  /** The algorithm of the entries' digests (default sha256). */
+  algorithm?: DigestAlgorithm;
 }
 
 /** The parts of one store, shared by its reading, upload and removal modules. */

@@ -1,7 +1,8 @@
-import { randomBytes, type Hash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { constants, lstatSync, promises as fs, type Stats } from 'node:fs';
 import { FerryError } from '../errors.js';
 import { nameProblem } from '../protocol/names.js';
+import { createHasher, EMPTY_DIGEST, type DigestAlgorithm, type Hasher } from '../io/digest.js';
 import { InlineDigester } from '../io/digester.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { FileSink } from '../io/file-sink.js';
@@ -14,7 +15,7 @@ import type { StoredEntry, StoreParts, UploadOptions } from './types.js';
 /** A probed partial: its length and the hash of those bytes, kept to be continued. */
 interface ProbedPartial {
   offset: number;
-  hash: Hash;
+  hasher: Hasher;
   expires: number;
 }
 
@@ -29,11 +30,8 @@ const RESERVE_STEP = 1024 * 1024;
 const SYNC_EVERY = 16 * 1024 * 1024;
 /** Bytes written past the last finished background sync before writing waits for it. */
 const MAX_UNSYNCED = 64 * 1024 * 1024;
-/** sha256 of zero bytes. */
-export const EMPTY_SHA = Buffer.from('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'hex');
-
-function probeKey(name: string, size: number): string {
-  return `${size}\0${name}`;
+function probeKey(name: string, size: number, algorithm: DigestAlgorithm): string {
+  return `${algorithm}\0${size}\0${name}`;
 }
 
 /** Uploads: checks before any byte, private temporaries, resumes, and the atomic commit. */
@@ -109,20 +107,21 @@ export class Uploads {
       reservation = Math.max(size, held);
       await this.ensureDisk(size - Math.min(held, size), name.split('/').length);
       handle = await fs.open(this.parts.tmp.entry(tempName), constants.O_RDWR | constants.O_NOFOLLOW);
-      const key = probeKey(name, size);
+      const algorithm = options.algorithm ?? 'sha256';
+      const key = probeKey(name, size, algorithm);
       const probe = this.probed.get(key);
       this.probed.delete(key);
       // Continue the hash computed by the probe when the partial is unchanged since.
       let offset = Math.min(held, size);
-      let hash: Hash;
+      let hasher: Hasher;
       if (probe && probe.offset <= offset && probe.expires > this.parts.clock.now()) {
         offset = probe.offset;
-        hash = probe.hash;
+        hasher = probe.hasher;
       } else {
-        hash = await hashPrefix(handle, offset);
+        hasher = await hashPrefix(handle, offset, algorithm);
       }
       await handle.truncate(offset);
-      return new Upload(this, this.parts, name, options, handle, tempName, offset, hash, reservation);
+      return new Upload(this, this.parts, name, options, handle, tempName, offset, hasher, reservation);
     } catch (error) {
       await handle?.close();
       await fs.rm(this.parts.tmp.entry(tempName), { force: true });
@@ -154,27 +153,27 @@ export class Uploads {
   }
 
   /**
-   * How much of an interrupted upload of (name, size) is kept, and the sha256 of those bytes.
+   * How much of an interrupted upload of (name, size) is kept, and the digest of those bytes.
    * The hash state is remembered briefly so a resume right after does not reread them.
    */
-  async probe(name: string, size: number): Promise<{ offset: number; sha256: Buffer }> {
+  async probe(name: string, size: number, algorithm: DigestAlgorithm): Promise<{ offset: number; digest: Buffer }> {
     checkName(name);
     const { partials, ledger, clock } = this.parts;
-    if (partials.sizeOf(name, size) === 0) return { offset: 0, sha256: EMPTY_SHA };
+    if (partials.sizeOf(name, size) === 0) return { offset: 0, digest: EMPTY_DIGEST[algorithm] };
     const claimed = await partials.claim(name, size);
-    if (claimed === undefined) return { offset: 0, sha256: EMPTY_SHA };
+    if (claimed === undefined) return { offset: 0, digest: EMPTY_DIGEST[algorithm] };
     const offset = Math.min(claimed.held, size);
     try {
       const handle = await fs.open(this.parts.tmp.entry(claimed.tempName), constants.O_RDONLY | constants.O_NOFOLLOW);
-      let hash: Hash;
+      let hasher: Hasher;
       try {
-        hash = await hashPrefix(handle, offset);
+        hasher = await hashPrefix(handle, offset, algorithm);
       } finally {
         await handle.close();
       }
       if (this.probed.size >= PROBE_CACHE_MAX) this.probed.clear();
-      this.probed.set(probeKey(name, size), { offset, hash, expires: clock.now() + PROBE_CACHE_MS });
-      return { offset, sha256: hash.copy().digest() };
+      this.probed.set(probeKey(name, size, algorithm), { offset, hasher, expires: clock.now() + PROBE_CACHE_MS });
+      return { offset, digest: hasher.peek() };
     } finally {
       ledger.release(claimed.held);
       await partials.keep(claimed.tempName, name, size, claimed.held);
@@ -182,7 +181,7 @@ export class Uploads {
   }
 
   /** Moves a finished temporary into place under the name lock (see Upload.commit). */
-  async commit(name: string, tempName: string, options: UploadOptions, sha256: Buffer, stats: Stats): Promise<{ entry: StoredEntry; replaced: number }> {
+  async commit(name: string, tempName: string, options: UploadOptions, digest: Buffer, stats: Stats): Promise<{ entry: StoredEntry; replaced: number }> {
     const { root, locks, syncs, digests } = this.parts;
     const components = name.split('/');
     const leaf = components.pop()!;
@@ -211,7 +210,7 @@ export class Uploads {
         const mtimeMs = Math.trunc(stats.mtimeMs);
         // Record first: if we crash between the two renames the record names the wrong inode
         // and is ignored, so a stale digest can never be served.
-        await digests.write(finalName, { sha256, size: stats.size, mtimeMs, ino: stats.ino });
+        await digests.write(finalName, { digests: { [options.algorithm ?? 'sha256']: digest }, size: stats.size, mtimeMs, ino: stats.ino });
         try {
           await fs.rename(this.parts.tmp.entry(tempName), folder.entry(finalLeaf));
         } catch (error) {
@@ -224,7 +223,7 @@ export class Uploads {
           await syncs.pathDurable(components);
         }
         const replaced = existing?.isFile() ? existing.size : 0;
-        return { entry: { name: finalName, kind: 'file', size: stats.size, mtimeMs, sha256 }, replaced };
+        return { entry: { name: finalName, kind: 'file', size: stats.size, mtimeMs, digest }, replaced };
       } catch (error) {
         await folder.close();
         // A refused commit leaves no folder it made behind.
@@ -270,8 +269,10 @@ export class Uploads {
 export class Upload {
   readonly sink: FileSink;
   private done = false;
-  /** sha256 of the first `offset` bytes. */
-  readonly prefixSha256: Buffer;
+  /** The algorithm this upload is verified in. */
+  readonly algorithm: DigestAlgorithm;
+  /** Digest of the first `offset` bytes. */
+  readonly prefixDigest: Buffer;
 
   constructor(
     private readonly uploads: Uploads,
@@ -282,14 +283,16 @@ export class Upload {
     private readonly tempName: string,
     /** Bytes already held from an interrupted upload; the body continues from here. */
     readonly offset: number,
-    prefixHash: Hash | undefined,
+    prefixHasher: Hasher | undefined,
     /** Bytes of space reserved for this upload (its whole eventual size). */
     private reservation: number,
   ) {
     // The server hashes on its event loop: measured on 2 cores (where the client hashes too),
     // a hashing thread made 1 GiB uploads ~7% faster but cost ~13 MB of server memory.
-    this.sink = new FileSink(handle, offset, new InlineDigester(prefixHash), parts.fsync ? { syncEvery: SYNC_EVERY, maxUnsynced: MAX_UNSYNCED } : {});
-    this.prefixSha256 = prefixHash ? prefixHash.copy().digest() : EMPTY_SHA;
+    this.algorithm = options.algorithm ?? 'sha256';
+    const hasher = prefixHasher ?? createHasher(this.algorithm);
+    this.prefixDigest = prefixHasher ? prefixHasher.peek() : EMPTY_DIGEST[this.algorithm];
+    this.sink = new FileSink(handle, offset, new InlineDigester(hasher), parts.fsync ? { syncEvery: SYNC_EVERY, maxUnsynced: MAX_UNSYNCED } : {});
     uploads.active.add(this);
   }
 
@@ -319,7 +322,8 @@ export class Upload {
     return this.sink.write(chunk);
   }
 
-  async commit(expected: { size?: number; sha256?: Buffer }): Promise<StoredEntry> {
+  /** Publishes the file if it has the expected size and digest (in this upload's algorithm). */
+  async commit(expected: { size?: number; digest?: Buffer }): Promise<StoredEntry> {
     this.done = true;
     return this.parts.activity.track(() => this.commitNow(expected)).catch(async (error: unknown) => {
       await this.discard(); // the store closed first
@@ -327,21 +331,21 @@ export class Upload {
     });
   }
 
-  private async commitNow(expected: { size?: number; sha256?: Buffer }): Promise<StoredEntry> {
+  private async commitNow(expected: { size?: number; digest?: Buffer }): Promise<StoredEntry> {
     try {
-      const { size, sha256 } = await this.sink.finish();
+      const { size, digest } = await this.sink.finish();
       if (expected.size !== undefined && size !== expected.size) {
         throw new FerryError('INTEGRITY', `received ${size} bytes but ${expected.size} were declared`);
       }
-      if (expected.sha256 !== undefined && !expected.sha256.equals(sha256)) {
-        throw new FerryError('INTEGRITY', `sha256 mismatch: the bytes received are not the bytes sent`);
+      if (expected.digest !== undefined && !expected.digest.equals(digest)) {
+        throw new FerryError('INTEGRITY', `${this.algorithm} mismatch: the bytes received are not the bytes sent`);
       }
       // The client's modification time (put -p), set before the sync so it is as durable as the bytes.
       if (this.options.mtimeMs !== undefined) await this.handle.utimes(new Date(), new Date(this.options.mtimeMs));
       if (this.parts.fsync) await this.handle.sync();
       const stats = await this.handle.stat();
       await this.handle.close();
-      const { entry, replaced } = await this.uploads.commit(this.name, this.tempName, this.options, sha256, stats);
+      const { entry, replaced } = await this.uploads.commit(this.name, this.tempName, this.options, digest, stats);
       this.parts.ledger.storedChanged(stats.size - replaced);
       this.finished();
       return entry;

@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { runCli, serveForSuite, startServeProcess, type ServeProcess } from '../helpers/cli.js';
-import { randomData, sha256 } from '../helpers/fixtures.js';
+import { assertDigest, digestHex, randomData } from '../helpers/fixtures.js';
 
 /** An expected error: exactly one line on stderr, no stack trace. */
 function assertOneLineError(stderr: string, pattern: RegExp): void {
@@ -27,7 +27,7 @@ describe('ferry CLI', () => {
     await fs.writeFile(file, data);
     const put = await runCli(['put', file, '-s', s]);
     assert.equal(put.code, 0, put.stderr);
-    assert.match(put.stdout, new RegExp(`stored report\\.pdf .*sha256 ${sha256(data)}.*/s\\)`));
+    assert.match(put.stdout, new RegExp(`stored report\\.pdf .*blake3 ${digestHex('blake3', data)}.*/s\\)`));
 
     const asFolder = await runCli(['put', file, '--as', 'a/b.txt', '-s', s, '--quiet']);
     assert.equal(asFolder.code, 0);
@@ -36,10 +36,10 @@ describe('ferry CLI', () => {
     const ls = await runCli(['ls', '-s', s]);
     assert.equal(ls.code, 0);
     assert.match(ls.stdout, /^\d{4}-\d\d-\d\d \d\d:\d\d {2}100000 {2}[0-9a-f]{12} {2}a\/b\.txt$/m);
-    const json = JSON.parse((await runCli(['ls', '--json', '-s', s])).stdout) as { name: string; size: number; mtime: string; sha256: string }[];
+    const json = JSON.parse((await runCli(['ls', '--json', '-s', s])).stdout) as { name: string; size: number; mtime: string; algorithm: 'sha256' | 'blake3'; digest: string }[];
     assert.deepEqual(json.map((e) => e.name), ['a/b.txt', 'report.pdf']);
-    assert.deepEqual(Object.keys(json[0]!), ['name', 'size', 'mtime', 'sha256']);
-    assert.equal(json[1]!.sha256, sha256(data));
+    assert.deepEqual(Object.keys(json[0]!), ['name', 'size', 'mtime', 'algorithm', 'digest']);
+    assertDigest(json[1]!, data);
     assert.ok(!Number.isNaN(Date.parse(json[1]!.mtime)));
 
     const stat = await runCli(['stat', 'report.pdf', '--json', '-s', s]);
@@ -66,7 +66,7 @@ describe('ferry CLI', () => {
     const kept = path.join(work, 'server_downloaded_student_info.txt');
     const result = await runCli(['roundtrip', original, '--as', 'student_info_from_client.txt', '-o', kept, '-s', s]);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /^identical: .*student_info\.txt.*\(17 bytes.*sha256 [0-9a-f]{64}\)\n$/);
+    assert.match(result.stdout, /^identical: .*student_info\.txt.*\(17 bytes.*blake3 [0-9a-f]{64}\)\n$/);
     assert.equal(await fs.readFile(kept, 'utf8'), 'Name: Ada\nID: 42\n');
     const noKeep = await runCli(['roundtrip', original, '--as', 'rt2.txt', '-s', s]);
     assert.equal(noKeep.code, 0);

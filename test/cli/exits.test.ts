@@ -28,7 +28,7 @@ async function timed(args: string[], options: Parameters<typeof runCli>[1] = {})
 function notFoundOr(onTransfer: (m: Message, socket: net.Socket) => void): (m: Message, socket: net.Socket) => void {
   return (m, socket) => {
     if (m.type === 'STAT' || m.type === 'PROBE_UPLOAD') {
-      if (m.type === 'PROBE_UPLOAD') socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset: 0, sha256: Buffer.alloc(32) }));
+      if (m.type === 'PROBE_UPLOAD') socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset: 0, digest: Buffer.alloc(32) }));
       else socket.write(encodeMessage({ type: 'ERROR', id: m.id, code: WireErrorCode.NOT_FOUND, message: 'no file named "x"' }));
     } else {
       onTransfer(m, socket);
@@ -39,7 +39,7 @@ function notFoundOr(onTransfer: (m: Message, socket: net.Socket) => void): (m: M
 /** Accepts a PUT, takes about 2 MiB of its body, then drops the connection as a dying server would. */
 function dieDuringUpload(m: Message, socket: net.Socket): void {
   if (m.type !== 'PUT') return;
-  socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixSha256: Buffer.alloc(32) }));
+  socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixDigest: Buffer.alloc(32) }));
   let received = 0;
   socket.on('data', (chunk: Buffer) => {
     received += chunk.length;
@@ -74,7 +74,7 @@ describe('ferry exits within its deadlines on every path', { timeout: 120_000 },
     const fake = await startFakeServer(
       notFoundOr((m, socket) => {
         if (m.type !== 'GET') return;
-        socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, sha256: Buffer.alloc(32) }));
+        socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, digest: Buffer.alloc(32) }));
         socket.write(Buffer.alloc(2 * 1024 * 1024), () => socket.resetAndDestroy());
       }),
     );
@@ -94,7 +94,7 @@ describe('ferry exits within its deadlines on every path', { timeout: 120_000 },
     const fake = await startFakeServer(
       notFoundOr((m, socket) => {
         if (m.type !== 'GET') return;
-        socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 8 * 1024 * 1024, offset: 0, mtimeMs: 0, sha256: Buffer.alloc(32) }));
+        socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 8 * 1024 * 1024, offset: 0, mtimeMs: 0, digest: Buffer.alloc(32) }));
         socket.write(Buffer.alloc(64 * 1024)); // then nothing
       }),
     );
@@ -157,7 +157,7 @@ describe('Ctrl-C during a transfer on a terminal', { timeout: 30_000 }, () => {
     const fake = await startFakeServer(
       notFoundOr((m, socket) => {
         if (m.type !== 'GET') return;
-        socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, sha256: Buffer.alloc(32) }));
+        socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, digest: Buffer.alloc(32) }));
         timer = setInterval(() => (socket.destroyed ? clearInterval(timer) : socket.write(Buffer.alloc(64 * 1024))), 50);
       }),
     );

@@ -10,7 +10,7 @@ interface Row {
   name: string;
   local: string;
   size: number;
-  sha256: string;
+  digest: string;
   skipped?: string;
   resumedFrom: number;
 }
@@ -70,7 +70,7 @@ describe('ferry CLI: re-runs converge, and get -o writes where cp would', () => 
     assert.equal(single.code, 0, single.stderr);
     const singleAgain = await runCli(['get', 'src.bin', '-o', path.join(work, 'copy.bin'), '-s', s]);
     assert.equal(singleAgain.code, 0, singleAgain.stderr);
-    assert.match(singleAgain.stdout, /^skipped .*copy\.bin already holds src\.bin, identical {2}48\.8 KiB {2}sha256 [0-9a-f]{64}\n$/);
+    assert.match(singleAgain.stdout, /^skipped .*copy\.bin already holds src\.bin, identical {2}48\.8 KiB {2}blake3 [0-9a-f]{64}\n$/);
   });
 
   it('get -p keeps the stored modification time; a replaced file keeps its mode, like cp', async () => {

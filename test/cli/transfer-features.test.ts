@@ -5,7 +5,7 @@ import { before, describe, it } from 'node:test';
 import { encodeMessage, PutFlag } from '../../src/protocol/index.js';
 import { runCli, serveForSuite, type ServeProcess } from '../helpers/cli.js';
 import { startFakeServer } from '../helpers/fake-server.js';
-import { randomData, sha256, treeOf } from '../helpers/fixtures.js';
+import { assertDigest, randomData, treeOf } from '../helpers/fixtures.js';
 import { RawPeer } from '../helpers/raw-peer.js';
 
 /** Builds a tree with nested folders, spaces and unicode names; returns its relative file paths. */
@@ -106,7 +106,7 @@ describe('ferry CLI: folders, many files, pipes, resume', () => {
     const data = randomData(300_000);
     const put = await runCli(['put', '-', '--as', 'piped.bin', '-s', s, '--json'], { input: data.toString('latin1') });
     assert.equal(put.code, 0, put.stderr);
-    assert.equal((JSON.parse(put.stdout) as { sha256: string }).sha256, sha256(data));
+    assertDigest(JSON.parse(put.stdout) as { digest: string; algorithm: 'sha256' | 'blake3' }, data);
     const get = await runCli(['get', 'piped.bin', '-o', '-', '-s', s], { binary: true });
     assert.equal(get.code, 0, get.stderr);
     assert.ok(get.stdoutBytes!.equals(data));
@@ -158,7 +158,7 @@ describe('ferry CLI: folders, many files, pipes, resume', () => {
     for (const evil of ['../x', 'photos/../../x', 'elsewhere/x']) {
       const fake = await startFakeServer((m, socket) => {
         if (m.type === 'LIST') {
-          socket.write(encodeMessage({ type: 'ENTRIES', id: m.id, more: false, entries: [{ name: evil, kind: 'file', size: 1, mtimeMs: 0, sha256: Buffer.alloc(32) }] }));
+          socket.write(encodeMessage({ type: 'ENTRIES', id: m.id, more: false, entries: [{ name: evil, kind: 'file', size: 1, mtimeMs: 0, digest: Buffer.alloc(32) }] }));
         }
       });
       const dest = path.join(work, 'evil-dest', 'inner');

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import assert from 'node:assert/strict';
 import { connect, createServer, type ConnectOptions, type FerryServer, type ListeningAddress, type ServerOptions } from '../../src/index.js';
+import { digestOf, type DigestAlgorithm } from '../../src/io/digest.js';
 
 /** A fresh temporary folder, removed by the returned cleanup. */
 export async function tempDir(prefix = 'ferry-test-'): Promise<string> {
@@ -13,6 +14,16 @@ export async function tempDir(prefix = 'ferry-test-'): Promise<string> {
 
 export function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
+}
+
+/** Hex digest of `data` in `algorithm` (what a transfer on a BLAKE3 or SHA-256 connection reports). */
+export function digestHex(algorithm: DigestAlgorithm, data: Buffer): string {
+  return digestOf(algorithm, data).toString('hex');
+}
+
+/** The result or entry carries the digest of `data`, in the algorithm it names. */
+export function assertDigest(reported: { digest: string; algorithm: DigestAlgorithm }, data: Buffer, message?: string): void {
+  assert.equal(reported.digest, digestHex(reported.algorithm, data), message);
 }
 
 export async function sha256File(file: string): Promise<string> {
@@ -118,7 +129,7 @@ export async function assertHealthy(server: TestServer, sentinel: Sentinel, opti
   try {
     const data = randomData(1234);
     const name = `health/${Math.random().toString(36).slice(2)}.bin`;
-    assert.equal((await client.put(data, name)).sha256, sha256(data));
+    assertDigest(await client.put(data, name), data);
     const back: Buffer[] = [];
     const { Writable } = await import('node:stream');
     await client.get(name, new Writable({ write: (chunk: Buffer, _e, done) => (back.push(chunk), done()) }));

@@ -44,7 +44,7 @@ export class RawPeer {
     socket.on('error', () => undefined);
   }
 
-  static async connect(port: number, options: { hello?: boolean; version?: number } = {}): Promise<RawPeer> {
+  static async connect(port: number, options: { hello?: boolean; version?: number; flags?: number } = {}): Promise<RawPeer> {
     const socket = net.connect({ host: '127.0.0.1', port });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
@@ -52,7 +52,7 @@ export class RawPeer {
     });
     const peer = new RawPeer(socket);
     if (options.hello ?? true) {
-      peer.send({ type: 'HELLO', id: 0, version: options.version ?? PROTOCOL_VERSION, clientName: 'raw-peer', flags: 0 });
+      peer.send({ type: 'HELLO', id: 0, version: options.version ?? PROTOCOL_VERSION, clientName: 'raw-peer', flags: options.flags ?? 0 });
       await peer.waitFor((m) => m.type === 'SERVER_HELLO');
     }
     return peer;

@@ -77,7 +77,7 @@ describe('auth tokens', () => {
     const body = randomData(5000);
     peer.send({ type: 'PUT', id: 1, name: 'early.bin', flags: 0, size: body.length });
     peer.write(body);
-    peer.send({ type: 'PUT_END', id: 1, sha256: Buffer.from(sha256(body), 'hex') });
+    peer.send({ type: 'PUT_END', id: 1, digest: Buffer.from(sha256(body), 'hex') });
     peer.send({ type: 'PUT', id: 2, name: 'early2.bin', flags: PutFlag.AWAIT_READY, size: 10 });
     assert.equal(errorCode(await peer.waitFor((m) => m.id === 1)), WireErrorCode.AUTH_REQUIRED);
     assert.equal(errorCode(await peer.waitFor((m) => m.id === 2)), WireErrorCode.AUTH_REQUIRED);
@@ -96,7 +96,7 @@ describe('auth tokens', () => {
     assert.equal((await peer.waitFor((m) => m.id === 7)).type, 'OK');
     peer.send({ type: 'PUT', id: 8, name: 'after.bin', flags: 0, size: body.length });
     peer.write(body);
-    peer.send({ type: 'PUT_END', id: 8, sha256: Buffer.from(sha256(body), 'hex') });
+    peer.send({ type: 'PUT_END', id: 8, digest: Buffer.from(sha256(body), 'hex') });
     assert.equal((await peer.waitFor((m) => m.id === 8)).type, 'PUT_OK');
     peer.send({ type: 'DELETE', id: 9, name: 'after.bin', flags: 0 });
     assert.equal((await peer.waitFor((m) => m.id === 9)).type, 'OK');

@@ -37,7 +37,7 @@ describe('client deadlines and clean failure', () => {
     bigFile = path.join(dir, 'big.bin');
     await fs.writeFile(bigFile, Buffer.alloc(24 * MiB, 1));
     // Start the hashing thread once: its own descriptors stay for the life of the process.
-    const warm = createDigester(BIG);
+    const warm = createDigester('sha256', BIG);
     warm.update(Buffer.alloc(1));
     await warm.digest();
   });
@@ -78,7 +78,7 @@ describe('client deadlines and clean failure', () => {
     await leavesNothing(async () => {
       const fake = await fakeServer((m, socket) => {
         if (m.type !== 'GET') return void socket.write(encodeMessage({ type: 'ERROR', id: m.id, code: WireErrorCode.NOT_FOUND, message: 'no' }));
-        socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, sha256: SHA }));
+        socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, digest: SHA }));
         socket.write(Buffer.alloc(MiB));
       });
       const clock = new ManualClock();
@@ -105,7 +105,7 @@ describe('client deadlines and clean failure', () => {
     await leavesNothing(async () => {
       const fake = await fakeServer((m, socket) => {
         if (m.type !== 'GET') return void socket.write(encodeMessage({ type: 'ERROR', id: m.id, code: WireErrorCode.NOT_FOUND, message: 'no' }));
-        socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, sha256: SHA }));
+        socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, digest: SHA }));
         socket.write(Buffer.alloc(MiB), () => socket.destroy());
       });
       const client = await connect({ host: '127.0.0.1', port: fake.port, timeoutMs: TIMEOUT, clock: new ManualClock() });
@@ -121,10 +121,10 @@ describe('client deadlines and clean failure', () => {
       const fake = await fakeServer(
         (m, socket, peer) => {
           if (m.type === 'PUT') {
-            socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixSha256: SHA }));
+            socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixDigest: SHA }));
             peer.expectBody(m.id, m.size);
           } else {
-            socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset: 0, sha256: SHA }));
+            socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset: 0, digest: SHA }));
           }
         },
         { onBody: (_id, data, socket) => (received += data.length) > 2 * MiB && socket.destroy() },
@@ -139,11 +139,11 @@ describe('client deadlines and clean failure', () => {
     await leavesNothing(async () => {
       const fake = await fakeServer((m, socket, peer) => {
         if (m.type === 'PUT') {
-          socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixSha256: SHA }));
+          socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixDigest: SHA }));
           peer.expectBody(m.id, m.size);
           socket.pause(); // reads nothing more: the client's writes back up
         } else {
-          socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset: 0, sha256: SHA }));
+          socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset: 0, digest: SHA }));
         }
       });
       const clock = new ManualClock();
@@ -171,12 +171,12 @@ describe('client deadlines and clean failure', () => {
           (m, socket, peer) => {
             seen.push(m.type);
             if (m.type === 'PUT') {
-              socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixSha256: SHA }));
+              socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixDigest: SHA }));
               peer.expectBody(m.id, 'chunked');
             } else if (m.type === 'PUT_END') {
-              seen.push(m.sha256.equals(Buffer.alloc(32)) ? 'zero digest' : 'real digest');
+              seen.push(m.digest.equals(Buffer.alloc(32)) ? 'zero digest' : 'real digest');
             } else if (m.type === 'STAT') {
-              socket.write(encodeMessage({ type: 'ENTRY', id: m.id, entry: { name: m.name, kind: 'file', size: 1, mtimeMs: 0, sha256: SHA } }));
+              socket.write(encodeMessage({ type: 'ENTRY', id: m.id, entry: { name: m.name, kind: 'file', size: 1, mtimeMs: 0, digest: SHA } }));
             }
           },
           {
@@ -214,13 +214,13 @@ describe('client deadlines and clean failure', () => {
       const fake = await fakeServer(
         (m, socket, peer) => {
           if (m.type === 'PUT') {
-            socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixSha256: SHA }));
+            socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixDigest: SHA }));
             peer.expectBody(m.id, m.size);
           } else if (m.type === 'GET') {
-            socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, sha256: SHA }));
+            socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BIG, offset: 0, mtimeMs: 0, digest: SHA }));
             socket.write(Buffer.alloc(MiB));
           } else if (m.type === 'PROBE_UPLOAD') {
-            socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset: 0, sha256: SHA }));
+            socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset: 0, digest: SHA }));
           }
         },
         { onBody: (_id, data, socket) => (received += data.length) > 2 * MiB && socket.pause() }, // both stay in flight
@@ -249,7 +249,7 @@ describe('client deadlines and clean failure', () => {
     await leavesNothing(async () => {
       let answer = false;
       const fake = await fakeServer((m, socket) => {
-        if (answer && m.type === 'STAT') socket.write(encodeMessage({ type: 'ENTRY', id: m.id, entry: { name: m.name, kind: 'file', size: 1, mtimeMs: 0, sha256: SHA } }));
+        if (answer && m.type === 'STAT') socket.write(encodeMessage({ type: 'ENTRY', id: m.id, entry: { name: m.name, kind: 'file', size: 1, mtimeMs: 0, digest: SHA } }));
       });
       const clock = new ManualClock();
       const client = await connect({ host: '127.0.0.1', port: fake.port, timeoutMs: TIMEOUT, clock });

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect, WireErrorCode, type FerryError, type TransferResult } from '../../src/index.js';
 import { encodeMessage } from '../../src/protocol/index.js';
 import { startFakeServer, type FakeServer } from '../helpers/fake-server.js';
-import { eventually, randomData, sha256, sha256File, startServer, tempDir, type TestServer } from '../helpers/fixtures.js';
+import { assertDigest, eventually, randomData, sha256, sha256File, startServer, tempDir, type TestServer } from '../helpers/fixtures.js';
 
 /**
  * Issue #10: two downloads to one local path. One wins, the other fails at once with a clear
@@ -26,7 +26,7 @@ const [port, name, target] = JSON.parse(process.env.FERRY_ARGS);
 const client = await connect({ host: '127.0.0.1', port, timeoutMs: 10000 });
 try {
   const result = await client.get(name, target);
-  console.log(JSON.stringify({ sha256: result.sha256 }));
+  console.log(JSON.stringify({ digest: result.digest, algorithm: result.algorithm }));
 } catch (error) {
   console.log(JSON.stringify({ code: error.code, message: error.message }));
 } finally {
@@ -50,9 +50,9 @@ async function fileServer(files: Record<string, Buffer>, held: string[] = []): P
     if (data === undefined) return void socket.write(encodeMessage({ type: 'ERROR', id: m.id, code: WireErrorCode.NOT_FOUND, message: 'no' }));
     if (m.type === 'HASH_PREFIX') {
       const offset = Math.min(m.length, data.length);
-      socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset, sha256: createHash('sha256').update(data.subarray(0, offset)).digest() }));
+      socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset, digest: createHash('sha256').update(data.subarray(0, offset)).digest() }));
     } else if (m.type === 'GET') {
-      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: data.length, offset: m.offset, mtimeMs: 0, sha256: Buffer.from(sha256(data), 'hex') }));
+      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: data.length, offset: m.offset, mtimeMs: 0, digest: Buffer.from(sha256(data), 'hex') }));
       const body = data.subarray(m.offset);
       const gate = gates.get(m.name);
       if (!gate || gate.used) return void socket.write(body);
@@ -94,7 +94,7 @@ describe('two downloads to one path', () => {
     const error = lost[0]!.reason as FerryError;
     assert.equal(error.code, 'LOCAL_IO');
     assert.match(error.message, new RegExp(`another download to ${target.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is in progress \\(${who.source}\\)`));
-    assert.equal(await sha256File(target), won[0]!.value.sha256, 'the file on disk is the one reported');
+    assertDigest(won[0]!.value, await fs.readFile(target), 'the file on disk is the one reported');
     assert.deepEqual((await fs.readdir(path.dirname(target))).filter((f) => f.startsWith(path.basename(target))), [path.basename(target)]);
   }
 
@@ -121,7 +121,7 @@ describe('two downloads to one path', () => {
     }
   });
 
-  function runChild(port: number, name: string, target: string): { pid: number; done: Promise<{ sha256?: string; code?: string; message?: string }> } {
+  function runChild(port: number, name: string, target: string): { pid: number; done: Promise<{ digest?: string; algorithm?: 'sha256' | 'blake3'; code?: string; message?: string }> } {
     const child = spawn(process.execPath, [scriptFile], {
       env: { ...process.env, FERRY_LIB: LIB, FERRY_ARGS: JSON.stringify([port, name, target]) },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -129,10 +129,10 @@ describe('two downloads to one path', () => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    const done = new Promise<{ sha256?: string; code?: string; message?: string }>((resolve) =>
+    const done = new Promise<{ digest?: string; algorithm?: 'sha256' | 'blake3'; code?: string; message?: string }>((resolve) =>
       child.on('close', () => {
         clearTimeout(killer);
-        resolve(out.trim() === '' ? { code: 'NO OUTPUT' } : (JSON.parse(out) as { sha256?: string }));
+        resolve(out.trim() === '' ? { code: 'NO OUTPUT' } : (JSON.parse(out) as { digest?: string }));
       }),
     );
     return { pid: child.pid!, done };
@@ -150,7 +150,7 @@ describe('two downloads to one path', () => {
       assert.match(second.message!, new RegExp(`in progress \\(by process ${first.pid}\\)`));
       fake.release('a/x');
       const winner = await first.done;
-      assert.equal(winner.sha256, sha256(a));
+      assertDigest(winner as { digest: string; algorithm: 'sha256' | 'blake3' }, a);
       assert.equal(await sha256File(target), sha256(a));
       assert.deepEqual(await fs.readdir(path.dirname(target)), ['x']);
     } finally {
@@ -167,7 +167,7 @@ describe('two downloads to one path', () => {
     await fs.writeFile(`${target}.ferry-lock`, `${deadPid} ${os.hostname()} 0123\n`);
     const client = await connect(server.address);
     try {
-      assert.equal((await client.get('a/x', target)).sha256, sha256(a));
+      assertDigest(await client.get('a/x', target), a);
       await assert.rejects(fs.stat(`${target}.ferry-lock`), { code: 'ENOENT' });
 
       const alive = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)']);

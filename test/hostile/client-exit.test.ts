@@ -92,7 +92,7 @@ describe('a process using the library exits by itself after a failure', () => {
   async function bigGet(then: 'stall' | 'die'): Promise<FakeServer> {
     const fake = await startFakeServer((m, socket) => {
       if (m.type !== 'GET') return void socket.write(encodeMessage({ type: 'ERROR', id: m.id, code: WireErrorCode.NOT_FOUND, message: 'no' }));
-      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 16 * MiB, offset: 0, mtimeMs: 0, sha256: SHA }));
+      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 16 * MiB, offset: 0, mtimeMs: 0, digest: SHA }));
       socket.write(Buffer.alloc(MiB), () => then === 'die' && socket.destroy());
     });
     fakes.push(fake);
@@ -114,9 +114,9 @@ describe('a process using the library exits by itself after a failure', () => {
     const fake = await startFakeServer(
       (m, socket, peer) => {
         if (m.type === 'PUT') {
-          socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixSha256: SHA }));
+          socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixDigest: SHA }));
           peer.expectBody(m.id, m.size);
-        } else socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset: 0, sha256: SHA }));
+        } else socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset: 0, digest: SHA }));
       },
       { onBody: (_id, data, socket) => (received += data.length) > 2 * MiB && socket.destroy() },
     );
@@ -127,10 +127,10 @@ describe('a process using the library exits by itself after a failure', () => {
   it('a put of a 24 MiB file whose server stops reading', async () => {
     const fake = await startFakeServer((m, socket, peer) => {
       if (m.type === 'PUT') {
-        socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixSha256: SHA }));
+        socket.write(encodeMessage({ type: 'PUT_READY', id: m.id, offset: 0, prefixDigest: SHA }));
         peer.expectBody(m.id, m.size);
         socket.pause();
-      } else socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset: 0, sha256: SHA }));
+      } else socket.write(encodeMessage({ type: 'PARTIAL', id: m.id, offset: 0, digest: SHA }));
     });
     fakes.push(fake);
     assertExited(await runChild({ op: 'put', port: fake.port, name: 'big', source: bigFile }), 'TIMEOUT');

@@ -38,7 +38,7 @@ describe('request ids', () => {
     const fake = await startFakeServer((m, socket) => {
       if (m.type !== 'STAT') return;
       seen.push(m.id);
-      const answer = (): void => void socket.write(encodeMessage({ type: 'ENTRY', id: m.id, entry: { name: m.name, kind: 'file', size: m.id, mtimeMs: 0, sha256: Buffer.alloc(32) } }));
+      const answer = (): void => void socket.write(encodeMessage({ type: 'ENTRY', id: m.id, entry: { name: m.name, kind: 'file', size: m.id, mtimeMs: 0, digest: Buffer.alloc(32) } }));
       if (m.name === 'held') hold = answer;
       else answer();
     });

@@ -6,7 +6,7 @@ import { Readable, Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { connect, type FerryError } from '../../src/index.js';
 import { startServeProcess } from '../helpers/cli.js';
-import { makeSentinel, randomData, sha256, sha256File, startServer, tempDir, temporaries, visibleTree, type Sentinel } from '../helpers/fixtures.js';
+import { assertDigest, digestHex, makeSentinel, randomData, sha256, sha256File, startServer, tempDir, temporaries, visibleTree, type Sentinel } from '../helpers/fixtures.js';
 import { rawUpload } from '../services/helpers.js';
 
 /** Crash and fault safety (issue 4): SIGKILL, replace-while-reading, racing writers, full disks, quotas. */
@@ -36,7 +36,8 @@ describe('crash and fault safety', () => {
           const data = randomData([0, 1, 1000, 70_000, 600_000, 1_500_000, 3_000_000, 200][i]!);
           const name = `round${round}/file${i}.bin`;
           sent.set(name, sha256(data));
-          work.push(client.put(data, name).then((r) => acked.set(name, r.sha256), () => undefined));
+          const reported = (r: { digest: string; algorithm: 'sha256' | 'blake3' }): string => (r.digest === digestHex(r.algorithm, data) ? sha256(data) : `a wrong digest was reported: ${r.digest}`);
+          work.push(client.put(data, name).then((r) => acked.set(name, reported(r)), () => undefined));
         }
         for (let j = 0; j < 3; j++) {
           const data = randomData(50_000 * (j + 1));
@@ -102,9 +103,9 @@ describe('crash and fault safety', () => {
       });
       const result = await reader.get('busy.bin', slow);
       await replaced;
-      assert.equal(result.sha256, sha256(old));
+      assertDigest(result, old);
       assert.ok(Buffer.concat(received).equals(old));
-      assert.notEqual((await reader.stat('busy.bin')).sha256, sha256(old), 'the new version is in place now');
+      assert.notEqual((await reader.stat('busy.bin')).digest, digestHex(result.algorithm, old), 'the new version is in place now');
       await reader.close();
       await writer.close();
     } finally {

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect } from '../../src/index.js';
 import { chunkHeader, encodeMessage, PROTOCOL_VERSION, type Message } from '../../src/protocol/index.js';
 import { startServeProcess, type ServeProcess } from '../helpers/cli.js';
-import { randomData, sha256 } from '../helpers/fixtures.js';
+import { assertDigest, randomData, } from '../helpers/fixtures.js';
 import { RawPeer } from '../helpers/raw-peer.js';
 
 /**
@@ -42,7 +42,7 @@ async function assertServing(server: ServeProcess, token?: string): Promise<void
   try {
     const data = randomData(4096);
     const name = `alive/${Math.random().toString(36).slice(2)}`;
-    assert.equal((await client.put(data, name)).sha256, sha256(data));
+    assertDigest(await client.put(data, name), data);
     await client.remove(name);
   } finally {
     await client.close();
@@ -85,7 +85,7 @@ function malformedSession(next: () => number, tokens: boolean): Buffer[] {
       const body = randomData(Math.min(size, Math.floor(next() * 200)));
       if (flags & 2) parts.push(chunkHeader(body.length), body, ...(next() < 0.5 ? [chunkHeader(0)] : []));
       else parts.push(body);
-      if (next() < 0.6) parts.push(encodeMessage({ type: 'PUT_END', id: id(), sha256: randomData(32) }));
+      if (next() < 0.6) parts.push(encodeMessage({ type: 'PUT_END', id: id(), digest: randomData(32) }));
     } else if (kind < 0.5) {
       message = { type: 'GET', id: id(), name: name(), offset: pick([0, 1, 2 ** 40]) };
       parts.push(encodeMessage(message));

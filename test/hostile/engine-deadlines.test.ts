@@ -46,6 +46,10 @@ describe('deadlines on everything the peer owes', () => {
     await client.put(randomData(1000), 'exists.bin');
     await client.put(randomData(128 * 1024 * 1024), 'big.bin');
     await client.close();
+    // The raw peers below speak SHA-256: have it recorded now, so a GET starts sending at once.
+    const sha256Client = await connect({ ...server.address, digest: 'sha256' });
+    await sha256Client.stat('big.bin');
+    await sha256Client.close();
   });
   after(async () => {
     await server.stop();
@@ -182,7 +186,7 @@ describe('protocol edges the document now fixes', () => {
     peer.send({ type: 'LIST', id: 1, prefix: '', flags: 0x80 });
     peer.send({ type: 'PUT', id: 2, name: 'flags.bin', flags: 0x40, size: 3 });
     peer.write(Buffer.from('abc'));
-    peer.write(encodeMessage({ type: 'PUT_END', id: 2, sha256: Buffer.alloc(32) }));
+    peer.write(encodeMessage({ type: 'PUT_END', id: 2, digest: Buffer.alloc(32) }));
     peer.send({ type: 'STAT', id: 3, name: 'flags.bin' });
     await peer.waitFor((m) => m.id === 3);
     assert.equal((errorOf(peer, 1) as { code: number } | undefined)?.code, WireErrorCode.UNSUPPORTED);

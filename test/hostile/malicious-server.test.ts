@@ -16,7 +16,7 @@ import { makeSentinel, sha256, tempDir, treeOf, type Sentinel } from '../helpers
 const BODY = Buffer.from('the real bytes');
 const SHA = Buffer.from(sha256(BODY), 'hex');
 const ESC = '\u001b';
-const entry = (name: string): WireEntry => ({ name, kind: 'file', size: 1, mtimeMs: 0, sha256: SHA });
+const entry = (name: string): WireEntry => ({ name, kind: 'file', size: 1, mtimeMs: 0, digest: SHA });
 
 describe('client against a malicious server', () => {
   let dir: string;
@@ -66,7 +66,7 @@ describe('client against a malicious server', () => {
 
   it('refuses bytes that do not match the announced sha256, writing nothing', async () => {
     const { error, target } = await download((m, socket) => {
-      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BODY.length, offset: 0, mtimeMs: 0, sha256: Buffer.alloc(32) }));
+      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: BODY.length, offset: 0, mtimeMs: 0, digest: Buffer.alloc(32) }));
       socket.write(BODY);
     });
     assert.equal(error.code, 'INTEGRITY');
@@ -75,7 +75,7 @@ describe('client against a malicious server', () => {
 
   it('stops at the announced size: extra bytes are a protocol error', async () => {
     const { error, target } = await download((m, socket) => {
-      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 4, offset: 0, mtimeMs: 0, sha256: SHA }));
+      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 4, offset: 0, mtimeMs: 0, digest: SHA }));
       socket.write(BODY); // 10 bytes more than announced
     });
     assert.ok(['INTEGRITY', 'PROTOCOL'].includes(error.code), error.code);
@@ -86,7 +86,7 @@ describe('client against a malicious server', () => {
     let timer: NodeJS.Timeout | undefined;
     let sent = 0;
     const { error, target } = await download((m, socket) => {
-      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 1000, offset: 0, mtimeMs: 0, sha256: SHA }));
+      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 1000, offset: 0, mtimeMs: 0, digest: SHA }));
       const chunk = Buffer.alloc(64 * 1024, 0x41);
       timer = setInterval(() => {
         if (socket.destroyed) return clearInterval(timer);
@@ -104,7 +104,7 @@ describe('client against a malicious server', () => {
   it('fails within its timeout when the server stalls mid-body', async () => {
     const started = Date.now();
     const { error, target } = await download((m, socket) => {
-      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 1000, offset: 0, mtimeMs: 0, sha256: SHA }));
+      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 1000, offset: 0, mtimeMs: 0, digest: SHA }));
       socket.write(BODY);
     }, 400);
     assert.equal(error.code, 'TIMEOUT');
@@ -114,7 +114,7 @@ describe('client against a malicious server', () => {
 
   it('fails cleanly when the server closes mid-body', async () => {
     const { error, target } = await download((m, socket) => {
-      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 1000, offset: 0, mtimeMs: 0, sha256: SHA }));
+      socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 1000, offset: 0, mtimeMs: 0, digest: SHA }));
       socket.end(BODY);
     });
     assert.equal(error.code, 'CLOSED');
@@ -204,7 +204,7 @@ describe('client against a malicious server', () => {
   it('refuses a PUT_OK whose digest differs from what was sent', async () => {
     const fake = await startFakeServer((m, socket) => {
       if (m.type === 'PUT_END') {
-        socket.write(encodeMessage({ type: 'PUT_OK', id: m.id, entry: { name: 'x', kind: 'file', size: BODY.length, mtimeMs: 0, sha256: Buffer.alloc(32) } }));
+        socket.write(encodeMessage({ type: 'PUT_OK', id: m.id, entry: { name: 'x', kind: 'file', size: BODY.length, mtimeMs: 0, digest: Buffer.alloc(32) } }));
       }
     });
     const client = await connect({ host: '127.0.0.1', port: fake.port });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connect, WireErrorCode } from '../../src/index.js';
-import { encodeMessage, frame, MessageType, PutFlag, type Message } from '../../src/protocol/index.js';
+import { encodeMessage, frame, MessageType, PROTOCOL_VERSION, PutFlag, type Message } from '../../src/protocol/index.js';
 import { startFakeServer } from '../helpers/fake-server.js';
 import { startServer, type TestServer } from '../helpers/fixtures.js';
 import { RawPeer } from '../helpers/raw-peer.js';
@@ -31,7 +31,7 @@ describe('protocol 3', () => {
     const peer = await RawPeer.connect(server.address.port, { version: 2 });
     peer.send({ type: 'PUT', id: 1, name: 'v2.txt', flags: PutFlag.MTIME, size: 2 });
     peer.write(Buffer.from('hi'));
-    peer.send({ type: 'PUT_END', id: 1, sha256: Buffer.alloc(32) });
+    peer.send({ type: 'PUT_END', id: 1, digest: Buffer.alloc(32) });
     peer.send({ type: 'STAT', id: 2, name: 'v2.txt' });
     await peer.waitFor((m) => m.id === 2);
     assert.equal(codeOf(peer.messages.find((m) => m.id === 1)), WireErrorCode.UNSUPPORTED);
@@ -64,7 +64,7 @@ describe('protocol 3', () => {
     });
     try {
       const client = await connect({ port: fake.port, timeoutMs: 5000 });
-      assert.deepEqual(offered, [3, 2]);
+      assert.deepEqual(offered, [PROTOCOL_VERSION, 2]);
       await assert.rejects(client.put(Buffer.from('x'), 'x', { mtimeMs: 0 }), (e: { code?: string }) => e.code === 'UNSUPPORTED');
       client.destroy();
     } finally {

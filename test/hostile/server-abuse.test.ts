@@ -17,7 +17,7 @@ import {
   type Message,
 } from '../../src/protocol/index.js';
 import { BAD_NAMES } from '../helpers/bad-names.js';
-import {
+import { assertDigest,
   assertHealthy,
   eventually,
   makeSentinel,
@@ -80,7 +80,7 @@ describe('hostile clients', () => {
           peer.send(message);
           if (message.type === 'PUT') {
             peer.write(Buffer.from('x'));
-            peer.send({ type: 'PUT_END', id, sha256: Buffer.alloc(32) });
+            peer.send({ type: 'PUT_END', id, digest: Buffer.alloc(32) });
           }
           const reply = await peer.waitFor((m) => m.id === message.id);
           assert.equal(errorCode(reply), WireErrorCode.BAD_NAME, `${message.type} ${label}`);
@@ -138,7 +138,7 @@ describe('hostile clients', () => {
           peer.send(message);
           if (message.type === 'PUT') {
             peer.write(Buffer.from('evil'));
-            peer.send({ type: 'PUT_END', id: message.id, sha256: Buffer.from(sha256(Buffer.from('evil')), 'hex') });
+            peer.send({ type: 'PUT_END', id: message.id, digest: Buffer.from(sha256(Buffer.from('evil')), 'hex') });
           }
           return errorCode(await peer.waitFor((m) => m.id === message.id));
         };
@@ -204,7 +204,7 @@ describe('hostile clients', () => {
     it('stores a declared size of 0 as an empty file, and nothing more', async () => {
       const peer = await RawPeer.connect(server.address.port);
       peer.send({ type: 'PUT', id: 1, name: 'empty.bin', flags: 0, size: 0 });
-      peer.send({ type: 'PUT_END', id: 1, sha256: Buffer.from(sha256(Buffer.alloc(0)), 'hex') });
+      peer.send({ type: 'PUT_END', id: 1, digest: Buffer.from(sha256(Buffer.alloc(0)), 'hex') });
       const reply = await peer.waitFor((m) => m.id === 1);
       assert.ok(reply.type === 'PUT_OK' && reply.entry.size === 0);
       peer.send({ type: 'DELETE', id: 2, name: 'empty.bin', flags: 0 });
@@ -229,7 +229,7 @@ describe('hostile clients', () => {
       const data = Buffer.from('only ten b');
       peer.send({ type: 'PUT', id: 1, name: 'long-claim.bin', flags: 0, size: 20 });
       peer.write(data);
-      peer.send({ type: 'PUT_END', id: 1, sha256: Buffer.from(sha256(data), 'hex') }); // swallowed as body
+      peer.send({ type: 'PUT_END', id: 1, digest: Buffer.from(sha256(data), 'hex') }); // swallowed as body
       peer.socket.end();
       await peer.waitClosed();
       assert.ok(!(await visibleTree(server.root)).includes('long-claim.bin'));
@@ -241,7 +241,7 @@ describe('hostile clients', () => {
       const data = randomData(100);
       peer.send({ type: 'PUT', id: 1, name: 'short-claim.bin', flags: 0, size: 50 });
       peer.write(data); // 50 extra bytes where PUT_END should be
-      peer.send({ type: 'PUT_END', id: 1, sha256: Buffer.from(sha256(data), 'hex') });
+      peer.send({ type: 'PUT_END', id: 1, digest: Buffer.from(sha256(data), 'hex') });
       await peer.waitClosed();
       assert.ok(peer.messages.some((m) => errorCode(m) === WireErrorCode.PROTOCOL || errorCode(m) === WireErrorCode.INTEGRITY));
       assert.ok(!(await visibleTree(server.root)).includes('short-claim.bin'));
@@ -252,7 +252,7 @@ describe('hostile clients', () => {
       const peer = await RawPeer.connect(server.address.port);
       peer.send({ type: 'PUT', id: 1, name: 'corrupt.bin', flags: 0, size: 5 });
       peer.write(Buffer.from('hello'));
-      peer.send({ type: 'PUT_END', id: 1, sha256: Buffer.alloc(32, 1) });
+      peer.send({ type: 'PUT_END', id: 1, digest: Buffer.alloc(32, 1) });
       assert.equal(errorCode(await peer.waitFor((m) => m.id === 1)), WireErrorCode.INTEGRITY);
       peer.send({ type: 'STAT', id: 2, name: 'corrupt.bin' });
       assert.equal(errorCode(await peer.waitFor((m) => m.id === 2)), WireErrorCode.NOT_FOUND);
@@ -265,7 +265,7 @@ describe('hostile clients', () => {
       peer.send({ type: 'PUT', id: 1, name: 'grows.bin', flags: PutFlag.CHUNKED, size: 0 });
       for (let i = 0; i < 3; i++) peer.write(Buffer.concat([chunkHeader(512 * 1024), randomData(512 * 1024)]));
       peer.write(chunkHeader(0));
-      peer.send({ type: 'PUT_END', id: 1, sha256: Buffer.alloc(32) });
+      peer.send({ type: 'PUT_END', id: 1, digest: Buffer.alloc(32) });
       assert.equal(errorCode(await peer.waitFor((m) => m.id === 1)), WireErrorCode.TOO_LARGE);
       peer.destroy();
       assert.ok(!(await visibleTree(server.root)).includes('grows.bin'));
@@ -315,7 +315,7 @@ describe('hostile clients', () => {
       peer.write(Buffer.from('000100011100000001', 'hex'));
       await peer.waitClosed();
       const data = randomData(70_000);
-      assert.equal((await other.put(data, 'still-works.bin')).sha256, sha256(data));
+      assertDigest(await other.put(data, 'still-works.bin'), data);
       await other.remove('still-works.bin');
       await other.close();
       await healthy();
@@ -425,7 +425,7 @@ describe('hostile clients', () => {
         encodeMessage({ type: 'STAT', id: 1, name: 'x' }),
         encodeMessage({ type: 'PUT', id: 2, name: 'g.bin', flags: 0, size: 3 }),
         encodeMessage({ type: 'PUT', id: 3, name: 'h.bin', flags: PutFlag.CHUNKED, size: 0 }),
-        encodeMessage({ type: 'PUT_END', id: 2, sha256: Buffer.alloc(32) }),
+        encodeMessage({ type: 'PUT_END', id: 2, digest: Buffer.alloc(32) }),
         encodeMessage({ type: 'LIST', id: 4, prefix: '', flags: 1 }),
         chunkHeader(3),
         chunkHeader(0),

@@ -34,7 +34,7 @@ describe('names the store cannot hold are refused before anything is made (issue
     for (const name of names) {
       peer.send({ type: 'PUT', id, name, flags: 0, size: 1 });
       peer.write(Buffer.from('x'));
-      peer.send({ type: 'PUT_END', id, sha256: Buffer.alloc(32) });
+      peer.send({ type: 'PUT_END', id, digest: Buffer.alloc(32) });
       const reply = await peer.waitFor((m) => m.id === id);
       assert.equal(errorCode(reply), WireErrorCode.BAD_NAME, name.slice(0, 40));
       id++;

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect, type FerryClient } from '../../src/index.js';
 import { encodeMessage, PROTOCOL_VERSION } from '../../src/protocol/index.js';
 import { startFakeServer } from '../helpers/fake-server.js';
-import { randomData, sha256, sha256File, startServer, tempDir, type TestServer } from '../helpers/fixtures.js';
+import { assertDigest, randomData, sha256, sha256File, startServer, tempDir, type TestServer } from '../helpers/fixtures.js';
 
 const MiB = 1024 * 1024;
 const SIZES = [0, 1, 65535, 65536, 65537, MiB - 1, MiB, MiB + 1, 9 * MiB];
@@ -66,7 +66,7 @@ describe('many downloads on one connection (plain TCP, onread)', () => {
     for (const [index, result] of results.entries()) {
       const size = SIZES[index % SIZES.length]!;
       assert.equal(result.size, size);
-      assert.equal(result.sha256, sha256(files.get(size)!));
+      assertDigest(result, files.get(size)!);
     }
     for (const { size, sink } of streams) {
       const got = sink.received();
@@ -102,7 +102,7 @@ describe('many downloads on one connection (plain TCP, onread)', () => {
     stalled = false;
     for (const done of held.splice(0)) done();
     const result = await download;
-    assert.equal(result.sha256, sha256(files.get(9 * MiB)!));
+    assertDigest(result, files.get(9 * MiB)!);
     assert.ok(Buffer.concat(kept).equals(files.get(9 * MiB)!));
   });
 
@@ -129,7 +129,7 @@ describe('replies that arrive in pieces (plain TCP, onread)', () => {
     const fake = await startFakeServer(
       (message, socket) => {
         if (message.type !== 'GET') return;
-        const head = encodeMessage({ type: 'GET_OK', id: message.id, size: body.length, offset: 0, mtimeMs: 1_700_000_000_000, sha256: Buffer.from(sha256(body), 'hex') });
+        const head = encodeMessage({ type: 'GET_OK', id: message.id, size: body.length, offset: 0, mtimeMs: 1_700_000_000_000, digest: Buffer.from(sha256(body), 'hex') });
         // The reply's frame in 3-byte pieces (each read holds only part of it), then the body.
         void dribble(socket, head, 3).then(() => socket.write(body));
       },
@@ -145,7 +145,7 @@ describe('replies that arrive in pieces (plain TCP, onread)', () => {
       try {
         const sink = slowSink();
         const result = await client.get('x.bin', sink.stream);
-        assert.equal(result.sha256, sha256(body));
+        assertDigest(result, body);
         assert.ok(sink.received().equals(body));
       } finally {
         await client.close();

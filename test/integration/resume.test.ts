@@ -4,20 +4,23 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect, createServer } from '../../src/index.js';
 import { PutFlag } from '../../src/protocol/index.js';
-import { eventually, randomData, sha256, startServer, tempDir, temporaries, type TestServer } from '../helpers/fixtures.js';
+import { assertDigest, eventually, randomData, startServer, tempDir, temporaries, type TestServer } from '../helpers/fixtures.js';
 import { RawPeer } from '../helpers/raw-peer.js';
 import { pino } from 'pino';
 
 const SIZE = 3 * 1024 * 1024 + 11;
 
 /** Starts an upload by hand and cuts the connection after exactly `sent` body bytes. */
-async function interruptedUpload(port: number, name: string, data: Buffer, sent: number): Promise<void> {
+/** Sends `sent` bytes of an upload, then drops the connection; waits until the server keeps them. */
+async function interruptedUpload(port: number, name: string, data: Buffer, sent: number, root?: string): Promise<void> {
+  const kept = root === undefined ? 0 : await partialCount(root);
   const peer = await RawPeer.connect(port);
   peer.send({ type: 'PUT', id: 1, name, flags: PutFlag.AWAIT_READY, size: data.length });
   await peer.waitFor((m) => m.type === 'PUT_READY');
   if (sent > 0) peer.write(data.subarray(0, sent));
   await new Promise<void>((resolve) => peer.socket.end(resolve));
   await peer.waitClosed();
+  if (root !== undefined && sent > 0) await eventually(async () => (await partialCount(root)) > kept, 5000, 'the partial to be kept');
 }
 
 async function partialCount(root: string): Promise<number> {
@@ -45,7 +48,7 @@ describe('resume', () => {
   for (const cut of [0, 1, 1024 * 1024, SIZE - 1]) {
     it(`continues an upload cut after ${cut} bytes, sending only the rest`, async () => {
       const name = `up-${cut}.bin`;
-      await interruptedUpload(server.address.port, name, data, cut);
+      await interruptedUpload(server.address.port, name, data, cut, server.root);
       await eventually(async () => (await temporaries(server.root)).length === 0, 3000, 'the partial to be kept');
       const client = await connect(server.address);
       let firstProgress: number | undefined;
@@ -53,13 +56,13 @@ describe('resume', () => {
       await client.close();
       assert.equal(result.resumedFrom, cut);
       assert.equal(firstProgress, cut);
-      assert.equal(result.sha256, sha256(data));
+      assertDigest(result, data);
       assert.ok((await fs.readFile(path.join(server.root, name))).equals(data));
     });
   }
 
   it('starts over when the local file no longer matches the kept prefix', async () => {
-    await interruptedUpload(server.address.port, 'changed.bin', data, 2 * 1024 * 1024);
+    await interruptedUpload(server.address.port, 'changed.bin', data, 2 * 1024 * 1024, server.root);
     const changed = Buffer.from(data);
     changed[10] = changed[10]! ^ 0xff;
     const changedFile = path.join(local, 'changed.bin');
@@ -72,7 +75,7 @@ describe('resume', () => {
   });
 
   it('starts over with resume: false even when a partial is kept', async () => {
-    await interruptedUpload(server.address.port, 'fresh.bin', data, 1000);
+    await interruptedUpload(server.address.port, 'fresh.bin', data, 1000, server.root);
     const client = await connect(server.address);
     const result = await client.put(file, 'fresh.bin', { resume: false });
     await client.close();

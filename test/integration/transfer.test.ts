@@ -4,7 +4,7 @@ import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { connect, FerryError, type FerryClient } from '../../src/index.js';
-import { randomData, sha256, sha256File, startServer, tempDir, temporaries, visibleTree, type TestServer } from '../helpers/fixtures.js';
+import { assertDigest, digestHex, randomData, sha256, sha256File, startServer, tempDir, temporaries, visibleTree, type TestServer } from '../helpers/fixtures.js';
 
 describe('transfers over loopback', () => {
   let server: TestServer;
@@ -30,10 +30,10 @@ describe('transfers over loopback', () => {
       await fs.writeFile(source, data);
       const put = await client.put(source, `rt/${size}.bin`);
       assert.equal(put.size, size);
-      assert.equal(put.sha256, sha256(data));
+      assertDigest(put, data);
       const target = path.join(local, `dst-${size}`);
       const got = await client.get(`rt/${size}.bin`, target);
-      assert.equal(got.sha256, sha256(data));
+      assertDigest(got, data);
       assert.ok((await fs.readFile(target)).equals(data));
       assert.equal(await sha256File(path.join(server.root, 'rt', `${size}.bin`)), sha256(data));
       await assert.rejects(fs.stat(`${target}.ferry-part`), { code: 'ENOENT' });
@@ -44,7 +44,7 @@ describe('transfers over loopback', () => {
     const data = randomData(3 * 1024 * 1024 + 7);
     const pieces = [data.subarray(0, 100), data.subarray(100, 2_000_000), data.subarray(2_000_000)];
     const put = await client.put(Readable.from(pieces), 'stream.bin');
-    assert.equal(put.sha256, sha256(data));
+    assertDigest(put, data);
     const sink = new PassThrough();
     const chunks: Buffer[] = [];
     sink.on('data', (c: Buffer) => chunks.push(c));
@@ -67,7 +67,7 @@ describe('transfers over loopback', () => {
     const c = await connect(server.address);
     const files = Array.from({ length: 40 }, (_, i) => randomData(1000 + i * 997));
     const puts = await Promise.all(files.map((data, i) => c.put(data, `pipe/${i}.bin`)));
-    assert.deepEqual(puts.map((p) => p.sha256), files.map(sha256));
+    assert.deepEqual(puts.map((p) => p.digest), files.map((data, i) => digestHex(puts[i]!.algorithm, data)));
     const sinks = files.map(() => new PassThrough());
     const collected = sinks.map((s) => {
       const parts: Buffer[] = [];
@@ -92,9 +92,9 @@ describe('transfers over loopback', () => {
     await assert.rejects(client.remove('missing.txt'), (e: FerryError) => e.code === 'NOT_FOUND');
     await assert.rejects(client.stat('missing.txt'), (e: FerryError) => e.code === 'NOT_FOUND');
     const entry = await client.stat('dup.txt');
-    assert.equal(entry.sha256, sha256(Buffer.from('a')));
+    assertDigest(entry, Buffer.from('a'));
     await client.put(Buffer.from('c'), 'dup.txt', { overwrite: true });
-    assert.equal((await client.stat('dup.txt')).sha256, sha256(Buffer.from('c')));
+    assertDigest(await client.stat('dup.txt'), Buffer.from('c'));
     await client.remove('dup.txt');
     await assert.rejects(client.stat('dup.txt'), (e: FerryError) => e.code === 'NOT_FOUND');
   });
@@ -111,10 +111,10 @@ describe('transfers over loopback', () => {
         const c = await connect(server.address);
         try {
           const put = await c.put(data, `many/${i}.bin`);
-          assert.equal(put.sha256, sha256(data));
+          assertDigest(put, data);
           const target = path.join(local, `many-${i}.bin`);
           const got = await c.get(`many/${i}.bin`, target);
-          assert.equal(got.sha256, sha256(data));
+          assertDigest(got, data);
           assert.equal(await sha256File(target), sha256(data));
         } finally {
           await c.close();
@@ -141,7 +141,7 @@ describe('transfers over loopback', () => {
     await halfway;
     const closing = s.server.close(5000);
     const result = await putting;
-    assert.equal(result.sha256, sha256(data));
+    assertDigest(result, data);
     await closing;
     assert.equal(await sha256File(path.join(s.root, 'graceful.bin')), sha256(data));
     await fs.rm(s.root, { recursive: true, force: true });

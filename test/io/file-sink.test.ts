@@ -3,6 +3,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FileSink, type FileSinkOptions } from '../../src/io/file-sink.js';
+import { createHasher } from '../../src/io/digest.js';
+import { InlineDigester } from '../../src/io/digester.js';
 import { eventually, randomData, sha256, tempDir } from '../helpers/fixtures.js';
 
 const MiB = 1024 * 1024;
@@ -39,7 +41,7 @@ describe('FileSink background syncs (issue 11: flush while writing)', () => {
   });
 
   async function sinkOf(handle: fs.FileHandle, options: FileSinkOptions): Promise<FileSink> {
-    return new FileSink(handle, 0, undefined, options);
+    return new FileSink(handle, 0, new InlineDigester(createHasher('sha256')), options);
   }
 
   it('syncs in the background while the bytes are still arriving', async () => {
@@ -57,7 +59,7 @@ describe('FileSink background syncs (issue 11: flush while writing)', () => {
     // 4 MiB unsynced, most of the 40 MiB must already be covered by finished syncs.
     const beforeFinish = sink.backgroundSyncs;
     assert.ok(beforeFinish >= 2, `${beforeFinish} background syncs before finish`);
-    const { size, sha256: digest } = await sink.finish();
+    const { size, digest: digest } = await sink.finish();
     assert.equal(size, data.length);
     assert.equal(digest.toString('hex'), sha256(data));
     assert.equal(sink.backgroundSyncs, calls, 'every sync started was awaited by finish');
@@ -117,7 +119,7 @@ describe('FileSink background syncs (issue 11: flush while writing)', () => {
     assert.equal(written, false, 'the source stays paused');
     release();
     await writing;
-    const { size: total, sha256: digest } = await sink.finish();
+    const { size: total, digest: digest } = await sink.finish();
     assert.equal(total, data.length);
     assert.equal(digest.toString('hex'), sha256(data));
     assert.equal(sha256(await fs.readFile(path.join(dir, `f${n - 1}`))), sha256(data));

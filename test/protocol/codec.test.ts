@@ -14,7 +14,8 @@ import {
 } from '../../src/protocol/index.js';
 
 const SHA_HELLO = Buffer.from('2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824', 'hex');
-const entry = { name: 'a.txt', kind: 'file' as const, size: 5, mtimeMs: 1795300000000, sha256: SHA_HELLO };
+const B3_HELLO = Buffer.from('ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f', 'hex');
+const entry = { name: 'a.txt', kind: 'file' as const, size: 5, mtimeMs: 1795300000000, digest: SHA_HELLO };
 
 /** Hex fixtures, byte for byte as PROTOCOL.md documents them. */
 const FIXTURES: [Message, string][] = [
@@ -26,14 +27,14 @@ const FIXTURES: [Message, string][] = [
   [{ type: 'PUT', id: 1, name: 'a.txt', flags: 0, size: 5 }, '0000001012000000010005612e747874000000000000000005'],
   // v3: MTIME (0x20) appends the u64 modification time.
   [{ type: 'PUT', id: 11, name: 'a.txt', flags: 0x20, size: 5, mtimeMs: 1795300000000 }, '00000018120000000b0005612e747874200000000000000005000001a200380100'],
-  [{ type: 'PUT_END', id: 1, sha256: SHA_HELLO }, `000000201600000001${SHA_HELLO.toString('hex')}`],
+  [{ type: 'PUT_END', id: 1, digest: SHA_HELLO }, `000000201600000001${SHA_HELLO.toString('hex')}`],
   [
     { type: 'PUT_OK', id: 1, entry },
     `0000003893000000010005612e747874000000000000000005000001a200380100${SHA_HELLO.toString('hex')}`,
   ],
   [{ type: 'GET', id: 2, name: 'a.txt', offset: 0 }, '0000000f13000000020005612e7478740000000000000000'],
   [
-    { type: 'GET_OK', id: 2, size: 5, offset: 0, mtimeMs: 1795300000000, sha256: SHA_HELLO },
+    { type: 'GET_OK', id: 2, size: 5, offset: 0, mtimeMs: 1795300000000, digest: SHA_HELLO },
     `00000038940000000200000000000000050000000000000000000001a200380100${SHA_HELLO.toString('hex')}`,
   ],
   [{ type: 'LIST', id: 3, prefix: '', flags: 1 }, '000000031000000003000001'],
@@ -46,14 +47,22 @@ const FIXTURES: [Message, string][] = [
     { type: 'ENTRY', id: 4, entry },
     `0000003892000000040005612e747874000000000000000005000001a200380100${SHA_HELLO.toString('hex')}`,
   ],
-  [{ type: 'PUT_READY', id: 7, offset: 0, prefixSha256: Buffer.alloc(32) }, `000000289500000007${'00'.repeat(40)}`],
+  [{ type: 'PUT_READY', id: 7, offset: 0, prefixDigest: Buffer.alloc(32) }, `000000289500000007${'00'.repeat(40)}`],
   [{ type: 'DELETE', id: 5, name: 'a.txt', flags: 0 }, '0000000814000000050005612e74787400'],
   [{ type: 'OK', id: 5 }, '000000008000000005'],
   [{ type: 'ERROR', id: 6, code: 4, message: 'no file named "b"' }, '00000015ff00000006000400116e6f2066696c65206e616d656420226222'],
   [{ type: 'AUTH', id: 8, token: 'tok' }, '0000000502000000080003746f6b'],
   [{ type: 'PROBE_UPLOAD', id: 9, name: 'a.txt', size: 5 }, '0000000f15000000090005612e7478740000000000000005'],
   [{ type: 'HASH_PREFIX', id: 10, name: 'a.txt', length: 2 }, '0000000f170000000a0005612e7478740000000000000002'],
-  [{ type: 'PARTIAL', id: 9, offset: 5, sha256: SHA_HELLO }, `00000028960000000900000000000000${'05'}${SHA_HELLO.toString('hex')}`],
+  [{ type: 'PARTIAL', id: 9, offset: 5, digest: SHA_HELLO }, `00000028960000000900000000000000${'05'}${SHA_HELLO.toString('hex')}`],
+  // v4: the client offers BLAKE3 (HELLO flag 1), the server agrees (SERVER_HELLO flag 2), and
+  // every digest field then carries BLAKE3: here of "hello".
+  [{ type: 'HELLO', id: 0, version: 4, clientName: 'cli', flags: 1 }, '0000000f01000000004652525900040003636c6900000001'],
+  [
+    { type: 'SERVER_HELLO', id: 0, version: 4, serverName: 'srv', maxFileSize: 1099511627776, flags: 2 },
+    '0000001781000000004652525900040003737276000001000000000000000002',
+  ],
+  [{ type: 'PUT_END', id: 1, digest: B3_HELLO }, '000000201600000001ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f'],
 ];
 
 function decodeAll(role: 'server' | 'client', bytes: Buffer, splits: number[] = []): { events: unknown[] } {
@@ -103,7 +112,7 @@ describe('codec', () => {
       encodeMessage({ type: 'HELLO', id: 0, version: 1, clientName: 'cli', flags: 0 }),
       encodeMessage({ type: 'PUT', id: 1, name: 'a.txt', flags: 0, size: 5 }),
       body,
-      encodeMessage({ type: 'PUT_END', id: 1, sha256: SHA_HELLO }),
+      encodeMessage({ type: 'PUT_END', id: 1, digest: SHA_HELLO }),
       encodeMessage({ type: 'DELETE', id: 2, name: 'x', flags: 0 }),
     ]);
     const whole = normalize(decodeAll('server', stream).events);
@@ -119,9 +128,9 @@ describe('codec', () => {
 
   it('decodes a download (GET_OK then body) and a zero-byte body', () => {
     const stream = Buffer.concat([
-      encodeMessage({ type: 'GET_OK', id: 2, size: 3, offset: 0, mtimeMs: 1, sha256: SHA_HELLO }),
+      encodeMessage({ type: 'GET_OK', id: 2, size: 3, offset: 0, mtimeMs: 1, digest: SHA_HELLO }),
       Buffer.from('abc'),
-      encodeMessage({ type: 'GET_OK', id: 3, size: 0, offset: 0, mtimeMs: 1, sha256: SHA_HELLO }),
+      encodeMessage({ type: 'GET_OK', id: 3, size: 0, offset: 0, mtimeMs: 1, digest: SHA_HELLO }),
       encodeMessage({ type: 'OK', id: 4 }),
     ]);
     for (let i = 1; i < stream.length; i++) {
@@ -142,7 +151,7 @@ describe('codec', () => {
       chunkHeader(2),
       Buffer.from('de'),
       chunkHeader(0),
-      encodeMessage({ type: 'PUT_END', id: 9, sha256: SHA_HELLO }),
+      encodeMessage({ type: 'PUT_END', id: 9, digest: SHA_HELLO }),
     ]);
     const whole = normalize(decodeAll('server', stream).events);
     assert.deepEqual(whole[1], { body: 9, data: Buffer.from('abcde').toString('hex') });
@@ -199,7 +208,7 @@ describe('codec', () => {
     decoder.push(encodeMessage({ type: 'PUT', id: 4, name: 'big', flags: PutFlag.AWAIT_READY, size: 2 }));
     assert.equal(decoder.awaitingReadyFor, 4);
     decoder.expectBody(4, 2);
-    decoder.push(Buffer.concat([Buffer.from('hi'), encodeMessage({ type: 'PUT_END', id: 4, sha256: SHA_HELLO })]));
+    decoder.push(Buffer.concat([Buffer.from('hi'), encodeMessage({ type: 'PUT_END', id: 4, digest: SHA_HELLO })]));
     assert.deepEqual(events, ['PUT', 'hi', 'end', 'PUT_END']);
 
     const early = new Decoder('server', { message: () => undefined, body: () => undefined, bodyEnd: () => undefined });
@@ -232,12 +241,12 @@ describe('codec', () => {
       fc.record({ type: fc.constant('STAT' as const), id, name }),
       fc.record({ type: fc.constant('GET' as const), id, name, offset: size }),
       fc.record({ type: fc.constant('DELETE' as const), id, name, flags: fc.integer({ min: 0, max: 255 }) }),
-      fc.record({ type: fc.constant('PUT_END' as const), id, sha256: sha }),
+      fc.record({ type: fc.constant('PUT_END' as const), id, digest: sha }),
       fc.record({ type: fc.constant('ERROR' as const), id, code: fc.integer({ min: 0, max: 65535 }), message: name }),
       fc.record({
         type: fc.constant('ENTRY' as const),
         id,
-        entry: fc.record({ name, kind: fc.constantFrom('file' as const, 'folder' as const), size, mtimeMs: size, sha256: sha }),
+        entry: fc.record({ name, kind: fc.constantFrom('file' as const, 'folder' as const), size, mtimeMs: size, digest: sha }),
       }),
     );
     fc.assert(

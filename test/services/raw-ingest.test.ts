@@ -10,6 +10,7 @@ import { MAX_TIMER_MS } from '../../src/clock.js';
 import { RawIngestServer, rawIngestPlugin } from '../../src/services/raw-ingest.js';
 import { Store } from '../../src/storage/store.js';
 import { ConnectionLimiter } from '../../src/transport/limits.js';
+import { digestHex } from '../helpers/fixtures.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import {
   captureLogger,
@@ -94,17 +95,18 @@ describe('raw ingest port', { timeout: 30_000 }, () => {
       assert.equal(socatCode, 0);
       for (const result of results) assert.equal(result.reset, false);
 
-      const client = await connect({ port: running.address.port });
+      // SHA-256: the digest raw ingest records as it stores (a BLAKE3 client gets its own computed).
+      const client = await connect({ port: running.address.port, digest: 'sha256' });
       try {
         await eventually(async () => (await client.list('raw')).length === 22, 'all 22 files to be stored');
         const entries = await client.list('raw');
         const numbers = entries.map((e) => Number(/^raw\/(\d+)\.file$/.exec(e.name)?.[1])).sort((a, b) => a - b);
         assert.deepEqual(numbers, Array.from({ length: 22 }, (_, i) => i + 1));
         const sent = new Set([viaNc, viaSocat, ...sockets].map(sha256));
-        const stored = new Set(entries.map((e) => e.sha256));
+        const stored = new Set(entries.map((e) => e.digest));
         assert.deepEqual(stored, sent, 'every upload stored whole, each under its own number');
         // The recorded sha256 is what a download verifies against.
-        const ncEntry = entries.find((e) => e.sha256 === sha256(viaNc))!;
+        const ncEntry = entries.find((e) => e.digest === sha256(viaNc))!;
         const copy = path.join(work, 'nc-copy.bin');
         await client.get(ncEntry.name, copy);
         assert.ok((await fs.readFile(copy)).equals(viaNc));
@@ -228,7 +230,7 @@ describe('raw ingest port', { timeout: 30_000 }, () => {
       await fs.writeFile(file, data);
       assert.equal(await runWithStdin('nc', ['-N', '127.0.0.1', raw], file), 0);
       const ls = await runCli(['ls', '-s', `127.0.0.1:${main}`]);
-      assert.match(ls.stdout, new RegExp(`${sha256(data).slice(0, 12)}  raw/1\\.file`));
+      assert.match(ls.stdout, new RegExp(`${digestHex('blake3', data).slice(0, 12)}  raw/1\\.file`));
       const copy = path.join(work, 'cli-copy.bin');
       const get = await runCli(['get', 'raw/1.file', '-o', copy, '-s', `127.0.0.1:${main}`]);
       assert.equal(get.code, 0, get.stderr);

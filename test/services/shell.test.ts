@@ -44,7 +44,7 @@ describe('ferry shell', { timeout: 30_000 }, () => {
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stderr, '');
     const lines = result.stdout.split('\n');
-    assert.match(lines[0]!, /^stored a\.txt {2}13 B {2}sha256 [0-9a-f]{64} /);
+    assert.match(lines[0]!, /^stored a\.txt {2}13 B {2}blake3 [0-9a-f]{64} /);
     assert.match(lines[1]!, /^stored docs\/renamed\.txt {2}13 B /);
     assert.match(lines[2]!, / {2}13 {2}[0-9a-f]{12} {2}docs\/renamed\.txt$/);
     assert.match(lines[3]!, /^saved copy\.txt from docs\/renamed\.txt {2}13 B /);
@@ -211,10 +211,10 @@ describe('ferry shell', { timeout: 30_000 }, () => {
     let connections = 0;
     const fake = await startFakeServer((m, socket) => {
       if (m.type === 'GET') {
-        socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 64 * 1024 * 1024, offset: 0, mtimeMs: 0, sha256: Buffer.alloc(32) }));
+        socket.write(encodeMessage({ type: 'GET_OK', id: m.id, size: 64 * 1024 * 1024, offset: 0, mtimeMs: 0, digest: Buffer.alloc(32) }));
         timer = setInterval(() => (socket.destroyed ? clearInterval(timer) : socket.write(Buffer.alloc(64 * 1024))), 50);
       } else if (m.type === 'LIST') {
-        socket.write(encodeMessage({ type: 'ENTRIES', id: m.id, more: false, entries: [{ name: 'slow.bin', kind: 'file', size: 1, mtimeMs: 0, sha256: Buffer.alloc(32) }] }));
+        socket.write(encodeMessage({ type: 'ENTRIES', id: m.id, more: false, entries: [{ name: 'slow.bin', kind: 'file', size: 1, mtimeMs: 0, digest: Buffer.alloc(32) }] }));
       } else if (m.type === 'STAT') {
         socket.write(encodeMessage({ type: 'ERROR', id: m.id, code: WireErrorCode.NOT_FOUND, message: 'no file' }));
       }

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createHash } from 'node:crypto';
 import { FerryError } from '../../src/errors.js';
+import { digestOf } from '../../src/io/digest.js';
 import { mapFsError, Store } from '../../src/storage/store.js';
 import { BAD_NAMES } from '../helpers/bad-names.js';
 import { randomData, sha256, tempDir, temporaries, visibleTree } from '../helpers/fixtures.js';
@@ -68,7 +70,7 @@ for (const pinFolders of [true, false]) describe(`store (${pinFolders ? 'folders
     await storeBytes(store, 'dir/sub/file.bin', data);
     const entry = await store.stat('dir/sub/file.bin');
     assert.equal(entry.size, 1000);
-    assert.equal(entry.sha256.toString('hex'), sha256(data));
+    assert.equal(entry.digest.toString('hex'), sha256(data));
     const all = await store.list('', true);
     assert.ok(all.some((e) => e.name === 'dir/sub/file.bin'));
     const top = await store.list('', false);
@@ -109,7 +111,7 @@ for (const pinFolders of [true, false]) describe(`store (${pinFolders ? 'folders
     assert.equal(await fs.readFile(path.join(root, 'same.txt'), 'utf8'), 'one');
     await storeBytes(store, 'same.txt', Buffer.from('two'), { overwrite: true });
     assert.equal(await fs.readFile(path.join(root, 'same.txt'), 'utf8'), 'two');
-    assert.equal((await store.stat('same.txt')).sha256.toString('hex'), sha256(Buffer.from('two')));
+    assert.equal((await store.stat('same.txt')).digest.toString('hex'), sha256(Buffer.from('two')));
     const upload = await store.beginUpload('same.txt', { rename: true });
     upload.write(Buffer.from('three'));
     const entry = await upload.commit({});
@@ -132,7 +134,7 @@ for (const pinFolders of [true, false]) describe(`store (${pinFolders ? 'folders
     await assert.rejects(upload.commit({ size: 10 }), (e: FerryError) => e.code === 'INTEGRITY');
     const upload2 = await store.beginUpload('bad-sha.bin');
     upload2.write(Buffer.from('12345'));
-    await assert.rejects(upload2.commit({ sha256: Buffer.alloc(32) }), (e: FerryError) => e.code === 'INTEGRITY');
+    await assert.rejects(upload2.commit({ digest: Buffer.alloc(32) }), (e: FerryError) => e.code === 'INTEGRITY');
     assert.ok(!(await visibleTree(root)).some((p) => p.startsWith('short') || p.startsWith('bad-sha')));
     assert.deepEqual(await temporaries(root), []);
   });
@@ -150,7 +152,37 @@ for (const pinFolders of [true, false]) describe(`store (${pinFolders ? 'folders
     await storeBytes(store, 'changed.txt', Buffer.from('original'));
     await new Promise((r) => setTimeout(r, 5));
     await fs.writeFile(path.join(root, 'changed.txt'), 'edited by hand');
-    assert.equal((await store.stat('changed.txt')).sha256.toString('hex'), sha256(Buffer.from('edited by hand')));
+    assert.equal((await store.stat('changed.txt')).digest.toString('hex'), sha256(Buffer.from('edited by hand')));
+  });
+
+  it('keeps a digest per algorithm: the upload\'s, and others computed once on demand', async () => {
+    const data = randomData(70_000);
+    const upload = await store.beginUpload('algos.bin', { algorithm: 'blake3' });
+    upload.write(Buffer.from(data));
+    const entry = await upload.commit({ size: data.length, digest: digestOf('blake3', data) });
+    assert.ok(entry.digest.equals(digestOf('blake3', data)));
+    assert.equal((await store.stat('algos.bin', 'sha256')).digest.toString('hex'), sha256(data));
+    const key = createHash('sha256').update('algos.bin').digest('hex');
+    const record = await fs.readFile(path.join(root, '.ferry', 'meta', key.slice(0, 2), key), 'utf8');
+    assert.match(record, new RegExp(`blake3:${digestOf('blake3', data).toString('hex')}`));
+    assert.match(record, new RegExp(`sha256:${sha256(data)}`));
+    // A wrong BLAKE3 digest is refused like a wrong SHA-256 one.
+    const bad = await store.beginUpload('algos-bad.bin', { algorithm: 'blake3' });
+    bad.write(Buffer.from(data));
+    await assert.rejects(bad.commit({ size: data.length, digest: digestOf('sha256', data) }), (e: FerryError) => e.code === 'INTEGRITY');
+  });
+
+  it('reads digest records written by version 0.1 (a bare SHA-256 first)', async () => {
+    await storeBytes(store, 'old.txt', Buffer.from('from 0.1'));
+    const key = createHash('sha256').update('old.txt').digest('hex');
+    const recordFile = path.join(root, '.ferry', 'meta', key.slice(0, 2), key);
+    const stats = await fs.stat(path.join(root, 'old.txt'));
+    // The old record claims a digest no file has: served as is, it proves the record was read.
+    const claimed = 'ab'.repeat(32);
+    await fs.writeFile(recordFile, `${claimed} ${stats.size} ${Math.trunc(stats.mtimeMs)} ${stats.ino}`.padEnd(127) + '\n');
+    assert.equal((await store.stat('old.txt', 'sha256')).digest.toString('hex'), claimed);
+    assert.ok((await store.stat('old.txt', 'blake3')).digest.equals(digestOf('blake3', Buffer.from('from 0.1'))));
+    assert.equal((await store.stat('old.txt', 'sha256')).digest.toString('hex'), claimed, 'adding BLAKE3 kept the SHA-256 digest');
   });
 
   it('removes files, prunes empty folders, and reports NOT_FOUND', async () => {

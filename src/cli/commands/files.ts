@@ -31,16 +31,16 @@ export async function ls(prefix: string | undefined, options: LsOptions): Promis
 }
 
 export function jsonListing(entries: Entry[]): string {
-  const rows = entries.map((e) => ({ name: e.name, size: e.size, mtime: e.mtime.toISOString(), sha256: e.sha256 }));
+  const rows = entries.map((e) => ({ name: e.name, size: e.size, mtime: e.mtime.toISOString(), algorithm: e.algorithm, digest: e.digest }));
   return `${JSON.stringify(rows)}\n`;
 }
 
-/** One line per file: modified, size (bytes, or human with `long`), short sha256, name. */
+/** One line per file: modified, size (bytes, or human with `long`), short digest, name. */
 export function tableListing(entries: Entry[], long = false): string {
   const rows = entries.map((e) => [
     long ? longTime(e.mtime) : shortTime(e.mtime),
     long ? humanSize(e.size) : String(e.size),
-    e.sha256.slice(0, 12),
+    e.digest.slice(0, 12),
     printableName(e.name),
   ]);
   const sizeWidth = Math.max(0, ...rows.map((r) => r[1]!.length));
@@ -50,7 +50,7 @@ export function tableListing(entries: Entry[], long = false): string {
 export async function stat(name: string, options: ClientOptions & { json?: boolean }): Promise<void> {
   const entry = await withClient(options, (client) => client.stat(name));
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ name: entry.name, size: entry.size, mtime: entry.mtime.toISOString(), sha256: entry.sha256 })}\n`);
+    process.stdout.write(`${JSON.stringify({ name: entry.name, size: entry.size, mtime: entry.mtime.toISOString(), algorithm: entry.algorithm, digest: entry.digest })}\n`);
   } else {
     process.stdout.write(statText(entry));
   }
@@ -58,7 +58,7 @@ export async function stat(name: string, options: ClientOptions & { json?: boole
 
 /** The lines `stat` prints (also in the shell). */
 export function statText(entry: Entry): string {
-  return `name    ${printableName(entry.name)}\nsize    ${entry.size} (${humanSize(entry.size)})\nmtime   ${longTime(entry.mtime)}\nsha256  ${entry.sha256}\n`;
+  return `name    ${printableName(entry.name)}\nsize    ${entry.size} (${humanSize(entry.size)})\nmtime   ${longTime(entry.mtime)}\ndigest  ${entry.algorithm}:${entry.digest}\n`;
 }
 
 /** Removes every name given; a failure is reported and the others still go. Returns the exit code. */

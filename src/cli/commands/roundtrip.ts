@@ -26,7 +26,7 @@ export async function roundtrip(file: string, options: RoundtripOptions): Promis
     const difference = await firstDifference(file, copy);
     if (difference === undefined) {
       process.stdout.write(
-        `identical: ${file} and ${options.output ?? `the downloaded copy of ${printableName(uploaded.name)}`} (${downloaded.size} bytes, ${humanSize(downloaded.size)}, sha256 ${downloaded.sha256})\n`,
+        `identical: ${file} and ${options.output ?? `the downloaded copy of ${printableName(uploaded.name)}`} (${downloaded.size} bytes, ${humanSize(downloaded.size)}, ${downloaded.algorithm} ${downloaded.digest})\n`,
       );
       return 0;
     }

@@ -26,6 +26,7 @@ export interface ServeOptions {
   maxPartials?: string;
   maxPartialBytes?: string;
   maxOpenFiles?: string;
+  digest?: 'auto' | 'sha256';
 }
 
 /** Runs a server until SIGINT/SIGTERM, then stops gracefully and resolves. */
@@ -44,6 +45,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     root: options.root ?? DEFAULT_ROOT,
     serverName: options.name,
     fsync: options.fsync !== false,
+    digest: options.digest,
     partialTtlMs: options.partialTtl === undefined ? undefined : parseSeconds(options.partialTtl, '--partial-ttl', 1, MAX_TTL_SECONDS),
     maxFileSize: options.maxFileSize === undefined ? undefined : parseSize(options.maxFileSize, '--max-file-size'),
     rawPort: options.rawPort === undefined ? undefined : parsePort(options.rawPort, '--raw-port'),

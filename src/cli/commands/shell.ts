@@ -10,6 +10,7 @@ export interface ShellOptions {
   tls?: boolean;
   fingerprint?: string;
   tokenFile?: string;
+  digest?: 'auto' | 'sha256';
 }
 
 const PROMPT = 'ferry> ';
@@ -60,7 +61,7 @@ export async function shell(address: string | undefined, options: ShellOptions):
     const where = address ?? process.env.FERRY_SERVER ?? (await askAddress(nextLine));
     const { host, port } = parseServerAddress(where);
     const security = await securityOptions(options);
-    const open = (): Promise<FerryClient> => connect({ host, port, clientName: 'ferry-shell', timeoutMs: timeoutMs(options.timeout), ...security });
+    const open = (): Promise<FerryClient> => connect({ host, port, clientName: 'ferry-shell', timeoutMs: timeoutMs(options.timeout), digest: options.digest, ...security });
     const client = await open();
     session = new ShellSession(
       client,

@@ -5,7 +5,7 @@ import { UsageError } from '../exit.js';
 import { duration, humanSize, rate } from '../format.js';
 import { onInterrupt } from '../interrupt.js';
 import { localPathFor, walkLocalTree } from '../local-tree.js';
-import { localTarget, prepareFolder, sha256OfFile } from '../local-target.js';
+import { digestOfFile, localTarget, prepareFolder } from '../local-target.js';
 import { cannotWrite, userMessage } from '../messages.js';
 import { MAX_PARALLEL, parseCount } from '../numbers.js';
 import { balance, runPool } from '../pool.js';
@@ -108,7 +108,7 @@ class StoredTrees {
   }
 }
 
-/** The stored file `name` if it already holds the bytes of local file `local` (same size, same sha256). */
+/** The stored file `name` if it already holds the bytes of local file `local` (same size, same digest). */
 export async function storedCopy(client: FerryClient, name: string, local: string, size: number | undefined, known?: Entry): Promise<Entry | undefined> {
   const entry =
     known ??
@@ -117,7 +117,7 @@ export async function storedCopy(client: FerryClient, name: string, local: strin
       throw error;
     }));
   if (entry === undefined || entry.kind !== 'file' || entry.size !== size) return undefined;
-  return (await sha256OfFile(local)) === entry.sha256 ? entry : undefined;
+  return (await digestOfFile(local, entry.algorithm)) === entry.digest ? entry : undefined;
 }
 
 export async function get(names: string[], options: GetCliOptions): Promise<number> {
@@ -148,7 +148,7 @@ export async function download(
   if (target.kind === 'special') return { skipped: false, result: await downloadInto(client, name, target.path, hooks) };
   if (target.stats !== undefined) {
     const remote = options.remote ?? (await client.stat(name));
-    if (remote.kind === 'file' && remote.size === target.stats.size && (await sha256OfFile(target.path)) === remote.sha256) {
+    if (remote.kind === 'file' && remote.size === target.stats.size && (await digestOfFile(target.path, remote.algorithm)) === remote.digest) {
       if (options.preserve) await fs.utimes(target.path, new Date(), remote.mtime);
       return { skipped: true, entry: remote };
     }
@@ -376,11 +376,11 @@ function report(out: NodeJS.WriteStream, verb: 'put' | 'get', job: Job, outcome:
   if (outcome.skipped) {
     const { entry } = outcome;
     if (options.json) {
-      const row = { name: entry.name, local: job.local, size: entry.size, sha256: entry.sha256, mtime: entry.mtime.toISOString(), skipped: 'identical', resumedFrom: 0, seconds: Math.round(ms) / 1000 };
+      const row = { name: entry.name, local: job.local, size: entry.size, algorithm: entry.algorithm, digest: entry.digest, mtime: entry.mtime.toISOString(), skipped: 'identical', resumedFrom: 0, seconds: Math.round(ms) / 1000 };
       out.write(`${JSON.stringify(row)}\n`);
     } else if (!options.quiet) {
       const what = verb === 'put' ? `${printableName(entry.name)} is already stored` : `${local} already holds ${printableName(entry.name)}`;
-      out.write(`skipped ${what}, identical  ${humanSize(entry.size)}  sha256 ${entry.sha256}\n`);
+      out.write(`skipped ${what}, identical  ${humanSize(entry.size)}  ${entry.algorithm} ${entry.digest}\n`);
     }
     return;
   }
@@ -390,7 +390,8 @@ function report(out: NodeJS.WriteStream, verb: 'put' | 'get', job: Job, outcome:
       name: result.name,
       local: job.local,
       size: result.size,
-      sha256: result.sha256,
+      algorithm: result.algorithm,
+      digest: result.digest,
       mtime: result.mtime.toISOString(),
       resumedFrom: result.resumedFrom,
       seconds: Math.round(ms) / 1000,
@@ -399,6 +400,6 @@ function report(out: NodeJS.WriteStream, verb: 'put' | 'get', job: Job, outcome:
   } else if (!options.quiet) {
     const what = verb === 'put' ? `stored ${printableName(result.name)}` : `saved ${local} from ${printableName(result.name)}`;
     const resumed = result.resumedFrom > 0 ? `, resumed at ${result.resumedFrom}` : '';
-    out.write(`${what}  ${humanSize(result.size)}  sha256 ${result.sha256}  ${duration(ms)} (${rate(result.size - result.resumedFrom, ms)}${resumed})\n`);
+    out.write(`${what}  ${humanSize(result.size)}  ${result.algorithm} ${result.digest}  ${duration(ms)} (${rate(result.size - result.resumedFrom, ms)}${resumed})\n`);
   }
 }

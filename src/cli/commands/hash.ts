@@ -1,0 +1,38 @@
+import { createReadStream } from 'node:fs';
+import { createHasher, FerryError, preferredAlgorithm, type DigestAlgorithm } from '../../client/index.js';
+import { UsageError } from '../exit.js';
+
+export interface HashOptions {
+  digest?: string;
+}
+
+/**
+ * Prints each local file's digest as `algorithm:hex  file`, the form `ferry stat` shows, so a
+ * copy can be checked by hand. The default algorithm is the one a ferry server agrees with
+ * this client (BLAKE3 when the binding loads); `--digest sha256` matches sha256sum.
+ */
+export async function hash(files: string[], options: HashOptions): Promise<void> {
+  const algorithm = chosenAlgorithm(options.digest);
+  for (const file of files) {
+    const hasher = createHasher(algorithm);
+    try {
+      const source = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1024 * 1024 });
+      for await (const chunk of source) hasher.update(chunk as Buffer);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+      throw new FerryError('LOCAL_IO', `cannot read ${file}: ${why}`);
+    }
+    process.stdout.write(`${algorithm}:${hasher.peek().toString('hex')}  ${file}\n`);
+  }
+}
+
+function chosenAlgorithm(digest: string | undefined): DigestAlgorithm {
+  if (digest === undefined || digest === 'auto') return preferredAlgorithm();
+  if (digest === 'sha256') return 'sha256';
+  if (digest === 'blake3') {
+    if (preferredAlgorithm() !== 'blake3') throw new FerryError('LOCAL_IO', 'BLAKE3 is unavailable on this machine (its native binding did not load): use --digest sha256');
+    return 'blake3';
+  }
+  throw new UsageError(`invalid --digest "${digest}": expected auto, blake3 or sha256`);
+}
