@@ -6,7 +6,7 @@
 //   node dist/bench/receive-path.js data|slab|fixed [MiB]
 // Prints MB/s; time whole runs from outside to compare CPU (the server half is the same in both).
 import net from 'node:net';
-import { SlabReader } from '../src/client/read-slab.js';
+import { SlabReader } from '../src/transport/read-slab.js';
 import { Decoder, encodeMessage } from '../src/protocol/index.js';
 
 const MiB = 1024 * 1024;

@@ -1,6 +1,7 @@
-import { createReadStream, promises as fs, type Stats } from 'node:fs';
+import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
-import { createHasher, type DigestAlgorithm } from '../io/digest.js';
+import type { DigestAlgorithm } from '../io/digest.js';
+import { hashFile } from '../io/hash-prefix.js';
 import { FerryError } from '../client/index.js';
 
 /**
@@ -48,9 +49,7 @@ async function requireFolder(folder: string, forPath: string): Promise<void> {
 
 /** Lowercase hex digest of a local file's bytes. */
 export async function digestOfFile(file: string, algorithm: DigestAlgorithm): Promise<string> {
-  const hasher = createHasher(algorithm);
-  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) hasher.update(chunk as Buffer);
-  return hasher.peek().toString('hex');
+  return (await hashFile(file, algorithm)).toString('hex');
 }
 
 function ignoreMissing(error: NodeJS.ErrnoException): undefined {

@@ -17,7 +17,7 @@ import { blake3Available, type DigestAlgorithm } from '../io/digest.js';
 import { Outbox } from '../transport/outbox.js';
 import { looksLikeTls } from '../transport/tls.js';
 import { openTransport, transportError } from './open-socket.js';
-import { SlabReader } from './read-slab.js';
+import { SlabReader } from '../transport/read-slab.js';
 import { RequestIds } from './request-ids.js';
 
 export interface TlsClientOptions {
@@ -73,13 +73,20 @@ export interface ConnectOptions {
   digest?: 'auto' | 'sha256';
 }
 
+const NO_RELEASE = (): void => undefined;
+
 /** How long close() waits for the server to close after the client's FIN. */
 const CLOSE_GRACE_MS = 2000;
 
 /** Receives what the server sends for one request id. */
 export interface RequestHandler {
   message(message: Message): void;
-  body?(data: Buffer): void;
+  /**
+   * A body slice. A handler that keeps `data` beyond the call and can tell when it is done with
+   * it calls `hold()` and later the function it returns, so the read buffer can be reused; a
+   * slice kept without `hold` is left to the GC.
+   */
+  body?(data: Buffer, hold: () => () => void): void;
   bodyEnd?(): void;
   fail(error: FerryError): void;
 }
@@ -121,8 +128,13 @@ export class Connection {
     this.decoder = new Decoder('client', {
       message: (message) => this.route(message),
       body: (id, data) => {
-        this.bodyHandedOn = true;
-        this.handlers.get(id)?.body?.(data);
+        let held = false;
+        const hold = (): (() => void) => {
+          held = true;
+          return this.reader?.retain(data) ?? NO_RELEASE;
+        };
+        this.handlers.get(id)?.body?.(data, hold);
+        if (!held) this.bodyHandedOn = true;
       },
       bodyEnd: (id) => this.handlers.get(id)?.bodyEnd?.(),
     });

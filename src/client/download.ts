@@ -13,8 +13,11 @@ import type { GetOptions, TransferResult } from './types.js';
 /** Where a GET's body goes: it learns the size, takes each chunk, and yields the sha256 of what it kept. */
 interface DownloadSink {
   announce(size: number): void;
-  /** Takes a body chunk; calls `resume` after it paused the connection for backpressure. */
-  write(chunk: Buffer, resume: () => void): void;
+  /**
+   * Takes a body chunk; calls `resume` after it paused the connection for backpressure. A sink
+   * that can tell when it is done with the chunk calls `hold` (see RequestHandler.body).
+   */
+  write(chunk: Buffer, resume: () => void, hold: () => () => void): void;
   digest(): Promise<Buffer>;
   /** The download failed: release what the sink holds (a hashing thread, in-flight writes). */
   abort(): Promise<void>;
@@ -65,8 +68,8 @@ export async function downloadToFile(connection: Connection, name: string, desti
     try {
       result = await receive(connection, name, offset, options, {
         announce: (size) => digester.expect(size - offset),
-        write: (chunk, resume) => {
-          if (!sink.write(chunk)) {
+        write: (chunk, resume, hold) => {
+          if (!sink.write(chunk, hold())) {
             connection.pause();
             sink.onDrain(resume);
           }
@@ -139,9 +142,9 @@ function receive(connection: Connection, name: string, offset: number, options: 
             throw new ProtocolError(`unexpected ${message.type} for a get`);
           }
         },
-        body: (data) => {
+        body: (data, hold) => {
           received += data.length;
-          sink.write(data, resume);
+          sink.write(data, resume, hold);
           options.onProgress?.({ bytes: received, total: announced?.size });
         },
         bodyEnd: () => {

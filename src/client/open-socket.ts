@@ -5,7 +5,7 @@ import { printableName } from '../protocol/index.js';
 import { MIN_TLS_VERSION, parseFingerprint, peerFingerprint } from '../transport/tls.js';
 import type { ConnectOptions, TlsClientOptions } from './connection.js';
 import { hostKey, KnownHosts } from './known-hosts.js';
-import type { SlabReader } from './read-slab.js';
+import type { SlabReader } from '../transport/read-slab.js';
 
 /**
  * Opening a connection's socket: TCP, or TLS whose certificate is checked (pinned

@@ -30,6 +30,8 @@ export interface FileSinkOptions {
 export class FileSink {
   private readonly digester: Digester;
   private queue: Buffer[] = [];
+  /** Per queued chunk, what to call once it is written (or dropped): its memory may be reused. */
+  private releases: (ReleaseChunk | undefined)[] = [];
   private queuedBytes = 0;
   private position: number;
   private received = 0;
@@ -71,11 +73,19 @@ export class FileSink {
     return this.received;
   }
 
-  write(chunk: Buffer): boolean {
-    if (this.failure !== undefined) return true; // the failure surfaces from finish()
+  /**
+   * Queues `chunk`; `release` is called once it is written or dropped (a read buffer may then
+   * be reused). Returns false when the caller should pause until `onDrain`.
+   */
+  write(chunk: Buffer, release?: ReleaseChunk): boolean {
+    if (this.failure !== undefined) {
+      release?.();
+      return true; // the failure surfaces from finish()
+    }
     this.digester.update(chunk);
     this.received += chunk.length;
     this.queue.push(chunk);
+    this.releases.push(release);
     this.queuedBytes += chunk.length;
     this.flushing ??= this.flush();
     return this.queuedBytes < HIGH_WATER && this.digester.pending < DIGEST_HIGH_WATER;
@@ -94,10 +104,18 @@ export class FileSink {
     try {
       while (this.queue.length > 0 && this.failure === undefined) {
         const batch = this.queue.length > MAX_BATCH_BUFFERS ? this.queue.splice(0, MAX_BATCH_BUFFERS) : this.queue;
-        if (batch === this.queue) this.queue = [];
+        const releases = batch === this.queue ? this.releases : this.releases.splice(0, batch.length);
+        if (batch === this.queue) {
+          this.queue = [];
+          this.releases = [];
+        }
         let length = 0;
         for (const b of batch) length += b.length;
-        await writeFully(this.handle, batch, length, this.position);
+        try {
+          await writeFully(this.handle, batch, length, this.position);
+        } finally {
+          for (const release of releases) release?.();
+        }
         this.position += length;
         this.queuedBytes -= length;
         this.startSyncIfDue();
@@ -116,6 +134,7 @@ export class FileSink {
   }
 
   private dropQueue(): void {
+    this.releaseQueued();
     this.queue = [];
     this.queuedBytes = 0;
     this.releaseDrain();
@@ -151,6 +170,12 @@ export class FileSink {
     while (this.syncing) await this.syncing;
   }
 
+  private releaseQueued(): void {
+    const releases = this.releases;
+    this.releases = [];
+    for (const release of releases) release?.();
+  }
+
   private releaseDrain(): void {
     if (this.drainWaiter && (this.queuedBytes < LOW_WATER || this.failure !== undefined)) {
       const waiter = this.drainWaiter;
@@ -172,6 +197,7 @@ export class FileSink {
 
   /** Waits for in-flight writes and syncs so the file can be closed and removed safely. */
   async settle(): Promise<void> {
+    this.releaseQueued();
     this.queue = [];
     while (this.flushing) await this.flushing;
     await this.syncsSettled();
@@ -193,6 +219,8 @@ export class FileSink {
     await this.settle();
   }
 }
+
+export type ReleaseChunk = () => void;
 
 async function writeFully(handle: fs.FileHandle, buffers: Buffer[], length: number, position: number): Promise<void> {
   let { bytesWritten } = await handle.writev(buffers, position);

@@ -1,3 +1,4 @@
+import { open } from 'node:fs/promises';
 import type { promises as fs } from 'node:fs';
 import { createHasher, type DigestAlgorithm, type Hasher } from './digest.js';
 
@@ -18,4 +19,20 @@ export async function hashPrefix(handle: fs.FileHandle, length: number, algorith
     position += bytesRead;
   }
   return hasher;
+}
+
+/** Digest of a whole file, read through one reused buffer (no garbage per chunk). */
+export async function hashFile(file: string, algorithm: DigestAlgorithm): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const hasher = createHasher(algorithm);
+    const buffer = Buffer.allocUnsafe(READ_CHUNK);
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) return hasher.peek();
+      hasher.update(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
 }

@@ -6,6 +6,8 @@ import { FerryError, WireErrorCode } from '../errors.js';
 import { blake3Available, blake3LoadProblem } from '../io/digest.js';
 import { encodeMessage } from '../protocol/index.js';
 import { Store } from '../storage/store.js';
+import { adoptWithSlabs } from '../transport/adopt-socket.js';
+import type { SlabReader } from '../transport/read-slab.js';
 import { loadServerCredentials, serverContext, type ServerTlsOptions } from '../transport/tls.js';
 import { AuthThrottle, TokenSet, type ThrottleOptions } from './auth.js';
 import { ConnectionLimiter, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_IP } from '../transport/limits.js';
@@ -207,11 +209,13 @@ export class FerryServer {
     return { host: address.address, port: address.port };
   }
 
-  private accept(raw: net.Socket): void {
+  private accept(accepted: net.Socket): void {
     if (this.closing) {
-      raw.destroy();
+      accepted.destroy();
       return;
     }
+    // Plain TCP reads into reused slabs; TLS decrypts into its own buffers anyway.
+    const { socket: raw, reader } = this.secureContext ? { socket: accepted, reader: undefined } : adoptWithSlabs(accepted, true);
     // Counted before any TLS or protocol work, so refusing costs next to nothing.
     const admission = this.limiter.admit(raw.remoteAddress);
     if (!admission.ok) {
@@ -225,7 +229,7 @@ export class FerryServer {
     }
     raw.once('close', admission.release);
     try {
-      this.startSession(raw);
+      this.startSession(raw, reader);
     } catch (error) {
       // Whatever goes wrong with one connection stays with it.
       this.log.error({ peer: `${raw.remoteAddress ?? '?'}:${raw.remotePort ?? '?'}`, err: error }, 'could not start a session');
@@ -233,7 +237,7 @@ export class FerryServer {
     }
   }
 
-  private startSession(raw: net.Socket): void {
+  private startSession(raw: net.Socket, reader: SlabReader | undefined): void {
     const socket = this.secureContext
       ? new tls.TLSSocket(raw, { isServer: true, secureContext: this.secureContext, requestCert: false })
       : raw;
@@ -252,7 +256,7 @@ export class FerryServer {
       throttle: this.throttle,
       tls: this.secureContext !== undefined,
       blake3: this.options.digest !== 'sha256' && blake3Available(),
-    });
+    }, reader);
     this.sessions.add(session);
     const started = Date.now();
     this.log.info({ peer: session.peer }, 'connected');

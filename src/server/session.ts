@@ -5,6 +5,7 @@ import { FerryError, ProtocolError, WireErrorCode, type WireErrorName } from '..
 import { Decoder, encodeMessage, ListFlag, type Message } from '../protocol/index.js';
 import { mapFsError } from '../storage/store.js';
 import { Outbox } from '../transport/outbox.js';
+import type { SlabReader } from '../transport/read-slab.js';
 import { looksLikeTls } from '../transport/tls.js';
 import { Downloads } from './downloads.js';
 import { Handshake } from './handshake.js';
@@ -31,6 +32,8 @@ const LINGER_MS = 2000;
  *   held against it. HELLO (and AUTH) have an absolute deadline.
  * - Anything thrown while handling this connection closes this connection only.
  */
+const NO_RELEASE = (): void => undefined;
+
 export class Session implements SessionIo {
   readonly decoder: Decoder;
   readonly outbox: Outbox;
@@ -52,9 +55,14 @@ export class Session implements SessionIo {
   private peerEnded = false;
   private lingerTimer: Timer | undefined;
 
+  /**
+   * `reader`: the socket reads into its slabs (`onread`, see transport/adopt-socket.ts), and
+   * upload bodies are held there until written; without it the socket emits 'data'.
+   */
   constructor(
     private readonly socket: Socket,
     readonly ctx: SessionContext,
+    private readonly reader?: SlabReader,
   ) {
     this.remoteAddress = socket.remoteAddress ?? '?';
     this.peer = `${this.remoteAddress}:${socket.remotePort ?? '?'}`;
@@ -66,7 +74,7 @@ export class Session implements SessionIo {
     );
     this.decoder = new Decoder('server', {
       message: (message) => this.onMessage(message),
-      body: (id, data) => this.uploads.body(id, data),
+      body: (id, data) => this.uploads.body(id, data, () => this.reader?.retain(data) ?? NO_RELEASE),
       bodyEnd: (id) => this.uploads.bodyEnd(id),
     });
     this.handshake = new Handshake(this);
@@ -76,7 +84,7 @@ export class Session implements SessionIo {
     this.idle.start();
     socket.setNoDelay(true);
     let first = true;
-    socket.on('data', (chunk: Buffer) => {
+    const receive = (chunk: Buffer): void => {
       this.idle.touch();
       if (first) {
         first = false;
@@ -86,7 +94,10 @@ export class Session implements SessionIo {
         }
       }
       this.guard(() => this.decoder.push(chunk));
-    });
+    };
+    // Body slices are held (retain) or dropped; only a partial frame the decoder keeps escapes.
+    if (reader) reader.attach((chunk) => (receive(chunk), this.decoder.buffered > 0));
+    else socket.on('data', receive);
     socket.on('drain', () => this.guard(() => this.updateFlow()));
     socket.on('end', () => this.guard(() => this.onPeerEnd()));
     socket.on('error', (error) => ctx.log.debug({ peer: this.peer, err: error.message }, 'socket error'));

@@ -148,12 +148,13 @@ export class Uploads {
     }
   }
 
-  body(id: number, data: Buffer): void {
+  /** A body slice; `hold` marks it kept until the release it returns is called (see SlabReader). */
+  body(id: number, data: Buffer, hold: () => () => void): void {
     const put = this.puts.get(id);
     if (!put || put.refused || !put.upload) return; // refused: dropped
     let more: boolean;
     try {
-      more = put.upload.write(data);
+      more = put.upload.write(data, hold());
     } catch (error) {
       this.refuseMidBody(put, error);
       return;

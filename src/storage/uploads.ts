@@ -301,9 +301,23 @@ export class Upload {
     return Math.max(0, this.reservation - this.offset - this.sink.bytes);
   }
 
-  /** Returns false when the caller should pause its source until `sink.onDrain`. */
-  write(chunk: Buffer): boolean {
-    const total = this.offset + this.sink.bytes + chunk.length;
+  /**
+   * Returns false when the caller should pause its source until `sink.onDrain`. `release` is
+   * called once the chunk's memory is no longer needed (written, dropped, or refused here).
+   */
+  write(chunk: Buffer, release?: () => void): boolean {
+    try {
+      this.checkGrowth(chunk.length);
+    } catch (error) {
+      release?.();
+      throw error;
+    }
+    return this.sink.write(chunk, release);
+  }
+
+  /** Refuses bytes past the size limit or the quota; reserves room as a chunked upload grows. */
+  private checkGrowth(length: number): void {
+    const total = this.offset + this.sink.bytes + length;
     const { maxFileSize, ledger, partials } = this.parts;
     if (total > maxFileSize) {
       throw new FerryError('TOO_LARGE', `upload is over the server's limit of ${maxFileSize} bytes`);
@@ -319,7 +333,6 @@ export class Upload {
       }
       this.reservation += grow;
     }
-    return this.sink.write(chunk);
   }
 
   /** Publishes the file if it has the expected size and digest (in this upload's algorithm). */

@@ -31,28 +31,33 @@ export async function sendFileRange(
 ): Promise<void> {
   const end = start + length;
   let chunkSize = MIN_CHUNK;
-  // Buffers come back once the socket has written them: a transfer of any size churns
-  // through a handful of buffers instead of leaving a gigabyte of garbage for the GC.
-  const spare: Buffer[] = [];
-  const readAt = async (position: number): Promise<Buffer> => {
+  // Buffers come back once the socket has written them, kept per chunk size (64, 128 or
+  // 256 KiB): a transfer of any size churns through a handful of buffers instead of leaving
+  // a gigabyte of garbage for the GC.
+  const spare = new Map<number, Buffer[]>();
+  const readAt = async (position: number): Promise<{ chunk: Buffer; buffer: Buffer }> => {
     const size = Math.min(chunkSize, end - position);
-    const recycled = spare.length > 0 && spare[spare.length - 1]!.length === size ? spare.pop() : undefined;
-    const buffer = recycled ?? Buffer.allocUnsafeSlow(size);
+    const buffer = spare.get(chunkSize)?.pop() ?? Buffer.allocUnsafeSlow(chunkSize);
     const { bytesRead } = await handle.read(buffer, 0, size, position);
     if (bytesRead === 0) throw new Error(`file ended ${end - position} bytes early`);
-    return bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+    return { chunk: buffer.subarray(0, bytesRead), buffer };
+  };
+  const recycle = (buffer: Buffer): void => {
+    let pool = spare.get(buffer.length);
+    if (pool === undefined) spare.set(buffer.length, (pool = []));
+    if (pool.length < 4) pool.push(buffer);
   };
   let position = start;
   // One read stays in flight while the previous chunk is written: disk and socket overlap.
   let next = position < end ? readAt(position) : undefined;
   try {
     while (next) {
-      const chunk = await next;
+      const { chunk, buffer } = await next;
       position += chunk.length;
       const waitForConsumer = onChunk?.(chunk);
       if (waitForConsumer) await waitForConsumer;
       const written = socket.write(chunk, () => {
-        if (spare.length < 4) spare.push(chunk);
+        recycle(buffer);
         onWritten?.();
       });
       // The kernel took none of it: the peer is not reading now; read ahead only if it is.

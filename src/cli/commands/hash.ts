@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { hashFile } from '../../io/hash-prefix.js';
 import { createHasher, FerryError, preferredAlgorithm, type DigestAlgorithm } from '../../client/index.js';
 import { UsageError } from '../exit.js';
 
@@ -14,17 +14,22 @@ export interface HashOptions {
 export async function hash(files: string[], options: HashOptions): Promise<void> {
   const algorithm = chosenAlgorithm(options.digest);
   for (const file of files) {
-    const hasher = createHasher(algorithm);
+    let digest: Buffer;
     try {
-      const source = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1024 * 1024 });
-      for await (const chunk of source) hasher.update(chunk as Buffer);
+      digest = file === '-' ? await hashStdin(algorithm) : await hashFile(file, algorithm);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
       throw new FerryError('LOCAL_IO', `cannot read ${file}: ${why}`);
     }
-    process.stdout.write(`${algorithm}:${hasher.peek().toString('hex')}  ${file}\n`);
+    process.stdout.write(`${algorithm}:${digest.toString('hex')}  ${file}\n`);
   }
+}
+
+async function hashStdin(algorithm: DigestAlgorithm): Promise<Buffer> {
+  const hasher = createHasher(algorithm);
+  for await (const chunk of process.stdin) hasher.update(chunk as Buffer);
+  return hasher.peek();
 }
 
 function chosenAlgorithm(digest: string | undefined): DigestAlgorithm {

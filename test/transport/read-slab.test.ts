@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { createHasher } from '../../src/io/digest.js';
+import { InlineDigester } from '../../src/io/digester.js';
+import { FileSink } from '../../src/io/file-sink.js';
+import { adoptWithSlabs } from '../../src/transport/adopt-socket.js';
+import { MIN_READ_BYTES, ReadSlab, SLAB_BYTES } from '../../src/transport/read-slab.js';
+import { randomData, tempDir } from '../helpers/fixtures.js';
+
+/** Fills `count` bytes the way Node's onread does: into the region `next()` handed out. */
+function read(slab: ReadSlab, count: number): Buffer {
+  const region = slab.next();
+  region.fill(7, 0, count);
+  return slab.take(count, region);
+}
+
+describe('read slabs', () => {
+  it('a slab whose held slices were all released is read into again once retired', () => {
+    const slab = new ReadSlab();
+    const first = read(slab, SLAB_BYTES - MIN_READ_BYTES + 1); // leaves a tail too short to read into
+    const releaseFirst = slab.retain(first);
+    slab.settle(false);
+    const second = read(slab, 10); // so this read takes another slab; the first stays held
+    assert.notEqual(second.buffer, first.buffer);
+    slab.retain(second);
+    slab.settle(false);
+    releaseFirst();
+    releaseFirst(); // a second call changes nothing
+    const filler = read(slab, SLAB_BYTES - 10 - MIN_READ_BYTES + 1);
+    slab.retain(filler);
+    slab.settle(false);
+    const third = read(slab, 10);
+    assert.equal(third.buffer, first.buffer, 'the released slab is read into again');
+    assert.ok(second.every((b) => b === 7), 'a held slice is not overwritten');
+  });
+
+  it('rewinds a slab nothing holds, so control traffic reads without allocating', () => {
+    const slab = new ReadSlab();
+    const a = read(slab, 100);
+    slab.settle(false);
+    const b = read(slab, 100);
+    assert.equal(b.buffer, a.buffer);
+    assert.equal(b.byteOffset, a.byteOffset, 'read into the same bytes again');
+  });
+
+  it('never reuses a slab a slice escaped from untracked, nor one still held', () => {
+    const slab = new ReadSlab();
+    const leaked = read(slab, SLAB_BYTES - MIN_READ_BYTES + 1);
+    slab.settle(true);
+    const held = read(slab, SLAB_BYTES - MIN_READ_BYTES + 1);
+    assert.notEqual(held.buffer, leaked.buffer);
+    slab.retain(held); // never released
+    slab.settle(false);
+    const later = read(slab, 10);
+    assert.notEqual(later.buffer, leaked.buffer);
+    assert.notEqual(later.buffer, held.buffer);
+    assert.ok(leaked.every((b) => b === 7) && held.every((b) => b === 7), 'kept bytes were not overwritten');
+  });
+
+  it('a file sink releases each chunk once written, and what it drops', async () => {
+    const dir = await tempDir();
+    try {
+      const handle = await fs.open(path.join(dir, 'f'), 'w');
+      const sink = new FileSink(handle, 0, new InlineDigester(createHasher('blake3')));
+      const released: number[] = [];
+      const chunks = Array.from({ length: 20 }, (_, i) => randomData(10_000 + i));
+      chunks.forEach((chunk, i) => sink.write(chunk, () => released.push(i)));
+      await sink.finish();
+      assert.deepEqual(released.sort((a, b) => a - b), chunks.map((_, i) => i));
+      const dropped = new FileSink(handle, 0, new InlineDigester(createHasher('sha256')));
+      let droppedReleases = 0;
+      for (let i = 0; i < 50; i++) dropped.write(randomData(100_000), () => droppedReleases++);
+      await dropped.settle();
+      assert.equal(droppedReleases, 50, 'written or dropped, every chunk is released');
+      await handle.close();
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an accepted socket adopted for slab reads receives every byte and half-closes', async () => {
+    const data = randomData(5 * 1024 * 1024 + 3);
+    let adoptedReader: unknown;
+    const server = net.createServer({ allowHalfOpen: true }, (accepted) => {
+      const { socket, reader } = adoptWithSlabs(accepted, true);
+      adoptedReader = reader;
+      const parts: Buffer[] = [];
+      reader!.attach((chunk) => (parts.push(Buffer.from(chunk)), false));
+      socket.on('end', () => socket.end(`${Buffer.concat(parts).equals(data) ? 'same' : 'different'} ${Buffer.concat(parts).length}`));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      const answer = await new Promise<string>((resolve, reject) => {
+        const client = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => client.end(data));
+        let text = '';
+        client.on('data', (d: Buffer) => (text += d.toString()));
+        client.on('end', () => resolve(text));
+        client.on('error', reject);
+      });
+      assert.ok(adoptedReader !== undefined, 'Node 20 accepted sockets can be adopted');
+      assert.equal(answer, `same ${data.length}`);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
