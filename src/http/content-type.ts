@@ -32,7 +32,6 @@ export function contentTypeOf(name: string): string {
 
 /** `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266), the ASCII fallback stripped of quotes. */
 export function attachment(filename: string): string {
-  // eslint-disable-next-line no-control-regex
   const ascii = filename.replace(/[^\x20-\x7e]|["\\]/g, '_');
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
 }
