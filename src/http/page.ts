@@ -57,6 +57,7 @@ export function pageStart(folder: string, tokens: boolean): string {
 <label class="button" for="pick-folder">Choose a folder</label><input id="pick-folder" type="file" webkitdirectory multiple>
 <button type="button" id="new-folder" class="button">New folder</button>
 </p>
+<p><label><input type="checkbox" id="replace"> Replace files that already exist</label></p>
 </div>
 <ul id="transfers" class="transfers" aria-live="polite"></ul>
 </section>

@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import tar from 'tar-stream';
 import { makeSentinel, randomData, sha256, type Sentinel } from '../helpers/fixtures.js';
-import { curl, rawGet, sha256b64, startHttp, type HttpServer } from './helpers.js';
+import { curl, rawGet, sha256b64, startHttp, untar, type HttpServer } from './helpers.js';
 
 describe('http: files, ranges, conditionals, listings', () => {
   let server: HttpServer;
@@ -206,23 +205,3 @@ describe('http: files, ranges, conditionals, listings', () => {
     assert.equal((await rawGet(server.httpPort, '/.ferry/web/%2e%2e/%2e%2e/package.json')).status, 404);
   });
 });
-
-export async function untar(archive: Buffer): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>();
-  const extract = tar.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
-      stream.on('end', () => {
-        files.set(header.name, Buffer.concat(chunks));
-        next();
-      });
-    });
-    extract.on('finish', resolve);
-    extract.on('error', reject);
-  });
-  extract.end(archive);
-  await done;
-  return files;
-}

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import tar from 'tar-stream';
 import { startServer, type TestServer } from '../helpers/fixtures.js';
 import type { ServerOptions } from '../../src/index.js';
 
@@ -103,4 +104,25 @@ export function curl(args: string[], timeoutMs = 20_000): Promise<CurlResult> {
 
 export function sha256b64(data: Buffer): string {
   return createHash('sha256').update(data).digest('base64');
+}
+
+/** The files of a tar archive, by name. */
+export async function untar(archive: Buffer): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  const extract = tar.extract();
+  const done = new Promise<void>((resolve, reject) => {
+    extract.on('entry', (header, stream, next) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
+      stream.on('end', () => {
+        files.set(header.name, Buffer.concat(chunks));
+        next();
+      });
+    });
+    extract.on('finish', resolve);
+    extract.on('error', reject);
+  });
+  extract.end(archive);
+  await done;
+  return files;
 }

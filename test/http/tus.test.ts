@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
@@ -8,45 +7,7 @@ import * as tus from 'tus-js-client';
 import { createServer } from '../../src/index.js';
 import { eventually, randomData, sha256, temporaries, tempDir } from '../helpers/fixtures.js';
 import { startHttp, type HttpServer } from './helpers.js';
-
-/** A TCP proxy to `port` that cuts the first connection carrying a PATCH after `cutAfter` request bytes. */
-async function cuttingProxy(port: number, cutAfter: number): Promise<{ port: number; cuts: () => number; close: () => Promise<void> }> {
-  let cuts = 0;
-  const sockets = new Set<net.Socket>();
-  const proxy = net.createServer((client) => {
-    const upstream = net.connect(port, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    let sent = 0;
-    let patching = false;
-    client.on('data', (chunk: Buffer) => {
-      if (!patching && cuts === 0 && chunk.includes('PATCH ')) patching = true;
-      sent += chunk.length;
-      if (patching && cuts === 0 && sent > cutAfter) {
-        cuts++;
-        client.destroy();
-        upstream.destroy();
-        return;
-      }
-      upstream.write(chunk);
-    });
-    upstream.on('data', (chunk: Buffer) => client.write(chunk));
-    const end = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (proxy.address() as net.AddressInfo).port,
-    cuts: () => cuts,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => proxy.close(() => resolve()));
-    },
-  };
-}
+import { cuttingProxy } from './proxy.js';
 
 function upload(endpoint: string, data: Buffer, metadata: Record<string, string>, options: Partial<tus.UploadOptions> = {}): Promise<{ url: string | null; error?: Error }> {
   return new Promise((resolve) => {
