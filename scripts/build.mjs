@@ -37,8 +37,9 @@ async function isCurrent() {
  * into <out>/web/, where the server finds it (src/http/assets.ts); no step to run by hand.
  */
 async function bundleWebPage(out) {
-  const { build } = await import('esbuild');
   const web = path.join(root, 'src', 'http', 'web');
+  if (!existsSync(path.join(web, 'app.js'))) return; // a checkout without the page (the set-up test's tiny project)
+  const { build } = await import('esbuild');
   await build({
     entryPoints: [path.join(web, 'app.js')],
     outfile: path.join(out, 'web', 'app.js'),
