@@ -32,6 +32,28 @@ async function isCurrent() {
   return newest <= stamp.mtimeMs;
 }
 
+/**
+ * The HTTP door's web page (src/http/web/): its script, with tus-js-client, bundled for browsers
+ * into <out>/web/, where the server finds it (src/http/assets.ts); no step to run by hand.
+ */
+async function bundleWebPage(out) {
+  const web = path.join(root, 'src', 'http', 'web');
+  if (!existsSync(path.join(web, 'app.js'))) return; // a checkout without the page (the set-up test's tiny project)
+  const { build } = await import('esbuild');
+  await build({
+    entryPoints: [path.join(web, 'app.js')],
+    outfile: path.join(out, 'web', 'app.js'),
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: ['es2020'],
+    minify: true,
+    sourcemap: true,
+    logLevel: 'warning',
+  });
+  await fs.copyFile(path.join(web, 'app.css'), path.join(out, 'web', 'app.css'));
+}
+
 if (process.argv.includes('--if-stale') && (await isCurrent())) {
   console.log('dist/ is up to date (npm run build rebuilds it anyway)');
   process.exit(0);
@@ -47,6 +69,7 @@ try {
     stdio: 'inherit',
   });
   execFileSync(process.execPath, [path.join(root, 'scripts', 'bundle-cli.mjs'), building], { cwd: root, stdio: 'inherit' });
+  await bundleWebPage(building);
   await fs.writeFile(path.join(building, STAMP), `${new Date().toISOString()}\n`);
   // The swap: two renames, so dist/ is missing for an instant at most and never half-written.
   if (existsSync(dist)) await fs.rename(dist, retired);

@@ -24,6 +24,7 @@ function layerOf(file: string): { layer: number; unit: string } {
     server: 3,
     client: 3,
     services: 4,
+    http: 4,
     'create-server.ts': 5,
     'index.ts': 6,
     cli: 7,

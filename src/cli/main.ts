@@ -59,6 +59,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--raw-port <port>', 'also accept plain TCP uploads here (nc, socat, …): each connection becomes raw/<n>.file')
     .option('--raw-idle-timeout <seconds>', 'discard a raw upload after this long without a byte', '10')
     .option('--raw-anonymous', 'with --tokens, still accept raw uploads (the raw port cannot check tokens)')
+    .option('--http-port <port>', 'also serve HTTP here (HTTPS with --tls): browse, download and upload from a browser or curl')
     .option('--tokens <file>', 'require a token: lines "<token> <read|write>" (# comments); see SECURITY.md')
     .option('--tls', 'serve TLS only (TLS >= 1.2); without --tls-cert/--tls-key a self-signed certificate is kept in <root>/.ferry/tls')
     .option('--tls-cert <file>', 'TLS certificate (PEM), with --tls-key; implies --tls')
@@ -77,6 +78,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       'ferry serve --host 0.0.0.0 --port 4455 --root /srv/files',
       'ferry serve --port 0   # any free port',
       'ferry serve --raw-port 4456   # then: nc -N 127.0.0.1 4456 < photo.jpg',
+      'ferry serve --http-port 8080  # then open http://127.0.0.1:8080/',
       'ferry serve --host 0.0.0.0 --tls --tokens /etc/ferry/tokens   # see SECURITY.md',
     ]))
     .action(async (options) => {

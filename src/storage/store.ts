@@ -5,6 +5,7 @@ import type { DigestAlgorithm } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { RESERVED_COMPONENT } from '../protocol/names.js';
 import { Activity } from './activity.js';
+import { Mover } from './moves.js';
 import { DigestCache } from './digest-cache.js';
 import { NameLocks } from './locks.js';
 import { PartialStore } from './partials.js';
@@ -51,6 +52,7 @@ export class Store {
   private readonly reader: Reader;
   private readonly uploads: Uploads;
   private readonly remover: Remover;
+  private readonly mover: Mover;
 
   private constructor(private readonly parts: StoreParts) {
     this.stateDir = path.join(parts.root.root, RESERVED_COMPONENT);
@@ -61,6 +63,7 @@ export class Store {
     this.reader = new Reader(parts);
     this.uploads = new Uploads(parts, this.reader);
     this.remover = new Remover(parts);
+    this.mover = new Mover(parts);
   }
 
   /** Opens (creating if missing) a store and sweeps temporaries left by a previous run. */
@@ -214,6 +217,16 @@ export class Store {
   /** Removes the folder `prefix` with everything in it; returns how many files went. */
   removeTree(prefix: string): Promise<number> {
     return this.track(() => this.remover.removeTree(prefix));
+  }
+
+  /** Renames a file or folder (see Mover.rename). */
+  rename(from: string, to: string, options: { overwrite?: boolean } = {}): Promise<{ kind: 'file' | 'folder' }> {
+    return this.track(() => this.mover.rename(from, to, options));
+  }
+
+  /** Makes a folder and its missing parents; false when it already was one. */
+  makeFolder(name: string): Promise<boolean> {
+    return this.track(() => this.mover.makeFolder(name));
   }
 }
 

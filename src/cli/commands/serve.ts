@@ -11,6 +11,7 @@ export interface ServeOptions {
   maxFileSize?: string;
   grace?: string;
   rawPort?: string;
+  httpPort?: string;
   rawIdleTimeout?: string;
   partialTtl?: string;
   rawAnonymous?: boolean;
@@ -49,6 +50,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     partialTtlMs: options.partialTtl === undefined ? undefined : parseSeconds(options.partialTtl, '--partial-ttl', 1, MAX_TTL_SECONDS),
     maxFileSize: options.maxFileSize === undefined ? undefined : parseSize(options.maxFileSize, '--max-file-size'),
     rawPort: options.rawPort === undefined ? undefined : parsePort(options.rawPort, '--raw-port'),
+    httpPort: options.httpPort === undefined ? undefined : parsePort(options.httpPort, '--http-port'),
     rawIdleTimeoutMs: options.rawIdleTimeout === undefined ? undefined : parseSeconds(options.rawIdleTimeout, '--raw-idle-timeout'),
     tokens: options.tokens,
     tls,
