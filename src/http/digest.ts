@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { FerryError } from '../errors.js';
+import { preferredAlgorithm, type DigestAlgorithm } from '../io/digest.js';
 
 /**
  * Digests on the HTTP side (RFC 9530): the stored digest goes out as `Repr-Digest` and as the
@@ -10,12 +11,12 @@ import { FerryError } from '../errors.js';
  */
 
 export interface HasDigest {
-  sha256: Buffer;
+  digest: Buffer;
 }
 
 /** The stored digest of a file, as RFC 9530 names it. */
 export function storedDigest(entry: HasDigest): { algorithm: 'sha-256'; bytes: Buffer } {
-  return { algorithm: 'sha-256', bytes: entry.sha256 };
+  return { algorithm: 'sha-256', bytes: entry.digest };
 }
 
 /** `sha-256=:<base64>:` */
@@ -30,9 +31,18 @@ export function etagOf(entry: HasDigest): string {
   return `"${bytes.toString('base64url')}"`;
 }
 
-/** `sha256:<hex>` for listings (the algorithm named, so listings survive a change of it). */
-export function digestText(entry: HasDigest): string {
-  return `sha256:${storedDigest(entry).bytes.toString('hex')}`;
+/** `algorithm:<hex>` for listings, as `ferry ls`/`stat` print it. */
+export function digestText(entry: HasDigest, algorithm: DigestAlgorithm = 'sha256'): string {
+  return `${algorithm}:${entry.digest.toString('hex')}`;
+}
+
+/**
+ * Listings carry the digest ferry clients use (BLAKE3 where it loads): a folder of files stored
+ * by `ferry put` lists without computing a SHA-256 of each, which costs ~15× more here. A file's
+ * own GET/HEAD carries the SHA-256 (Repr-Digest), computed once on first demand.
+ */
+export function listingAlgorithm(): DigestAlgorithm {
+  return preferredAlgorithm();
 }
 
 /** Algorithms the door verifies on upload; others a client names are ignored, as RFC 9530 allows. */

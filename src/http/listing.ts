@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StoredEntry } from '../storage/store.js';
 import type { DoorContext } from './context.js';
-import { digestText } from './digest.js';
+import { digestText, listingAlgorithm } from './digest.js';
 import { pageEnd, pageRow, pageStart } from './page.js';
 import { wantsJson } from './respond.js';
 import { pathOf } from './target.js';
@@ -12,7 +12,7 @@ import { pathOf } from './target.js';
  * otherwise. A missing folder is 404; a name that is a file is redirected to the file.
  */
 export async function serveListing(req: IncomingMessage, res: ServerResponse, ctx: DoorContext, folder: string, query: string): Promise<void> {
-  const batches = ctx.store.listStream(folder, false, { missing: 'error' })[Symbol.asyncIterator]();
+  const batches = ctx.store.listStream(folder, false, { missing: 'error', algorithm: listingAlgorithm() })[Symbol.asyncIterator]();
   const first = await batches.next();
   const firstBatch = first.done ? [] : first.value;
   if (folder !== '' && firstBatch.length === 1 && firstBatch[0]!.kind === 'file' && firstBatch[0]!.name === folder) {
@@ -95,7 +95,7 @@ function jsonRenderer(_folder: string): Renderer {
         kind: entry.kind,
         size: entry.kind === 'file' ? entry.size : null,
         mtime: entry.kind === 'file' ? new Date(entry.mtimeMs).toISOString() : null,
-        digest: entry.kind === 'file' ? digestText(entry) : null,
+        digest: entry.kind === 'file' ? digestText(entry, listingAlgorithm()) : null,
       };
       return `${count++ === 0 ? '\n' : ',\n'}${JSON.stringify(item)}`;
     },
@@ -106,7 +106,7 @@ function jsonRenderer(_folder: string): Renderer {
 function htmlRenderer(folder: string, tokens: boolean): Renderer {
   return {
     start: () => pageStart(folder, tokens),
-    entry: (entry) => pageRow(entry, leafOf(entry.name), digestText(entry)),
+    entry: (entry) => pageRow(entry, leafOf(entry.name), digestText(entry, listingAlgorithm())),
     end: () => pageEnd(folder),
   };
 }

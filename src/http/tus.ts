@@ -164,9 +164,9 @@ export class TusEndpoint {
       }
       this.sessions.delete(id);
       session.upload = undefined;
-      const entry = await upload.commit({ size: spec.size, sha256: spec.sha256 });
+      const entry = await upload.commit({ size: spec.size, digest: spec.sha256 });
       this.remember(id, spec.size);
-      this.ctx.log.info({ peer: req.socket.remoteAddress, name: entry.name, size: entry.size, sha256: entry.sha256.toString('hex') }, 'http resumable upload stored');
+      this.ctx.log.info({ peer: req.socket.remoteAddress, name: entry.name, size: entry.size, sha256: entry.digest.toString('hex') }, 'http resumable upload stored');
       res.writeHead(204, { 'Upload-Offset': String(entry.size), ETag: etagOf(entry), 'Repr-Digest': reprDigest(entry) });
       res.end();
     } finally {

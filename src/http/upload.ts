@@ -38,8 +38,8 @@ export async function handlePut(req: IncomingMessage, res: ServerResponse, ctx: 
     await upload.abort();
     throw error;
   }
-  const entry = await upload.commit({ size, sha256: expected.sha256 });
-  ctx.log.info({ peer: req.socket.remoteAddress, name: entry.name, size: entry.size, sha256: entry.sha256.toString('hex') }, 'http upload stored');
+  const entry = await upload.commit({ size, digest: expected.sha256 });
+  ctx.log.info({ peer: req.socket.remoteAddress, name: entry.name, size: entry.size, sha256: entry.digest.toString('hex') }, 'http upload stored');
   sendJson(res, existed ? 200 : 201, { name: entry.name, size: entry.size, digest: digestText(entry) }, {
     Location: pathOf(entry.name),
     ETag: etagOf(entry),

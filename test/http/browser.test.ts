@@ -3,7 +3,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { randomData, sha256, tempDir } from '../helpers/fixtures.js';
+import { digestHex, randomData, sha256, tempDir } from '../helpers/fixtures.js';
 import { startHttp, untar, type HttpServer } from './helpers.js';
 import { cuttingProxy, type CuttingProxy } from './proxy.js';
 
@@ -110,7 +110,7 @@ if (!existsSync(CHROMIUM)) {
       assert.equal(await page.getAttribute('th:nth-child(2)', 'aria-sort'), 'ascending');
       await page.click('tr[data-name="large.bin"] button.show-digest');
       const digest = await page.textContent('tr[data-name="large.bin"] code.digest');
-      assert.equal(digest, `sha256:${sha256(await fs.readFile(path.join(server.root, 'photos/large.bin')))}`);
+      assert.equal(digest, `blake3:${digestHex('blake3', await fs.readFile(path.join(server.root, 'photos/large.bin')))}`, 'listings show the digest ferry clients use');
       const crumbs = await page.$$eval('nav .crumbs a', (links) => links.map((a) => a.textContent));
       assert.deepEqual(crumbs, ['ferry', 'photos']);
       await page.screenshot({ path: path.join(dir, 'listing.png'), fullPage: true });

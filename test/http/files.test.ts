@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { makeSentinel, randomData, sha256, type Sentinel } from '../helpers/fixtures.js';
+import { digestHex, makeSentinel, randomData, sha256, type Sentinel } from '../helpers/fixtures.js';
 import { curl, rawGet, sha256b64, startHttp, untar, type HttpServer } from './helpers.js';
 
 describe('http: files, ranges, conditionals, listings', () => {
@@ -167,7 +167,7 @@ describe('http: files, ranges, conditionals, listings', () => {
       ],
     );
     assert.equal(entries[0]!.path, 'docs/data.bin');
-    assert.equal(entries[0]!.digest, `sha256:${sha256(data)}`);
+    assert.equal(entries[0]!.digest, `blake3:${digestHex('blake3', data)}`, 'listings show the digest ferry clients use');
     assert.ok(Number.isFinite(Date.parse(entries[0]!.mtime!)));
     const page = await fetch(`${server.base}/docs/sub/`, { headers: { Accept: 'text/html' } });
     assert.equal(page.headers.get('content-type'), 'text/html; charset=utf-8');
