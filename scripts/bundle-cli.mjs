@@ -15,7 +15,16 @@ import { build } from 'esbuild';
 const out = process.argv[2] ?? 'dist';
 const outdir = path.join(out, 'bin/cli'); // three levels deep, like dist/src/cli: main.mjs finds ../../../package.json
 
-const common = { bundle: true, platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning' };
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  // pino loads worker files by path, selfsigned pulls in node-forge, and the BLAKE3 binding
+  // loads a native addon: leave them to node_modules.
+  external: ['pino', 'selfsigned', '@napi-rs/blake-hash'],
+  sourcemap: true,
+  logLevel: 'warning',
+};
 
 await build({
   ...common,
@@ -25,8 +34,6 @@ await build({
   outExtension: { '.js': '.mjs' },
   splitting: true,
   format: 'esm',
-  // pino loads worker files by path and selfsigned pulls in node-forge: leave both to node_modules.
-  external: ['pino', 'selfsigned'],
   banner: { js: "import { createRequire as __ferryRequire } from 'node:module'; const require = __ferryRequire(import.meta.url);" },
 });
 
