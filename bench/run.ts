@@ -306,6 +306,7 @@ async function main(): Promise<void> {
   // A quick run's sizes are not the real ones: it never merges into bench/RESULTS.md.
   const outFile = opt.out ?? (opt.quick ? path.join(workDir, 'RESULTS-quick.md') : path.join(REPO, 'bench', 'RESULTS.md'));
   const jsonFile = outFile.replace(/\.md$/, '') + '.json';
+  mkdirSync(path.dirname(outFile), { recursive: true });
   const run: RunInfo = {
     started: started.toISOString(),
     finished: finished.toISOString(),

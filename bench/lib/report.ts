@@ -205,7 +205,8 @@ function runLine(r: RunInfo): string {
     ...(r.ferryClientArgs.length ? [`every timed \`ferry put\`/\`get\` with \`${r.ferryClientArgs.join(' ')}\``] : []),
     ...(r.ferryServerArgs.length ? [`every \`ferry serve\` with \`${r.ferryServerArgs.join(' ')}\``] : []),
   ];
-  return `\`npm run bench${r.args.length ? ` -- ${r.args.join(' ')}` : ''}\`${extra.length ? ` (${extra.join('; ')})` : ''} — ${r.mode === 'quick' ? '**quick run** (small sizes: checks the harness, not the figures)' : 'full sizes'}, ${when(r.started)}, took ${took} min; measured ${r.measured.join(', ')} (repetitions: ${Object.entries(r.reps).map(([k, v]) => `${k} ${v}`).join(', ')})`;
+  const shown = r.args.map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(' ');
+  return `\`npm run bench${shown ? ` -- ${shown}` : ''}\`${extra.length ? ` (${extra.join('; ')})` : ''} — ${r.mode === 'quick' ? '**quick run** (small sizes: checks the harness, not the figures)' : 'full sizes'}, ${when(r.started)}, took ${took} min; measured ${r.measured.join(', ')} (repetitions: ${Object.entries(r.reps).map(([k, v]) => `${k} ${v}`).join(', ')})`;
 }
 
 export function renderReport(ds: Dataset): string {
