@@ -1,10 +1,15 @@
-// `npm run bench`: ferry against nc, scp, sftp, rsync and FTP on 127.0.0.1 (issue 6).
+// `npm run bench`: ferry against nc, scp, sftp, rsync and FTP on 127.0.0.1 (issues 6, 11, 12).
 //   node dist/bench/run.js              full run (1 GiB, 10,000 × 1 KiB and 1,000 × 4 KiB trees,
 //                                       100 concurrent clients, durable put vs dd conv=fsync,
-//                                       CLI start-up); writes bench/RESULTS.md
+//                                       CLI start-up); writes bench/RESULTS.md (+ RESULTS.json)
 //   node dist/bench/run.js --quick      the same, small (under a minute); writes bench/.work/
-//   --only big|tree|concurrent|durable|coldstart[,…]   run some workloads (writes bench/.work/)
+//   --only big|tree|tree100k|concurrent|durable|coldstart[,…]   run some workloads: their
+//               sections in RESULTS.md are replaced, the others kept (merged via RESULTS.json)
+//   --with tree100k   add the opt-in 100,000-file tree (ferry and rsync only; ≈ 6–10 min)
 //   --reps N    repetitions for every workload      --out FILE   where to write the results
+//   --fresh     do not merge with the results already in the output file
+//   --ferry-client-args "…"   extra flags for every timed/seeding ferry put and get
+//   --ferry-server-args "…"   extra flags for every ferry serve
 //   --keep      keep the temp dir (data, configs, logs) for inspection
 import { mkdtempSync, chmodSync, mkdirSync, writeFileSync, readFileSync, existsSync, statSync } from 'node:fs';
 import os from 'node:os';
@@ -13,6 +18,7 @@ import { GiB, MiB, REPO, FERRY_CLI, type Ctx, type Sizes } from './lib/context.j
 import { makeRandomFile, makeTree, manifest, sha256File } from './lib/data.js';
 import { cleanupAll, cleanupSync, firstLines, isAborting, registerTempPath, runShell, setScratchDir } from './lib/proc.js';
 import { renderReport, type Machine } from './lib/report.js';
+import { keptSections, loadDataset, mergeDataset, saveDataset, type RunInfo } from './lib/dataset.js';
 import { ensureTools, has } from './peers/install.js';
 import { startSshd } from './peers/sshd.js';
 import { startRsyncd } from './peers/rsyncd.js';
@@ -23,22 +29,51 @@ import { concurrentWorkload } from './workloads/concurrent.js';
 import { coldStart, type ColdResult } from './workloads/coldstart.js';
 import type { Peers, WorkloadResult } from './workloads/common.js';
 
-const WORKLOADS = ['big', 'tree', 'concurrent', 'durable', 'coldstart'] as const;
+const WORKLOADS = ['big', 'tree', 'tree100k', 'concurrent', 'durable', 'coldstart'] as const;
 type Workload = (typeof WORKLOADS)[number];
-const ALIASES: Record<string, Workload> = { '1': 'big', file: 'big', '2': 'tree', trees: 'tree', small: 'tree', '3': 'concurrent', '4': 'durable', cold: 'coldstart', startup: 'coldstart' };
+/** Left out of a run without --only unless named by --with (they take long). */
+const OPT_IN: Workload[] = ['tree100k'];
+const ALIASES: Record<string, Workload> = { '1': 'big', file: 'big', '2': 'tree', trees: 'tree', small: 'tree', '100k': 'tree100k', '3': 'concurrent', '4': 'durable', cold: 'coldstart', startup: 'coldstart' };
 
 function usage(msg?: string): never {
   if (msg) console.error(`bench: ${msg}`);
-  console.error('usage: node dist/bench/run.js [--quick] [--only big|tree|concurrent|durable|coldstart[,…]] [--reps N] [--out FILE] [--keep]');
+  console.error(
+    'usage: node dist/bench/run.js [--quick] [--only big|tree|tree100k|concurrent|durable|coldstart[,…]] [--with tree100k] [--reps N] [--out FILE] [--fresh] [--ferry-client-args "…"] [--ferry-server-args "…"] [--keep]',
+  );
   process.exit(2);
 }
 
-function parseArgs(argv: string[]): { quick: boolean; only: Set<Workload>; reps?: number; out?: string; keep: boolean } {
+interface Options {
+  quick: boolean;
+  only: Set<Workload>;
+  with: Set<Workload>;
+  reps?: number;
+  out?: string;
+  keep: boolean;
+  fresh: boolean;
+  ferryClientArgs: string[];
+  ferryServerArgs: string[];
+}
+
+function parseArgs(argv: string[]): Options {
   let quick = false;
   let keep = false;
+  let fresh = false;
   let reps: number | undefined;
   let out: string | undefined;
   const only = new Set<Workload>();
+  const withSet = new Set<Workload>();
+  let ferryClientArgs: string[] = [];
+  let ferryServerArgs: string[] = [];
+  const workloads = (v: string, into: Set<Workload>): void => {
+    for (const w of v.split(',')) {
+      const k = (ALIASES[w] ?? w) as Workload;
+      if (!WORKLOADS.includes(k)) usage(`unknown workload "${w}" (one of ${WORKLOADS.join(', ')})`);
+      into.add(k);
+    }
+  };
+  // words split on blanks: flags for ferry, never run through a shell unquoted
+  const words = (v: string): string[] => v.split(/\s+/).filter((w) => w !== '');
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const val = (): string => {
@@ -48,20 +83,19 @@ function parseArgs(argv: string[]): { quick: boolean; only: Set<Workload>; reps?
     };
     if (a === '--quick') quick = true;
     else if (a === '--keep') keep = true;
+    else if (a === '--fresh') fresh = true;
     else if (a === '--help' || a === '-h') usage();
-    else if (a.startsWith('--only')) {
-      for (const w of val().split(',')) {
-        const k = (ALIASES[w] ?? w) as Workload;
-        if (!WORKLOADS.includes(k)) usage(`unknown workload "${w}" (one of ${WORKLOADS.join(', ')})`);
-        only.add(k);
-      }
-    } else if (a.startsWith('--reps')) {
+    else if (a.startsWith('--only')) workloads(val(), only);
+    else if (a.startsWith('--with')) workloads(val(), withSet);
+    else if (a.startsWith('--ferry-client-args')) ferryClientArgs = words(val());
+    else if (a.startsWith('--ferry-server-args')) ferryServerArgs = words(val());
+    else if (a.startsWith('--reps')) {
       reps = Number(val());
       if (!Number.isInteger(reps) || reps < 1 || reps > 50) usage('--reps must be an integer 1–50');
     } else if (a.startsWith('--out')) out = path.resolve(val());
     else usage(`unknown argument ${a}`);
   }
-  return { quick, only, keep, ...(reps ? { reps } : {}), ...(out ? { out } : {}) };
+  return { quick, only, with: withSet, keep, fresh, ferryClientArgs, ferryServerArgs, ...(reps ? { reps } : {}), ...(out ? { out } : {}) };
 }
 
 function sizesFor(quick: boolean, reps?: number): Sizes {
@@ -70,9 +104,10 @@ function sizesFor(quick: boolean, reps?: number): Sizes {
     ? {
         bigBytes: 64 * MiB,
         trees: [{ name: 't200x1k', count: 200, size: 1024 }],
+        manyFilesTree: { name: 't2000x1k', count: 2000, size: 1024 },
         concurrentClients: 20,
         concurrentBytes: MiB,
-        reps: { big: r(1), tree: r(1), concurrent: r(1), durable: r(1) },
+        reps: { big: r(1), tree: r(1), manyFiles: r(1), concurrent: r(1), durable: r(1) },
         coldRuns: 10,
       }
     : {
@@ -81,9 +116,10 @@ function sizesFor(quick: boolean, reps?: number): Sizes {
           { name: 't10000x1k', count: 10_000, size: 1024 },
           { name: 't1000x4k', count: 1000, size: 4096 },
         ],
+        manyFilesTree: { name: 't100000x1k', count: 100_000, size: 1024 },
         concurrentClients: 100,
         concurrentBytes: MiB,
-        reps: { big: r(5), tree: r(3), concurrent: r(5), durable: r(5) },
+        reps: { big: r(5), tree: r(3), manyFiles: r(1), concurrent: r(5), durable: r(5) },
         coldRuns: 30,
       };
 }
@@ -125,8 +161,14 @@ async function main(): Promise<void> {
   const opt = parseArgs(args);
   const started = new Date();
   const sizes = sizesFor(opt.quick, opt.reps);
-  const want = (w: Workload): boolean => opt.only.size === 0 || opt.only.has(w);
+  const want = (w: Workload): boolean => (opt.only.size === 0 ? !OPT_IN.includes(w) || opt.with.has(w) : opt.only.has(w) || opt.with.has(w));
   const notes: string[] = [];
+  // Every Node process parses this bundle at start (+130 ms CPU on the bench machine): a cost
+  // of the environment, not of ferry, that the peers (C programs) would not pay.
+  if (process.env.NODE_EXTRA_CA_CERTS !== undefined) {
+    notes.push(`NODE_EXTRA_CA_CERTS (${process.env.NODE_EXTRA_CA_CERTS}) was set in the bench's environment and is removed for everything it runs: with it every Node process (\`node -e 0\` too) parses that CA bundle at start, +130 ms of CPU here.`);
+    delete process.env.NODE_EXTRA_CA_CERTS;
+  }
 
   process.on('exit', () => cleanupSync());
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -163,6 +205,8 @@ async function main(): Promise<void> {
     sizes,
     repo: REPO,
     ferryCli: FERRY_CLI,
+    ferryClientArgs: opt.ferryClientArgs,
+    ferryServerArgs: opt.ferryServerArgs,
     notes,
     redactions: [[T, '$T']],
     log,
@@ -183,17 +227,17 @@ async function main(): Promise<void> {
   await makeRandomFile(small, sizes.concurrentBytes);
   const smallData = { file: small, ...(await sha256File(small)) };
   const trees: TreeData[] = [];
-  if (want('tree')) {
-    for (const t of sizes.trees) {
-      log(`creating tree ${t.name}: ${t.count} × ${t.size} B`);
-      const dir = path.join(dataDir, t.name);
-      await makeTree(dir, t.count, t.size);
-      trees.push({ ...t, dir, manifest: await manifest(dir) });
-    }
-  }
+  const makeTreeData = async (t: { name: string; count: number; size: number }): Promise<TreeData> => {
+    log(`creating tree ${t.name}: ${t.count} × ${t.size} B`);
+    const dir = path.join(dataDir, t.name);
+    await makeTree(dir, t.count, t.size);
+    return { ...t, dir, manifest: await manifest(dir) };
+  };
+  if (want('tree')) for (const t of sizes.trees) trees.push(await makeTreeData(t));
+  const manyFiles = want('tree100k') ? await makeTreeData(sizes.manyFilesTree) : undefined;
 
   // ---- peers (a peer that does not start is recorded; its rows fail, the run goes on)
-  const needPeers = want('big') || want('tree') || want('concurrent');
+  const needPeers = want('big') || want('tree') || want('tree100k') || want('concurrent');
   const peers: Peers = { ssh: 'not started', rsync: 'not started', ftp: 'not started' };
   if (needPeers) {
     mkdirSync(path.join(T, 'up', 'rsync'), { recursive: true });
@@ -239,6 +283,10 @@ async function main(): Promise<void> {
     });
   }
   for (const t of trees) await guard(`tree ${t.name}`, async () => void results.push(await treeWorkload(ctx, peers, t, sizes.reps.tree)));
+  if (manyFiles) {
+    const t = manyFiles;
+    await guard(`tree ${t.name}`, async () => void results.push(await treeWorkload(ctx, peers, t, sizes.reps.manyFiles, { only: 'rsync' })));
+  }
   if (want('concurrent')) await guard('concurrent', async () => void results.push(await concurrentWorkload(ctx, peers, smallData, sizes.reps.concurrent)));
   if (want('durable') && big) {
     const b = big;
@@ -252,30 +300,44 @@ async function main(): Promise<void> {
   for (const p of Object.values(peers)) if (typeof p !== 'string') await (p as { daemon: { stop(): Promise<void> } }).daemon.stop();
 
   const finished = new Date();
-  const isDefault = !opt.quick && opt.only.size === 0 && !opt.reps;
   const workDir = path.join(REPO, 'bench', '.work');
   mkdirSync(workDir, { recursive: true });
   const tag = opt.quick ? 'quick' : opt.only.size ? `only-${[...opt.only].join('-')}` : 'full';
-  const outFile = opt.out ?? (isDefault ? path.join(REPO, 'bench', 'RESULTS.md') : path.join(workDir, `RESULTS-${tag}.md`));
-  const report = renderReport({
-    mode: ctx.mode,
+  // A quick run's sizes are not the real ones: it never merges into bench/RESULTS.md.
+  const outFile = opt.out ?? (opt.quick ? path.join(workDir, 'RESULTS-quick.md') : path.join(REPO, 'bench', 'RESULTS.md'));
+  const jsonFile = outFile.replace(/\.md$/, '') + '.json';
+  mkdirSync(path.dirname(outFile), { recursive: true });
+  const run: RunInfo = {
+    started: started.toISOString(),
+    finished: finished.toISOString(),
     args,
-    started,
-    finished,
+    mode: ctx.mode,
     machine: await machine(T),
     versions: await versions(),
     ferryVersion,
+    ferryClientArgs: opt.ferryClientArgs,
+    ferryServerArgs: opt.ferryServerArgs,
     notes,
-    workloads: results,
-    ...(cold ? { cold } : {}),
-    reps: { ...sizes.reps, ...(want('coldstart') ? { 'cold start': sizes.coldRuns } : {}) },
-    tmpNote: `\`$T\` the run's temp dir (${opt.keep ? T : `under ${os.tmpdir()}, removed at the end`})`,
-  });
+    reps: {
+      ...(want('big') ? { big: sizes.reps.big } : {}),
+      ...(want('tree') ? { tree: sizes.reps.tree } : {}),
+      ...(want('tree100k') ? { 'many-files tree': sizes.reps.manyFiles } : {}),
+      ...(want('concurrent') ? { concurrent: sizes.reps.concurrent } : {}),
+      ...(want('durable') ? { durable: sizes.reps.durable } : {}),
+      ...(want('coldstart') ? { 'cold start': sizes.coldRuns } : {}),
+    },
+    measured: [...results.map((w) => w.title), ...(cold ? ['CLI start-up'] : [])],
+  };
+  const previous = opt.fresh ? undefined : loadDataset(jsonFile);
+  const dataset = mergeDataset(previous, run, results, cold);
+  const report = renderReport(dataset);
   // Sections written by other benchmarks (`npm run bench:memory`) are kept as they are.
-  const kept = existsSync(outFile) ? (/\n(## Server memory under hostile load[\s\S]*?)(?=\n## |$)/.exec(readFileSync(outFile, 'utf8'))?.[1] ?? '') : '';
-  writeFileSync(outFile, kept ? `${report.trimEnd()}\n\n${kept.trimEnd()}\n` : report);
+  const oldMd = existsSync(outFile) ? readFileSync(outFile, 'utf8') : '';
+  const kept = keptSections(oldMd, dataset, opt.fresh);
+  writeFileSync(outFile, [report.trimEnd(), ...kept].join('\n\n') + '\n');
+  saveDataset(jsonFile, dataset);
   writeFileSync(path.join(workDir, `results-${tag}.json`), JSON.stringify({ started, finished, notes, results, cold }, null, 1));
-  log(`wrote ${path.relative(process.cwd(), outFile) || outFile} (${statSync(outFile).size} bytes)`);
+  log(`wrote ${path.relative(process.cwd(), outFile) || outFile} (${statSync(outFile).size} bytes) and ${path.basename(jsonFile)}`);
   await cleanupAll();
 }
 

@@ -1,5 +1,16 @@
 // Cases, repetitions (alternating tools), samples and row statistics.
+import { startCpuMeter } from './cpu.js';
 import { firstLines, isAborting, runShell, type RunResult } from './proc.js';
+
+/** CPU seconds of one run: the client command (/usr/bin/time -v) and the server side (/proc). */
+export interface CpuSample {
+  clientUserS: number | null;
+  clientSysS: number | null;
+  serverUserS: number | null;
+  serverSysS: number | null;
+  /** False when the server's session processes were still alive 5 s after the client exited. */
+  serverSettled?: boolean;
+}
 
 export interface Sample {
   ok: boolean;
@@ -8,6 +19,7 @@ export interface Sample {
   rssKb: number | null;
   /** Peak RSS of a second process measured with it (nc's listener), kB. */
   rss2Kb?: number | null;
+  cpu?: CpuSample;
   error?: string;
 }
 
@@ -24,6 +36,8 @@ export interface Case {
   isFerry?: boolean;
   /** The ferry row the peers of this direction are compared with. */
   reference?: boolean;
+  /** The long-lived server this client talks to, whose CPU is measured over each timed run. */
+  serverPid?: number;
   bytes: number;
   files: number;
   timeoutMs: number;
@@ -57,6 +71,11 @@ export interface Row {
   maxS?: number;
   peakRssKb?: number | null;
   peakRss2Kb?: number | null;
+  /** Successful runs / runs. */
+  okRuns?: number;
+  runs?: number;
+  /** Medians over the successful runs (each field on its own). */
+  cpu?: CpuSample;
 }
 
 export function median(xs: number[]): number {
@@ -85,12 +104,21 @@ export function describeFailure(r: RunResult): string {
 
 async function runOnce(c: Case): Promise<{ sample: Sample; unsupported?: string }> {
   if (c.run) return { sample: await c.run() };
+  const meter = c.serverPid !== undefined ? await startCpuMeter(c.serverPid) : undefined;
   const r = await runShell(c.cmd ?? c.command, { timeoutMs: c.timeoutMs });
+  const server = meter ? await meter.stop() : null;
+  const cpu: CpuSample = {
+    clientUserS: r.userS,
+    clientSysS: r.sysS,
+    serverUserS: server?.userS ?? null,
+    serverSysS: server?.sysS ?? null,
+    ...(server && !server.settled ? { serverSettled: false } : {}),
+  };
   if (r.code !== 0 || r.timedOut) {
     const uns = !r.timedOut && c.unsupported ? c.unsupported(r) : null;
-    return { sample: { ok: false, wallS: r.wallS, rssKb: r.maxRssKb, error: uns ?? describeFailure(r) }, ...(uns ? { unsupported: uns } : {}) };
+    return { sample: { ok: false, wallS: r.wallS, rssKb: r.maxRssKb, cpu, error: uns ?? describeFailure(r) }, ...(uns ? { unsupported: uns } : {}) };
   }
-  return { sample: { ok: true, wallS: r.wallS, rssKb: r.maxRssKb } };
+  return { sample: { ok: true, wallS: r.wallS, rssKb: r.maxRssKb, cpu } };
 }
 
 /**
@@ -167,6 +195,8 @@ export function finishRow(row: Row): void {
     row.reason = bad[0]?.error ?? 'no successful run';
     return;
   }
+  row.okRuns = ok.length;
+  row.runs = row.samples.length;
   row.status = bad.length ? 'partial' : 'ok';
   if (bad.length) row.reason = `${bad.length} of ${row.samples.length} runs failed: ${bad[0]?.error ?? ''}`;
   const t = ok.map((s) => s.wallS);
@@ -177,4 +207,17 @@ export function finishRow(row: Row): void {
   row.peakRssKb = rss.length ? Math.max(...rss) : null;
   const rss2 = ok.map((s) => s.rss2Kb).filter((x): x is number => typeof x === 'number');
   row.peakRss2Kb = rss2.length ? Math.max(...rss2) : null;
+  const cpuMedian = (pick: (c: CpuSample) => number | null): number | null => {
+    const xs = ok.map((s) => (s.cpu ? pick(s.cpu) : null)).filter((x): x is number => typeof x === 'number');
+    return xs.length ? median(xs) : null;
+  };
+  if (ok.some((s) => s.cpu)) {
+    row.cpu = {
+      clientUserS: cpuMedian((c) => c.clientUserS),
+      clientSysS: cpuMedian((c) => c.clientSysS),
+      serverUserS: cpuMedian((c) => c.serverUserS),
+      serverSysS: cpuMedian((c) => c.serverSysS),
+      ...(ok.some((s) => s.cpu?.serverSettled === false) ? { serverSettled: false } : {}),
+    };
+  }
 }

@@ -9,9 +9,11 @@ export const GiB = 1024 * MiB;
 export interface Sizes {
   bigBytes: number;
   trees: Array<{ name: string; count: number; size: number }>;
+  /** The opt-in many-files tree (100,000 × 1 KiB): ferry's RSS there is an issue-12 target. */
+  manyFilesTree: { name: string; count: number; size: number };
   concurrentClients: number;
   concurrentBytes: number;
-  reps: { big: number; tree: number; concurrent: number; durable: number };
+  reps: { big: number; tree: number; manyFiles: number; concurrent: number; durable: number };
   coldRuns: number;
 }
 
@@ -24,6 +26,10 @@ export interface Ctx {
   repo: string;
   /** Absolute path of the ferry CLI entry (dist/bin/cli/main.js, the package's bin). */
   ferryCli: string;
+  /** Extra flags for every timed or seeding `ferry put`/`ferry get` (--ferry-client-args). */
+  ferryClientArgs: string[];
+  /** Extra flags for every `ferry serve` (--ferry-server-args). */
+  ferryServerArgs: string[];
   /** Notes that go into RESULTS.md (fallbacks, skipped peers, …). */
   notes: string[];
   /** Secrets and paths to replace when showing commands. */
@@ -38,6 +44,14 @@ export const FERRY_CLI = path.join(REPO, 'dist', 'bin', 'cli', 'main.js'); // th
 /** `node …/dist/bin/cli/main.js ARGS` as a shell string. */
 export function ferryCmd(ctx: Ctx, args: string[]): string {
   return [process.execPath, ctx.ferryCli, ...args].map(sh).join(' ');
+}
+
+/**
+ * A `ferry put`/`ferry get` against server `s`: its address, what TLS needs (the pinned
+ * fingerprint) and the run's extra client flags.
+ */
+export function ferryTransferCmd(ctx: Ctx, s: { addr: string; clientArgs: string[] }, args: string[]): string {
+  return ferryCmd(ctx, [...args, '-s', s.addr, ...s.clientArgs, ...ctx.ferryClientArgs]);
 }
 
 /** A command as shown in RESULTS.md: temp dir as $T, the CLI as `ferry`, secrets masked. */

@@ -18,6 +18,9 @@ export interface RunResult {
   wallS: number;
   /** Peak RSS of the command (largest process in its tree), kB, from /usr/bin/time -v. */
   maxRssKb: number | null;
+  /** CPU of the command and every descendant it waited for, from /usr/bin/time -v. */
+  userS: number | null;
+  sysS: number | null;
   stdout: string;
   stderr: string;
 }
@@ -50,6 +53,12 @@ function tail(s: string, n = 4000): string {
 
 export function parseMaxRssKb(text: string): number | null {
   const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(text);
+  return m && m[1] ? Number(m[1]) : null;
+}
+
+/** "User time (seconds): 1.23" / "System time (seconds): …" of /usr/bin/time -v. */
+export function parseTimeSeconds(text: string, which: 'User' | 'System'): number | null {
+  const m = new RegExp(`${which} time \\(seconds\\): ([\\d.]+)`).exec(text);
   return m && m[1] ? Number(m[1]) : null;
 }
 
@@ -97,10 +106,14 @@ export function runShell(
         killGroup(pid, 'SIGKILL');
       }
       let maxRssKb: number | null = null;
+      let userS: number | null = null;
+      let sysS: number | null = null;
       if (useTime) {
         try {
           const txt = readFileSync(timeFile, 'utf8');
           maxRssKb = parseMaxRssKb(txt);
+          userS = parseTimeSeconds(txt, 'User');
+          sysS = parseTimeSeconds(txt, 'System');
           // /usr/bin/time reports the child's exit status; keep ours (bash's) which is the same.
         } catch {
           /* no time file: the command never ran */
@@ -108,7 +121,7 @@ export function runShell(
         rmSync(timeFile, { force: true });
       }
       if (err) stderr += `\n${err.message}`;
-      resolve({ code, signal, timedOut, wallS, maxRssKb, stdout, stderr });
+      resolve({ code, signal, timedOut, wallS, maxRssKb, userS, sysS, stdout, stderr });
     };
     child.on('error', (err) => finish(null, null, err));
     child.on('close', (code, signal) => finish(code, signal));

@@ -1,10 +1,13 @@
 // Workload 1: one big random file (1 GiB; 64 MiB with --quick), upload and download, page
 // cache warm. Peers: nc, scp and sftp (default cipher and aes128-gcm), rsync daemon
-// --whole-file, FTP via vsftpd + curl and lftp. ferry with --no-fsync and with fsync.
+// --whole-file, FTP via vsftpd + curl and lftp. ferry with --no-fsync, with fsync and with
+// --tls (--no-fsync, beside scp/sftp). Every row also measures CPU: the client's from
+// /usr/bin/time -v, the server side's (ferry serve, sshd, rsync daemon, vsftpd, nc's
+// listener) over the same run (lib/cpu.ts).
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { ferryUsageError, runCases, type Case, type Sample } from '../lib/bench.js';
-import { display, ferryCmd, type Ctx } from '../lib/context.js';
+import { display, ferryTransferCmd, type Ctx } from '../lib/context.js';
 import { verifyFile } from '../lib/data.js';
 import { freePort, runShell, sh, waitListening } from '../lib/proc.js';
 import type { FerryServer } from '../peers/ferry.js';
@@ -43,8 +46,9 @@ export async function bigWorkload(ctx: Ctx, peers: Peers, data: BigData, opts: {
   const servers: WorkloadResult['servers'] = [];
   const cases: Case[] = [];
 
-  const pair = await startFerryPair(ctx, opts.id, { nofsync: !opts.durable, fsync: true });
+  const pair = await startFerryPair(ctx, opts.id, { nofsync: !opts.durable, fsync: true, tls: !opts.durable });
   notes.push(...pair.notes);
+  const pidOf = (p: { daemon: { pid: number } } | string): { serverPid?: number } => (typeof p === 'string' ? {} : { serverPid: p.daemon.pid });
 
   const putDir = opts.durable ? 'write' : 'upload';
   const ferryPut = (s: FerryServer | string, label: string, reference: boolean): Case => {
@@ -52,7 +56,7 @@ export async function bigWorkload(ctx: Ctx, peers: Peers, data: BigData, opts: {
     if (typeof s === 'string') {
       return { tool: label, direction: putDir, command: 'ferry put …', isFerry: true, reference, ...base, skip: { status: 'failed', reason: s }, verify: async () => null };
     }
-    const cmd = ferryCmd(ctx, ['put', src, '--as', name, '--overwrite', '-s', s.addr, '--quiet']);
+    const cmd = ferryTransferCmd(ctx, s, ['put', src, '--as', name, '--overwrite', '--quiet']);
     return {
       tool: label,
       direction: putDir,
@@ -61,6 +65,7 @@ export async function bigWorkload(ctx: Ctx, peers: Peers, data: BigData, opts: {
       isFerry: true,
       reference,
       ...base,
+      serverPid: s.daemon.pid,
       prepare: () => ferryRemove(ctx, s, name, false),
       verify: () => verifyFile(path.join(s.root, name), want),
       cleanup: () => ferryRemove(ctx, s, name, false),
@@ -90,6 +95,7 @@ export async function bigWorkload(ctx: Ctx, peers: Peers, data: BigData, opts: {
   // ---- uploads
   cases.push(ferryPut(pair.nofsync, 'ferry (--no-fsync)', true));
   cases.push(ferryPut(pair.fsync, 'ferry (fsync, default)', false));
+  cases.push(ferryPut(pair.tls, 'ferry --tls (--no-fsync)', false));
 
   // nc: the listener writes the file; timed from the client's start until both have exited
   {
@@ -117,10 +123,10 @@ export async function bigWorkload(ctx: Ctx, peers: Peers, data: BigData, opts: {
     const o = typeof ssh === 'string' ? '' : ssh.opts;
     const dest = path.join(up('ssh'), `${opts.id}-scp.bin`);
     const scp = `scp -q ${o}${c} ${sh(src)} root@127.0.0.1:${sh(dest)}`;
-    cases.push({ tool: `scp (${label})`, direction: 'upload', command: display(ctx, scp), cmd: scp, ...base, ...skipFailed(sshProblem), prepare: async () => rmrf(dest), verify: () => verifyFile(dest, want), cleanup: async () => rmrf(dest) });
+    cases.push({ tool: `scp (${label})`, direction: 'upload', command: display(ctx, scp), cmd: scp, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => rmrf(dest), verify: () => verifyFile(dest, want), cleanup: async () => rmrf(dest) });
     const dest2 = path.join(up('ssh'), `${opts.id}-sftp.bin`);
     const sftp = `sftp -q -b - ${o}${c} root@127.0.0.1 <<< ${sh(`put ${src} ${dest2}`)}`;
-    cases.push({ tool: `sftp (${label})`, direction: 'upload', command: display(ctx, sftp), cmd: sftp, ...base, ...skipFailed(sshProblem), prepare: async () => rmrf(dest2), verify: () => verifyFile(dest2, want), cleanup: async () => rmrf(dest2) });
+    cases.push({ tool: `sftp (${label})`, direction: 'upload', command: display(ctx, sftp), cmd: sftp, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => rmrf(dest2), verify: () => verifyFile(dest2, want), cleanup: async () => rmrf(dest2) });
   }
 
   const rs = peers.rsync;
@@ -129,39 +135,42 @@ export async function bigWorkload(ctx: Ctx, peers: Peers, data: BigData, opts: {
     const url = typeof rs === 'string' ? 'rsync://?' : rs.url;
     const dest = path.join(up('rsync'), `${opts.id}.bin`);
     const cmd = `rsync --whole-file ${sh(src)} ${url}/up/${opts.id}.bin`;
-    cases.push({ tool: 'rsync daemon --whole-file', direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...skipFailed(rsProblem), prepare: async () => rmrf(dest), verify: () => verifyFile(dest, want), cleanup: async () => rmrf(dest) });
+    cases.push({ tool: 'rsync daemon --whole-file', direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...pidOf(rs), ...skipFailed(rsProblem), prepare: async () => rmrf(dest), verify: () => verifyFile(dest, want), cleanup: async () => rmrf(dest) });
   }
 
   const ftp = peers.ftp;
   {
     const dest = path.join(up('ftp', true), `${opts.id}-curl.bin`);
     const cmd = typeof ftp === 'string' ? '' : `curl -sS --fail -u ${ftp.user}:${ftp.pass} -T ${sh(src)} ${ftpUrl(ftp, `up/ftp/${opts.id}-curl.bin`)}`;
-    cases.push({ tool: 'FTP: vsftpd + curl', direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...skipFailed(peerProblem(ftp, ['/usr/bin/curl'])), prepare: async () => rmrf(dest), verify: () => verifyFile(dest, want), cleanup: async () => rmrf(dest) });
+    cases.push({ tool: 'FTP: vsftpd + curl', direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...pidOf(ftp), ...skipFailed(peerProblem(ftp, ['/usr/bin/curl'])), prepare: async () => rmrf(dest), verify: () => verifyFile(dest, want), cleanup: async () => rmrf(dest) });
     const dest2 = path.join(up('ftp', true), `${opts.id}-lftp.bin`);
     const cmd2 = typeof ftp === 'string' ? '' : lftpCmd(ftp, `put ${src} -o up/ftp/${opts.id}-lftp.bin`);
-    cases.push({ tool: 'FTP: vsftpd + lftp', direction: 'upload', command: display(ctx, cmd2), cmd: cmd2, ...base, ...skipFailed(peerProblem(ftp, ['/usr/bin/lftp'])), prepare: async () => rmrf(dest2), verify: () => verifyFile(dest2, want), cleanup: async () => rmrf(dest2) });
+    cases.push({ tool: 'FTP: vsftpd + lftp', direction: 'upload', command: display(ctx, cmd2), cmd: cmd2, ...base, ...pidOf(ftp), ...skipFailed(peerProblem(ftp, ['/usr/bin/lftp'])), prepare: async () => rmrf(dest2), verify: () => verifyFile(dest2, want), cleanup: async () => rmrf(dest2) });
   }
 
   // ---- downloads
-  {
-    const s = pair.nofsync;
-    const out = path.join(down, 'ferry.bin');
+  for (const [s, tool, reference] of [
+    [pair.nofsync, 'ferry', true],
+    [pair.tls, 'ferry --tls', false],
+  ] as const) {
+    const out = path.join(down, reference ? 'ferry.bin' : 'ferry-tls.bin');
     let skip: Case['skip'];
     let cmd = 'ferry get …';
     if (typeof s === 'string') skip = { status: 'failed', reason: s };
     else {
       const seed = await ferrySeed(ctx, s, ['put', src, '--as', `${opts.id}.bin`, '--overwrite']);
       if (seed.error) skip = { status: seed.usage ? 'unsupported' : 'failed', reason: seed.error };
-      cmd = ferryCmd(ctx, ['get', `${opts.id}.bin`, '-o', out, '-s', s.addr, '--quiet']);
+      cmd = ferryTransferCmd(ctx, s, ['get', `${opts.id}.bin`, '-o', out, '--quiet']);
     }
     cases.push({
-      tool: 'ferry',
+      tool,
       direction: 'download',
       command: display(ctx, cmd),
       cmd,
       isFerry: true,
-      reference: true,
+      reference,
       ...base,
+      ...pidOf(s),
       ...(skip ? { skip } : {}),
       prepare: async () => rmrf(out),
       verify: () => verifyFile(out, want),
@@ -191,30 +200,31 @@ export async function bigWorkload(ctx: Ctx, peers: Peers, data: BigData, opts: {
     const o = typeof ssh === 'string' ? '' : ssh.opts;
     const out = path.join(down, 'scp.bin');
     const scp = `scp -q ${o}${c} root@127.0.0.1:${sh(src)} ${sh(out)}`;
-    cases.push({ tool: `scp (${label})`, direction: 'download', command: display(ctx, scp), cmd: scp, ...base, ...skipFailed(sshProblem), prepare: async () => rmrf(out), verify: () => verifyFile(out, want), cleanup: async () => rmrf(out) });
+    cases.push({ tool: `scp (${label})`, direction: 'download', command: display(ctx, scp), cmd: scp, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => rmrf(out), verify: () => verifyFile(out, want), cleanup: async () => rmrf(out) });
     const out2 = path.join(down, 'sftp.bin');
     const sftp = `sftp -q -b - ${o}${c} root@127.0.0.1 <<< ${sh(`get ${src} ${out2}`)}`;
-    cases.push({ tool: `sftp (${label})`, direction: 'download', command: display(ctx, sftp), cmd: sftp, ...base, ...skipFailed(sshProblem), prepare: async () => rmrf(out2), verify: () => verifyFile(out2, want), cleanup: async () => rmrf(out2) });
+    cases.push({ tool: `sftp (${label})`, direction: 'download', command: display(ctx, sftp), cmd: sftp, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => rmrf(out2), verify: () => verifyFile(out2, want), cleanup: async () => rmrf(out2) });
   }
   {
     const url = typeof rs === 'string' ? 'rsync://?' : rs.url;
     const out = path.join(down, 'rsync.bin');
     const cmd = `rsync --whole-file ${url}/data/${path.basename(src)} ${sh(out)}`;
-    cases.push({ tool: 'rsync daemon --whole-file', direction: 'download', command: display(ctx, cmd), cmd, ...base, ...skipFailed(rsProblem), prepare: async () => rmrf(out), verify: () => verifyFile(out, want), cleanup: async () => rmrf(out) });
+    cases.push({ tool: 'rsync daemon --whole-file', direction: 'download', command: display(ctx, cmd), cmd, ...base, ...pidOf(rs), ...skipFailed(rsProblem), prepare: async () => rmrf(out), verify: () => verifyFile(out, want), cleanup: async () => rmrf(out) });
   }
   {
     const rel = `data/${path.basename(src)}`;
     const out = path.join(down, 'curl.bin');
     const cmd = typeof ftp === 'string' ? '' : `curl -sS --fail -u ${ftp.user}:${ftp.pass} -o ${sh(out)} ${ftpUrl(ftp, rel)}`;
-    cases.push({ tool: 'FTP: vsftpd + curl', direction: 'download', command: display(ctx, cmd), cmd, ...base, ...skipFailed(peerProblem(ftp, ['/usr/bin/curl'])), prepare: async () => rmrf(out), verify: () => verifyFile(out, want), cleanup: async () => rmrf(out) });
+    cases.push({ tool: 'FTP: vsftpd + curl', direction: 'download', command: display(ctx, cmd), cmd, ...base, ...pidOf(ftp), ...skipFailed(peerProblem(ftp, ['/usr/bin/curl'])), prepare: async () => rmrf(out), verify: () => verifyFile(out, want), cleanup: async () => rmrf(out) });
     const out2 = path.join(down, 'lftp.bin');
     const cmd2 = typeof ftp === 'string' ? '' : lftpCmd(ftp, `get ${rel} -o ${out2}`);
-    cases.push({ tool: 'FTP: vsftpd + lftp', direction: 'download', command: display(ctx, cmd2), cmd: cmd2, ...base, ...skipFailed(peerProblem(ftp, ['/usr/bin/lftp'])), prepare: async () => rmrf(out2), verify: () => verifyFile(out2, want), cleanup: async () => rmrf(out2) });
+    cases.push({ tool: 'FTP: vsftpd + lftp', direction: 'download', command: display(ctx, cmd2), cmd: cmd2, ...base, ...pidOf(ftp), ...skipFailed(peerProblem(ftp, ['/usr/bin/lftp'])), prepare: async () => rmrf(out2), verify: () => verifyFile(out2, want), cleanup: async () => rmrf(out2) });
   }
 
   const rows = await runCases(opts.title, cases, opts.reps, ctx.log);
   await stopFerry(ctx, pair.nofsync, 'ferry serve --no-fsync (uploads with --no-fsync, all downloads)', servers);
   await stopFerry(ctx, pair.fsync, 'ferry serve (fsync, default)', servers);
+  await stopFerry(ctx, pair.tls, 'ferry serve --tls --no-fsync (--tls rows)', servers);
   if (existsSync(path.join(T, 'up', 'nc'))) rmrf(path.join(T, 'up', 'nc'));
   return { id: opts.id, title: opts.title, rows, notes, servers };
 }
@@ -238,8 +248,9 @@ async function ncRun(state: { port: number }, listener: (p: number) => string, c
   const l = await lp;
   const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
   const bad = [c, l].find((r) => r.code !== 0 || r.timedOut);
+  const cpu = { clientUserS: c.userS, clientSysS: c.sysS, serverUserS: l.userS, serverSysS: l.sysS };
   if (bad) {
-    return { ok: false, wallS, rssKb: c.maxRssKb, rss2Kb: l.maxRssKb, error: `${bad === c ? 'client' : 'listener'} ${bad.timedOut ? 'timed out' : `exit ${bad.code}`}: ${bad.stderr.trim().slice(0, 200)}` };
+    return { ok: false, wallS, rssKb: c.maxRssKb, rss2Kb: l.maxRssKb, cpu, error: `${bad === c ? 'client' : 'listener'} ${bad.timedOut ? 'timed out' : `exit ${bad.code}`}: ${bad.stderr.trim().slice(0, 200)}` };
   }
-  return { ok: true, wallS, rssKb: c.maxRssKb, rss2Kb: l.maxRssKb };
+  return { ok: true, wallS, rssKb: c.maxRssKb, rss2Kb: l.maxRssKb, cpu };
 }

@@ -3,7 +3,7 @@ import { mkdirSync, rmSync, chownSync, existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import type { Row } from '../lib/bench.js';
-import { display, ferryCmd, type Ctx } from '../lib/context.js';
+import { display, ferryCmd, ferryTransferCmd, type Ctx } from '../lib/context.js';
 import { firstLines, runShell, sh } from '../lib/proc.js';
 import { has } from '../peers/install.js';
 import { startFerry, type FerryServer } from '../peers/ferry.js';
@@ -30,6 +30,8 @@ export interface WorkloadResult {
   rows: Row[];
   notes: string[];
   servers: ServerStat[];
+  /** The many-files workload whose ferry peak RSS is an issue-12 target (< 100 MB). */
+  rssTarget?: boolean;
 }
 
 export function rmrf(p: string): void {
@@ -76,40 +78,49 @@ export function ftpUrl(ftp: FtpPeer, rel: string): string {
 }
 
 /**
- * Starts the ferry servers of one workload: `nofsync` (`--no-fsync`, like the peers) and
- * `fsync` (the default, durable). When `--no-fsync` is not accepted, `nofsync` falls back to
- * a default server and a note says so.
+ * Starts the ferry servers of one workload: `nofsync` (`--no-fsync`, like the peers), `fsync`
+ * (the default, durable) and `tls` (`--tls --no-fsync`, beside scp/sftp). When `--no-fsync` is
+ * not accepted, `nofsync` falls back to a default server and a note says so.
  */
 export async function startFerryPair(
   ctx: Ctx,
   wl: string,
-  want: { nofsync: boolean; fsync: boolean },
-): Promise<{ nofsync: FerryServer | string; fsync: FerryServer | string; notes: string[] }> {
+  want: { nofsync: boolean; fsync: boolean; tls?: boolean },
+): Promise<{ nofsync: FerryServer | string; fsync: FerryServer | string; tls: FerryServer | string; notes: string[] }> {
   const notes: string[] = [];
   const base = path.join(ctx.T, 'ferry', wl);
+  const extraArgs = ctx.ferryServerArgs;
   let nofsync: FerryServer | string = 'not started';
   let fsync: FerryServer | string = 'not started';
+  let tls: FerryServer | string = 'not started';
   if (want.fsync) {
     try {
-      fsync = await startFerry(path.join(base, 'root-fsync'), base, false, `${wl}-fsync`);
+      fsync = await startFerry(path.join(base, 'root-fsync'), base, { noFsync: false, extraArgs }, `${wl}-fsync`);
     } catch (err) {
       fsync = (err as Error).message;
     }
   }
   if (want.nofsync) {
     try {
-      nofsync = await startFerry(path.join(base, 'root-nofsync'), base, true, `${wl}-nofsync`);
+      nofsync = await startFerry(path.join(base, 'root-nofsync'), base, { noFsync: true, extraArgs }, `${wl}-nofsync`);
     } catch (err) {
       const msg = (err as Error).message;
       try {
-        nofsync = await startFerry(path.join(base, 'root-nofsync-fallback'), base, false, `${wl}-nofsync-fallback`);
+        nofsync = await startFerry(path.join(base, 'root-nofsync-fallback'), base, { noFsync: false, extraArgs }, `${wl}-nofsync-fallback`);
         notes.push(`\`ferry serve --no-fsync\` was not accepted (${msg}); the rows labelled "--no-fsync" ran against a default (fsync) server.`);
       } catch (err2) {
         nofsync = `${msg}; default server also failed: ${(err2 as Error).message}`;
       }
     }
   }
-  return { nofsync, fsync, notes };
+  if (want.tls) {
+    try {
+      tls = await startFerry(path.join(base, 'root-tls'), base, { noFsync: true, tls: true, extraArgs }, `${wl}-tls`);
+    } catch (err) {
+      tls = (err as Error).message;
+    }
+  }
+  return { nofsync, fsync, tls, notes };
 }
 
 export async function stopFerry(ctx: Ctx, s: FerryServer | string, label: string, out: ServerStat[]): Promise<void> {
@@ -120,7 +131,7 @@ export async function stopFerry(ctx: Ctx, s: FerryServer | string, label: string
 
 /** Removes NAME from a ferry server (ferry rm, falling back to deleting it from the root). */
 export async function ferryRemove(ctx: Ctx, s: FerryServer, name: string, recursive: boolean): Promise<void> {
-  const args = ['rm', ...(recursive ? ['-r'] : []), name, '-s', s.addr, '--quiet'];
+  const args = ['rm', ...(recursive ? ['-r'] : []), name, '-s', s.addr, ...s.clientArgs, '--quiet'];
   const r = await runShell(ferryCmd(ctx, args), { timeoutMs: 20_000, timeV: false });
   const p = path.join(s.root, name);
   if (r.code !== 0 && existsSync(p)) rmrf(p);
@@ -128,8 +139,9 @@ export async function ferryRemove(ctx: Ctx, s: FerryServer, name: string, recurs
 
 /** Uploads a file or tree untimed (seeding downloads); returns an error line or null. */
 export async function ferrySeed(ctx: Ctx, s: FerryServer, args: string[]): Promise<{ error: string | null; usage: boolean }> {
-  const r = await runShell(ferryCmd(ctx, [...args, '-s', s.addr, '--quiet']), { timeoutMs: 600_000, timeV: false });
+  const cmd = ferryTransferCmd(ctx, s, [...args, '--quiet']);
+  const r = await runShell(cmd, { timeoutMs: 600_000, timeV: false });
   if (r.code === 0) return { error: null, usage: false };
   const text = `${r.stderr}\n${r.stdout}`;
-  return { error: `seeding with \`${display(ctx, ferryCmd(ctx, args))}\` failed (exit ${r.code}): ${firstLines(text, 2)}`, usage: r.code === 2 || /unknown (option|command)|too many arguments/i.test(text) };
+  return { error: `seeding with \`${display(ctx, cmd)}\` failed (exit ${r.code}): ${firstLines(text, 2)}`, usage: r.code === 2 || /unknown (option|command)|too many arguments/i.test(text) };
 }

@@ -3,7 +3,7 @@
 // is verified. Peers: curl + vsftpd (FTP), rsync daemon.
 import path from 'node:path';
 import { describeFailure, ferryUsageError, runCases, type Case, type Sample } from '../lib/bench.js';
-import { display, ferryCmd, type Ctx } from '../lib/context.js';
+import { display, ferryTransferCmd, type Ctx } from '../lib/context.js';
 import { verifyFile } from '../lib/data.js';
 import { runShell, sh } from '../lib/proc.js';
 import type { FerryServer } from '../peers/ferry.js';
@@ -75,7 +75,7 @@ export async function concurrentWorkload(ctx: Ctx, peers: Peers, data: SmallData
       const seed = await ferrySeed(ctx, s, ['put', src, '--as', 'conc/c1m.bin', '--overwrite']);
       if (seed.error) skip = { status: 'failed', reason: seed.error };
     }
-    const addr = typeof s === 'string' ? '?' : s.addr;
+    const target = typeof s === 'string' ? { addr: '?', clientArgs: [] } : s;
     cases.push(
       manyCase({
         tool: 'ferry get',
@@ -84,7 +84,7 @@ export async function concurrentWorkload(ctx: Ctx, peers: Peers, data: SmallData
         reference: true,
         ...base,
         ...(skip ? { skip } : {}),
-        make: (i) => ferryCmd(ctx, ['get', 'conc/c1m.bin', '-o', path.join(out, `c${i}.bin`), '-s', addr, '--quiet']),
+        make: (i) => ferryTransferCmd(ctx, target, ['get', 'conc/c1m.bin', '-o', path.join(out, `c${i}.bin`), '--quiet']),
         prepare: async () => {
           rmrf(out);
           ensureDir(out);
@@ -133,7 +133,7 @@ export async function concurrentWorkload(ctx: Ctx, peers: Peers, data: SmallData
 
   // ---- uploads (a fresh name per repetition: r<rep>-c<i>.bin)
   const ferryUp = (s: FerryServer | string, label: string, reference: boolean): Case => {
-    const addr = typeof s === 'string' ? '?' : s.addr;
+    const target = typeof s === 'string' ? { addr: '?', clientArgs: [] } : s;
     const root = typeof s === 'string' ? '/nonexistent' : s.root;
     return manyCase({
       tool: label,
@@ -142,7 +142,7 @@ export async function concurrentWorkload(ctx: Ctx, peers: Peers, data: SmallData
       reference,
       ...base,
       ...skipFailed(typeof s === 'string' ? s : null),
-      make: (i, rep) => ferryCmd(ctx, ['put', src, '--as', `conc-up/r${rep}-c${i}.bin`, '--overwrite', '-s', addr, '--quiet']),
+      make: (i, rep) => ferryTransferCmd(ctx, target, ['put', src, '--as', `conc-up/r${rep}-c${i}.bin`, '--overwrite', '--quiet']),
       verifyOne: (i, rep) => verifyFile(path.join(root, 'conc-up', `r${rep}-c${i}.bin`), want),
     });
   };

@@ -5,7 +5,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ferryUsageError, runCases, type Case } from '../lib/bench.js';
-import { display, ferryCmd, type Ctx } from '../lib/context.js';
+import { display, ferryTransferCmd, type Ctx } from '../lib/context.js';
 import { verifyTree, type Manifest } from '../lib/data.js';
 import { sh } from '../lib/proc.js';
 import type { FerryServer } from '../peers/ferry.js';
@@ -19,11 +19,16 @@ export interface TreeData {
   manifest: Manifest;
 }
 
-export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps: number): Promise<WorkloadResult> {
+/**
+ * `only: 'rsync'` (the 100,000-file tree) runs ferry (durable) and the rsync daemon alone: the
+ * others take minutes there and the point is ferry's RSS and its ratio to rsync.
+ */
+export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps: number, opts: { only?: 'rsync' } = {}): Promise<WorkloadResult> {
   const { T } = ctx;
   const id = `tree-${tree.name}`;
   const title = `${tree.count.toLocaleString('en-US')} × ${tree.size / 1024} KiB tree`;
-  const timeoutMs = ctx.mode === 'quick' ? 60_000 : 600_000;
+  const all = opts.only === undefined;
+  const timeoutMs = ctx.mode === 'quick' ? 60_000 : tree.count > 20_000 ? 1_800_000 : 600_000;
   const base = { bytes: tree.count * tree.size, files: tree.count, timeoutMs };
   const src = tree.dir;
   const want = tree.manifest;
@@ -32,13 +37,15 @@ export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps:
   const servers: WorkloadResult['servers'] = [];
   const cases: Case[] = [];
 
-  const pair = await startFerryPair(ctx, id, { nofsync: true, fsync: true });
+  const pair = await startFerryPair(ctx, id, { nofsync: all, fsync: true });
   notes.push(...pair.notes);
+  if (!all) notes.push('ferry (durable, one server for uploads and downloads) and the rsync daemon only; one fresh ferry server, so its peak RSS is this workload\'s.');
+  const pidOf = (p: { daemon: { pid: number } } | string): { serverPid?: number } => (typeof p === 'string' ? {} : { serverPid: p.daemon.pid });
 
   const ferryPut = (s: FerryServer | string, label: string, reference: boolean): Case => {
     if (typeof s === 'string') return { tool: label, direction: 'upload', command: 'ferry put -r …', isFerry: true, reference, ...base, skip: { status: 'failed', reason: s }, verify: async () => null };
     // `put -r DIR` stores every file as basename(DIR)/relative/path
-    const cmd = ferryCmd(ctx, ['put', '-r', src, '-s', s.addr, '--quiet']);
+    const cmd = ferryTransferCmd(ctx, s, ['put', '-r', src, '--quiet']);
     const stored = path.join(s.root, path.basename(src));
     return {
       tool: label,
@@ -48,6 +55,7 @@ export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps:
       isFerry: true,
       reference,
       ...base,
+      serverPid: s.daemon.pid,
       prepare: () => ferryRemove(ctx, s, path.basename(src), true),
       verify: () => verifyTree(stored, want),
       cleanup: () => ferryRemove(ctx, s, path.basename(src), true),
@@ -55,19 +63,19 @@ export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps:
     };
   };
   cases.push(ferryPut(pair.fsync, 'ferry put -r (fsync, default)', true));
-  cases.push(ferryPut(pair.nofsync, 'ferry put -r (--no-fsync)', false));
+  if (all) cases.push(ferryPut(pair.nofsync, 'ferry put -r (--no-fsync)', false));
 
   const ssh = peers.ssh;
   const sshProblem = peerProblem(ssh, ['/usr/bin/scp', '/usr/bin/sftp']);
   const o = typeof ssh === 'string' ? '' : ssh.opts;
   const upSsh = ensureDir(path.join(T, 'up', 'ssh'));
-  {
+  if (all) {
     const dest = path.join(upSsh, `${tree.name}-scp`);
     const cmd = `scp -q -r ${o} ${sh(src)} root@127.0.0.1:${sh(dest)}`;
-    cases.push({ tool: 'scp -r', direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...skipFailed(sshProblem), prepare: async () => rmrf(dest), verify: () => verifyTree(dest, want), cleanup: async () => rmrf(dest) });
+    cases.push({ tool: 'scp -r', direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => rmrf(dest), verify: () => verifyTree(dest, want), cleanup: async () => rmrf(dest) });
     const dest2 = path.join(upSsh, `${tree.name}-sftp`);
     const cmd2 = `sftp -q -b - ${o} root@127.0.0.1 <<< ${sh(`put -r ${src} ${dest2}`)}`;
-    cases.push({ tool: 'sftp put -r', direction: 'upload', command: display(ctx, cmd2), cmd: cmd2, ...base, ...skipFailed(sshProblem), prepare: async () => rmrf(dest2), verify: () => verifyTree(dest2, want), cleanup: async () => rmrf(dest2) });
+    cases.push({ tool: 'sftp put -r', direction: 'upload', command: display(ctx, cmd2), cmd: cmd2, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => rmrf(dest2), verify: () => verifyTree(dest2, want), cleanup: async () => rmrf(dest2) });
   }
   const rs = peers.rsync;
   const rsProblem = peerProblem(rs, ['/usr/bin/rsync']);
@@ -75,20 +83,20 @@ export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps:
   {
     const dest = path.join(T, 'up', 'rsync', tree.name);
     const cmd = `rsync -r --whole-file ${sh(src)}/ ${rsUrl}/up/${tree.name}/`;
-    cases.push({ tool: 'rsync daemon -r', direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...skipFailed(rsProblem), prepare: async () => rmrf(dest), verify: () => verifyTree(dest, want), cleanup: async () => rmrf(dest) });
+    cases.push({ tool: 'rsync daemon -r', direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...pidOf(rs), ...skipFailed(rsProblem), prepare: async () => rmrf(dest), verify: () => verifyTree(dest, want), cleanup: async () => rmrf(dest) });
   }
   const ftp = peers.ftp;
   const ftpProblem = peerProblem(ftp, ['/usr/bin/lftp']);
   const upFtp = ensureDir(path.join(T, 'up', 'ftp'), true);
-  for (const n of [1, 4]) {
+  for (const n of all ? [1, 4] : []) {
     const dest = path.join(upFtp, `${tree.name}-p${n}`);
     const cmd = typeof ftp === 'string' ? '' : lftpCmd(ftp, `mirror -R --parallel=${n} ${src} up/ftp/${tree.name}-p${n}`);
-    cases.push({ tool: `lftp mirror -R --parallel=${n}`, direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...skipFailed(ftpProblem), prepare: async () => rmrf(dest), verify: () => verifyTree(dest, want), cleanup: async () => rmrf(dest) });
+    cases.push({ tool: `lftp mirror -R --parallel=${n}`, direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...pidOf(ftp), ...skipFailed(ftpProblem), prepare: async () => rmrf(dest), verify: () => verifyTree(dest, want), cleanup: async () => rmrf(dest) });
   }
 
   // ---- downloads
   {
-    const s = pair.nofsync;
+    const s = all ? pair.nofsync : pair.fsync;
     const out = path.join(down, 'ferry');
     let skip: Case['skip'];
     let cmd = 'ferry get -r …';
@@ -96,7 +104,7 @@ export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps:
     else {
       const seed = await ferrySeed(ctx, s, ['put', '-r', src]);
       if (seed.error) skip = { status: seed.usage ? 'unsupported' : 'failed', reason: seed.usage ? `not yet supported: ${seed.error}` : seed.error };
-      cmd = ferryCmd(ctx, ['get', '-r', path.basename(src), '-o', out, '-s', s.addr, '--quiet']);
+      cmd = ferryTransferCmd(ctx, s, ['get', '-r', path.basename(src), '-o', out, '--quiet']);
     }
     // The upload cases on this server remove the tree after each run: put it back (untimed) first.
     const reseed = async (): Promise<void> => {
@@ -107,29 +115,29 @@ export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps:
         if (again.error) throw new Error(again.error);
       }
     };
-    cases.push({ tool: 'ferry get -r', direction: 'download', command: display(ctx, cmd), cmd, isFerry: true, reference: true, ...base, ...(skip ? { skip } : {}), prepare: async () => { await rmrf(out); await reseed(); }, verify: () => verifyTree(out, want), cleanup: async () => rmrf(out), unsupported: ferryUsageError });
+    cases.push({ tool: 'ferry get -r', direction: 'download', command: display(ctx, cmd), cmd, isFerry: true, reference: true, ...base, ...pidOf(s), ...(skip ? { skip } : {}), prepare: async () => { await rmrf(out); await reseed(); }, verify: () => verifyTree(out, want), cleanup: async () => rmrf(out), unsupported: ferryUsageError });
   }
-  {
+  if (all) {
     const out = path.join(down, 'scp');
     const cmd = `scp -q -r ${o} root@127.0.0.1:${sh(src)} ${sh(out)}`;
-    cases.push({ tool: 'scp -r', direction: 'download', command: display(ctx, cmd), cmd, ...base, ...skipFailed(sshProblem), prepare: async () => rmrf(out), verify: () => verifyTree(out, want), cleanup: async () => rmrf(out) });
+    cases.push({ tool: 'scp -r', direction: 'download', command: display(ctx, cmd), cmd, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => rmrf(out), verify: () => verifyTree(out, want), cleanup: async () => rmrf(out) });
     const out2 = path.join(down, 'sftp');
     const cmd2 = `sftp -q -b - ${o} root@127.0.0.1 <<< ${sh(`get -r ${src} ${out2}`)}`;
-    cases.push({ tool: 'sftp get -r', direction: 'download', command: display(ctx, cmd2), cmd: cmd2, ...base, ...skipFailed(sshProblem), prepare: async () => rmrf(out2), verify: () => verifyTree(out2, want), cleanup: async () => rmrf(out2) });
+    cases.push({ tool: 'sftp get -r', direction: 'download', command: display(ctx, cmd2), cmd: cmd2, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => rmrf(out2), verify: () => verifyTree(out2, want), cleanup: async () => rmrf(out2) });
   }
   {
     const out = path.join(down, 'rsync');
     const cmd = `rsync -r --whole-file ${rsUrl}/data/${tree.name}/ ${sh(out)}/`;
-    cases.push({ tool: 'rsync daemon -r', direction: 'download', command: display(ctx, cmd), cmd, ...base, ...skipFailed(rsProblem), prepare: async () => rmrf(out), verify: () => verifyTree(out, want), cleanup: async () => rmrf(out) });
+    cases.push({ tool: 'rsync daemon -r', direction: 'download', command: display(ctx, cmd), cmd, ...base, ...pidOf(rs), ...skipFailed(rsProblem), prepare: async () => rmrf(out), verify: () => verifyTree(out, want), cleanup: async () => rmrf(out) });
   }
-  for (const n of [1, 4]) {
+  for (const n of all ? [1, 4] : []) {
     const out = path.join(down, `lftp-p${n}`);
     const cmd = typeof ftp === 'string' ? '' : lftpCmd(ftp, `mirror --parallel=${n} data/${tree.name} ${out}`);
-    cases.push({ tool: `lftp mirror --parallel=${n}`, direction: 'download', command: display(ctx, cmd), cmd, ...base, ...skipFailed(ftpProblem), prepare: async () => rmrf(out), verify: () => verifyTree(out, want), cleanup: async () => rmrf(out) });
+    cases.push({ tool: `lftp mirror --parallel=${n}`, direction: 'download', command: display(ctx, cmd), cmd, ...base, ...pidOf(ftp), ...skipFailed(ftpProblem), prepare: async () => rmrf(out), verify: () => verifyTree(out, want), cleanup: async () => rmrf(out) });
   }
 
   const rows = await runCases(title, cases, reps, ctx.log);
   await stopFerry(ctx, pair.fsync, 'ferry serve (fsync, default)', servers);
-  await stopFerry(ctx, pair.nofsync, 'ferry serve --no-fsync (uploads with --no-fsync, downloads)', servers);
-  return { id, title, rows, notes, servers };
+  if (all) await stopFerry(ctx, pair.nofsync, 'ferry serve --no-fsync (uploads with --no-fsync, downloads)', servers);
+  return { id, title, rows, notes, servers, ...(all ? {} : { rssTarget: true }) };
 }

@@ -46,7 +46,7 @@ describe('set-up: the build and npm start', { timeout: 120_000 }, () => {
     try {
       const first = await run(process.execPath, ['scripts/build.mjs'], dir);
       assert.equal(first.code, 0, first.stderr);
-      const main = path.join(dir, 'dist', 'bin', 'cli', 'main.js');
+      const main = path.join(dir, 'dist', 'bin', 'cli', 'main.mjs'); // the CLI; main.js is the launcher
       assert.match(await fs.readFile(main, 'utf8'), /version = 1/);
 
       const before = await fs.stat(path.join(dir, 'dist'));
