@@ -71,6 +71,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--max-open-files <n>', 'files held open for transfers at once, all connections (default: from the open-file limit)')
     .option('--quota <bytes>', 'total bytes the store may hold, e.g. 50G (default: no quota; free disk space is always checked)')
     .option('--config <file>', 'read options from this TOML file: keys are the flags without "--" (port = 4455, fsync = false); flags given here win')
+    .option('--check', 'check the configuration (ports free, root writable, tokens file private, TLS files) and exit without serving')
     .addHelpText('after', examples([
       'ferry serve',
       'ferry serve --config /etc/ferry/ferry.toml --check',
