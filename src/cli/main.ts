@@ -70,6 +70,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--max-partial-bytes <bytes>', 'bytes kept in interrupted uploads (default: half the quota, or half the free disk)')
     .option('--max-open-files <n>', 'files held open for transfers at once, all connections (default: from the open-file limit)')
     .option('--quota <bytes>', 'total bytes the store may hold, e.g. 50G (default: no quota; free disk space is always checked)')
+    .option('--metrics-port <port>', 'also serve Prometheus metrics at http://HOST:PORT/metrics (same --host)')
     .option('--config <file>', 'read options from this TOML file: keys are the flags without "--" (port = 4455, fsync = false); flags given here win')
     .option('--check', 'check the configuration (ports free, root writable, tokens file private, TLS files) and exit without serving')
     .addHelpText('after', examples([

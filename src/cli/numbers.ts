@@ -62,6 +62,7 @@ const CHECKS: Record<string, Check> = {
   partialTtl: (t, f) => parseSeconds(t, f, 1, MAX_TTL_SECONDS),
   port: (t, f) => parsePort(t, f),
   rawPort: (t, f) => parsePort(t, f),
+  metricsPort: (t, f) => parsePort(t, f),
   maxConnections: (t, f) => parseCount(t, f),
   maxPerIp: (t, f) => parseCount(t, f),
   parallel: (t, f) => parseCount(t, f, 1, MAX_PARALLEL),

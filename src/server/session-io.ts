@@ -4,6 +4,7 @@ import type { Decoder, Message } from '../protocol/index.js';
 import type { Store } from '../storage/store.js';
 import type { Outbox } from '../transport/outbox.js';
 import type { AuthThrottle, TokenSet } from './auth.js';
+import type { ServerEvents } from './events.js';
 import type { FileBudget } from './file-budget.js';
 
 export interface SessionLimits {
@@ -31,6 +32,8 @@ export interface SessionContext {
   throttle?: AuthThrottle;
   /** The connection is TLS (then a ClientHello is not a mistake to report). */
   tls?: boolean;
+  /** Told of each request's answer and each failed AUTH (metrics). */
+  events?: ServerEvents;
 }
 
 /**

@@ -6,6 +6,7 @@ import { mapFsError } from '../storage/store.js';
 import { Outbox } from '../transport/outbox.js';
 import { looksLikeTls } from '../transport/tls.js';
 import { Downloads } from './downloads.js';
+import { RequestMeter } from './events.js';
 import { Handshake } from './handshake.js';
 import type { SessionContext, SessionIo } from './session-io.js';
 import { toWire, Uploads } from './uploads.js';
@@ -50,6 +51,7 @@ export class Session implements SessionIo {
   private stopping = false;
   private peerEnded = false;
   private lingerTimer: Timer | undefined;
+  private readonly meter: RequestMeter;
 
   constructor(
     private readonly socket: Socket,
@@ -58,6 +60,7 @@ export class Session implements SessionIo {
     this.remoteAddress = socket.remoteAddress ?? '?';
     this.peer = `${this.remoteAddress}:${socket.remotePort ?? '?'}`;
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
+    this.meter = new RequestMeter(ctx.events, ctx.clock);
     this.outbox = new Outbox(
       socket,
       () => this.guard(() => this.updateFlow()),
@@ -118,6 +121,7 @@ export class Session implements SessionIo {
   // ── SessionIo ───────────────────────────────────────────────────────────────────────────
 
   send(message: Message): void {
+    this.meter.replied(message);
     this.outbox.frame(encodeMessage(message));
     if (this.outbox.backlog > this.ctx.limits.maxBacklogBytes) this.pause('backlog');
   }
@@ -262,6 +266,7 @@ export class Session implements SessionIo {
     this.idle.stop();
     this.handshake.dispose();
     this.lingerTimer?.cancel();
+    this.meter.closed();
     this.outbox.close();
     try {
       await this.uploads.closeAll();
@@ -283,6 +288,7 @@ export class Session implements SessionIo {
     }
     if (message.type === 'HELLO') throw new ProtocolError('HELLO sent twice');
     if (message.id === 0) throw new ProtocolError(`${message.type} with request id 0 (reserved for the connection)`);
+    this.meter.received(message);
     const refusal = handshake.refusal(message);
     if (refusal) {
       if (message.type === 'PUT') this.uploads.refuse(message, refusal);
@@ -302,11 +308,11 @@ export class Session implements SessionIo {
         this.uploads.end(message);
         return;
       case 'GET':
-        this.track(this.downloads.get(message, this.socket));
+        this.track(this.meter.whole(message.id, this.downloads.get(message, this.socket)));
         return;
       case 'LIST':
         if (this.unknownFlags(message.id, message.flags)) return;
-        this.track(this.downloads.list(message, this.socket));
+        this.track(this.meter.whole(message.id, this.downloads.list(message, this.socket)));
         return;
       case 'STAT':
         this.run(message.id, async () => {

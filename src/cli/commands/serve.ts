@@ -28,6 +28,7 @@ export interface ServeOptions {
   maxOpenFiles?: string;
   config?: string;
   check?: boolean;
+  metricsPort?: string;
 }
 
 /** The server's options from the command's; a bad combination is a UsageError naming the flags. */
@@ -60,6 +61,7 @@ export function serverOptions(options: ServeOptions): ServerOptions {
     maxPartials: options.maxPartials === undefined ? undefined : parseCount(options.maxPartials, '--max-partials', 0),
     maxPartialBytes: options.maxPartialBytes === undefined ? undefined : parseSize(options.maxPartialBytes, '--max-partial-bytes', 0),
     maxOpenFiles: options.maxOpenFiles === undefined ? undefined : parseCount(options.maxOpenFiles, '--max-open-files', 16),
+    metricsPort: options.metricsPort === undefined ? undefined : parsePort(options.metricsPort, '--metrics-port'),
   };
 }
 
