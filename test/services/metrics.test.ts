@@ -10,6 +10,7 @@ import { connect, TokenSet } from '../../src/index.js';
 import { PutFlag } from '../../src/protocol/index.js';
 import { eventually, randomData, startServer, tempDir, type TestServer } from '../helpers/fixtures.js';
 import { RawPeer } from '../helpers/raw-peer.js';
+import { startServeProcess } from '../helpers/cli.js';
 
 const TOKEN = 'w'.repeat(32);
 const WRONG = 'x'.repeat(32);
@@ -161,6 +162,26 @@ describe('metrics (--metrics-port): counts after real transfers', () => {
       assert.ok(during - before > 20_000, `${during - before}`);
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('ferry serve --metrics-port (child process)', () => {
+  it('serves metrics from the bundled CLI, and stops cleanly on SIGTERM', async () => {
+    const root = await tempDir();
+    const server = await startServeProcess(['--root', root, '--metrics-port', '0']);
+    try {
+      await eventually(() => /metrics listening on 127\.0\.0\.1:\d+/.test(server.output()), 5000, 'the metrics port');
+      const port = Number(/metrics listening on 127\.0\.0\.1:(\d+)/.exec(server.output())![1]);
+      const client = await connect({ host: '127.0.0.1', port: server.port });
+      await client.put(Buffer.from('hello'), 'a.txt');
+      await client.close();
+      const m = samples((await scrape(port)).text);
+      assert.equal(m.get('ferry_requests_total{type="PUT",result="OK"}'), 1);
+      assert.ok((m.get('process_resident_memory_bytes') ?? 0) > 0);
+    } finally {
+      assert.equal(await server.stop(), 0);
+      await fs.rm(root, { recursive: true, force: true });
     }
   });
 });

@@ -1,5 +1,5 @@
 import { promises as fs } from 'node:fs';
-import type * as Prom from 'prom-client';
+import type * as PromModule from 'prom-client';
 import type { Traffic } from '../../server/events.js';
 import type { PluginContext } from '../../server/plugin.js';
 
@@ -10,22 +10,25 @@ import type { PluginContext } from '../../server/plugin.js';
  */
 
 /** Transfer durations, seconds: from a small file on loopback to a large one over a slow link. */
+/** prom-client's exports object (a CommonJS module: what `import()` gives as `default`). */
+type PromClient = typeof PromModule.default;
+
 const DURATION_BUCKETS = [0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 30, 60, 300, 1800, 7200];
 
 export interface ServerMetrics {
-  registry: Prom.Registry;
+  registry: PromModule.Registry;
   /** Stops listening to the server's events. */
   dispose(): void;
 }
 
-let processRegistry: Prom.Registry | undefined;
+let processRegistry: PromModule.Registry | undefined;
 
 /**
  * The process metrics (CPU, memory, event loop lag, GC, handles): one set per process, shared
  * by every metrics server in it — prom-client's collectors for them cannot be stopped, so one
  * set per server would pile up observers in a process that starts many.
  */
-function processMetrics(prom: typeof Prom): Prom.Registry {
+function processMetrics(prom: PromClient): PromModule.Registry {
   if (processRegistry === undefined) {
     processRegistry = new prom.Registry();
     prom.collectDefaultMetrics({ register: processRegistry });
@@ -33,7 +36,7 @@ function processMetrics(prom: typeof Prom): Prom.Registry {
   return processRegistry;
 }
 
-export function serverMetrics(prom: typeof Prom, context: PluginContext): ServerMetrics {
+export function serverMetrics(prom: PromClient, context: PluginContext): ServerMetrics {
   const { store, limiter, events } = context;
   const registry = new prom.Registry();
   const registers = [registry];

@@ -23,7 +23,7 @@ export function metricsPlugin(options: MetricsOptions): ServerPlugin {
     name: 'metrics',
     async start(context: PluginContext): Promise<ListeningAddress> {
       // Loaded only when metrics are asked for: a client or a plain server never loads prom-client.
-      const prom = await import('prom-client');
+      const { default: prom } = await import('prom-client'); // CommonJS: its exports object, under tsc and the bundle alike
       metrics = serverMetrics(prom, context);
       const registry = metrics.registry;
       server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS }, (request, response) => {
