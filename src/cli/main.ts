@@ -73,17 +73,21 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--max-open-files <n>', 'files held open for transfers at once, all connections (default: from the open-file limit)')
     .option('--quota <bytes>', 'total bytes the store may hold, e.g. 50G (default: no quota; free disk space is always checked)')
     .addOption(new Option('--digest <algorithm>', 'verify transfers with: auto (BLAKE3 with clients that offer it, else SHA-256) or sha256').choices(['auto', 'sha256']).default('auto'))
+    .option('--metrics-port <port>', 'also serve Prometheus metrics at http://HOST:PORT/metrics (same --host)')
+    .option('--config <file>', 'read options from this TOML file: keys are the flags without "--" (port = 4455, fsync = false); flags given here win')
+    .option('--check', 'check the configuration (ports free, root writable, tokens file private, TLS files) and exit without serving')
     .addHelpText('after', examples([
       'ferry serve',
+      'ferry serve --config /etc/ferry/ferry.toml --check',
       'ferry serve --host 0.0.0.0 --port 4455 --root /srv/files',
       'ferry serve --port 0   # any free port',
       'ferry serve --raw-port 4456   # then: nc -N 127.0.0.1 4456 < photo.jpg',
       'ferry serve --http-port 8080  # then open http://127.0.0.1:8080/',
       'ferry serve --host 0.0.0.0 --tls --tokens /etc/ferry/tokens   # see SECURITY.md',
     ]))
-    .action(async (options) => {
-      const { serve } = await import('./commands/serve.js');
-      await serve(options);
+    .action(async (_options, command: Command) => {
+      const { serveWithConfig } = await import('./serve-config.js');
+      setExit(await serveWithConfig(command));
     });
 
   clientCommand(program, 'put', 'upload files or folders; prints name, size, digest and throughput for each')

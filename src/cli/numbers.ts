@@ -62,20 +62,28 @@ const CHECKS: Record<string, Check> = {
   partialTtl: (t, f) => parseSeconds(t, f, 1, MAX_TTL_SECONDS),
   port: (t, f) => parsePort(t, f),
   rawPort: (t, f) => parsePort(t, f),
+  metricsPort: (t, f) => parsePort(t, f),
   maxConnections: (t, f) => parseCount(t, f),
   maxPerIp: (t, f) => parseCount(t, f),
   parallel: (t, f) => parseCount(t, f, 1, MAX_PARALLEL),
   maxFileSize: (t, f) => parseSize(t, f),
   quota: (t, f) => parseSize(t, f),
+  maxPartials: (t, f) => parseCount(t, f, 0),
+  maxPartialBytes: (t, f) => parseSize(t, f, 0),
+  maxOpenFiles: (t, f) => parseCount(t, f, 16),
 };
+
+/** Checks one option value by its attribute name (`port`, `maxFileSize`, …); `flag` names it in the error. */
+export function checkOptionValue(attribute: string, text: string, flag: string): void {
+  CHECKS[attribute]?.(text, flag);
+}
 
 /** Checks every numeric option `command` was given (commander's preAction hook). */
 export function checkNumericOptions(command: Command): void {
   const values = command.opts<Record<string, unknown>>();
   for (const option of command.options) {
     const key = option.attributeName();
-    const check = CHECKS[key];
     const value = values[key];
-    if (check !== undefined && typeof value === 'string') check(value, option.long ?? option.flags);
+    if (typeof value === 'string') checkOptionValue(key, value, option.long ?? option.flags);
   }
 }

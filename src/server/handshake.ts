@@ -93,6 +93,7 @@ export class Handshake {
         return;
       }
       this.failures++;
+      ctx.events?.emit('auth-failed', {});
       ctx.log.warn({ peer: this.io.peer, attempt: this.failures }, 'token not accepted');
       this.io.send({ type: 'ERROR', id: message.id, code: WireErrorCode.AUTH_FAILED, message: 'token not accepted' });
       if (this.failures >= MAX_FAILED_ATTEMPTS) {

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { Store } from '../storage/store.js';
 import type { ConnectionLimiter } from '../transport/limits.js';
+import type { ServerEvents } from './events.js';
 
 export interface ListeningAddress {
   host: string;
@@ -16,6 +17,8 @@ export interface PluginContext {
   limiter: ConnectionLimiter;
   /** The server's clock: plug-ins arm their deadlines on it too. */
   clock: Clock;
+  /** What happens on the protocol port (connections, requests, auth failures), for observers. */
+  events: ServerEvents;
 }
 
 /**

@@ -12,6 +12,7 @@ import { loadServerCredentials, serverContext, type ServerTlsOptions } from '../
 import { AuthThrottle, TokenSet, type ThrottleOptions } from './auth.js';
 import { ConnectionLimiter, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_IP } from '../transport/limits.js';
 import { createLogger } from './log.js';
+import { ServerEvents } from './events.js';
 import type { ListeningAddress, ServerPlugin } from './plugin.js';
 import { systemClock, type Clock } from '../clock.js';
 import { defaultFileBudget, FileBudget } from './file-budget.js';
@@ -93,10 +94,13 @@ export class FerryServer {
   private secureContext: tls.SecureContext | undefined;
   /** `SHA256:<base64>` of the TLS certificate, once listening with TLS. */
   tlsFingerprint: string | undefined;
+  /** Connections, requests and auth failures as they happen, for observers (metrics). */
+  readonly events: ServerEvents;
 
   constructor(options: ServerOptions = {}) {
     this.options = options;
     this.log = options.logger ?? createLogger();
+    this.events = new ServerEvents((error) => this.log.warn({ err: error }, 'an event listener failed'));
     this.limits = {
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 15_000,
       idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
@@ -182,7 +186,7 @@ export class FerryServer {
   private async startPlugin(plugin: ServerPlugin, host: string): Promise<void> {
     if (this.closing) return;
     try {
-      const address = await plugin.start({ host, store: this.storage, log: this.log, limiter: this.limiter, clock: this.clock });
+      const address = await plugin.start({ host, store: this.storage, log: this.log, limiter: this.limiter, clock: this.clock, events: this.events });
       this.started.set(plugin, address);
       this.log.info(`${plugin.name} listening on ${formatAddress(address)}`);
     } catch (error) {
@@ -256,12 +260,15 @@ export class FerryServer {
       throttle: this.throttle,
       tls: this.secureContext !== undefined,
       blake3: this.options.digest !== 'sha256' && blake3Available(),
+      events: this.events,
     }, reader);
     this.sessions.add(session);
+    this.events.emit('connection', raw);
     const started = Date.now();
     this.log.info({ peer: session.peer }, 'connected');
     socket.on('close', () => {
       this.sessions.delete(session);
+      this.events.emit('disconnection', raw);
       this.log.info({ peer: session.peer, bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, ms: Date.now() - started }, 'disconnected');
     });
   }

@@ -5,6 +5,7 @@ import type { Decoder, Message } from '../protocol/index.js';
 import type { Store } from '../storage/store.js';
 import type { Outbox } from '../transport/outbox.js';
 import type { AuthThrottle, TokenSet } from './auth.js';
+import type { ServerEvents } from './events.js';
 import type { FileBudget } from './file-budget.js';
 
 export interface SessionLimits {
@@ -34,6 +35,8 @@ export interface SessionContext {
   tls?: boolean;
   /** Whether a version-4 client that offers BLAKE3 gets it (else every digest is SHA-256). */
   blake3: boolean;
+  /** Told of each request's answer and each failed AUTH (metrics). */
+  events?: ServerEvents;
 }
 
 /**

@@ -8,6 +8,7 @@ import { Outbox } from '../transport/outbox.js';
 import type { SlabReader } from '../transport/read-slab.js';
 import { looksLikeTls } from '../transport/tls.js';
 import { Downloads } from './downloads.js';
+import { RequestMeter } from './events.js';
 import { Handshake } from './handshake.js';
 import type { SessionContext, SessionIo } from './session-io.js';
 import { toWire, Uploads } from './uploads.js';
@@ -54,6 +55,7 @@ export class Session implements SessionIo {
   private stopping = false;
   private peerEnded = false;
   private lingerTimer: Timer | undefined;
+  private readonly meter: RequestMeter;
 
   /**
    * `reader`: the socket reads into its slabs (`onread`, see transport/adopt-socket.ts), and
@@ -67,6 +69,7 @@ export class Session implements SessionIo {
     this.remoteAddress = socket.remoteAddress ?? '?';
     this.peer = `${this.remoteAddress}:${socket.remotePort ?? '?'}`;
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
+    this.meter = new RequestMeter(ctx.events, ctx.clock);
     this.outbox = new Outbox(
       socket,
       () => this.guard(() => this.updateFlow()),
@@ -134,6 +137,7 @@ export class Session implements SessionIo {
   // ── SessionIo ───────────────────────────────────────────────────────────────────────────
 
   send(message: Message): void {
+    this.meter.replied(message);
     this.outbox.frame(encodeMessage(message));
     if (this.outbox.backlog > this.ctx.limits.maxBacklogBytes) this.pause('backlog');
   }
@@ -278,6 +282,7 @@ export class Session implements SessionIo {
     this.idle.stop();
     this.handshake.dispose();
     this.lingerTimer?.cancel();
+    this.meter.closed();
     this.outbox.close();
     try {
       await this.uploads.closeAll();
@@ -299,6 +304,7 @@ export class Session implements SessionIo {
     }
     if (message.type === 'HELLO') throw new ProtocolError('HELLO sent twice');
     if (message.id === 0) throw new ProtocolError(`${message.type} with request id 0 (reserved for the connection)`);
+    this.meter.received(message);
     const refusal = handshake.refusal(message);
     if (refusal) {
       if (message.type === 'PUT') this.uploads.refuse(message, refusal);
@@ -318,11 +324,11 @@ export class Session implements SessionIo {
         this.uploads.end(message);
         return;
       case 'GET':
-        this.track(this.downloads.get(message, this.socket));
+        this.track(this.meter.whole(message.id, this.downloads.get(message, this.socket)));
         return;
       case 'LIST':
         if (this.unknownFlags(message.id, message.flags)) return;
-        this.track(this.downloads.list(message, this.socket));
+        this.track(this.meter.whole(message.id, this.downloads.list(message, this.socket)));
         return;
       case 'STAT':
         this.run(message.id, async () => {

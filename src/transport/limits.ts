@@ -20,6 +20,7 @@ export class ConnectionLimiter {
   readonly maxConnections: number;
   readonly maxPerIp: number;
   private total = 0;
+  private refusals = 0;
   private readonly perAddress = new Map<string, number>();
 
   constructor(limits: ConnectionLimits = {}) {
@@ -31,6 +32,11 @@ export class ConnectionLimiter {
     return this.total;
   }
 
+  /** Connections refused by either cap since the start (for metrics). */
+  get refused(): number {
+    return this.refusals;
+  }
+
   countFor(address: string | undefined): number {
     return this.perAddress.get(addressKey(address)) ?? 0;
   }
@@ -39,10 +45,12 @@ export class ConnectionLimiter {
   admit(address: string | undefined): Admission {
     const key = addressKey(address);
     if (this.total >= this.maxConnections) {
+      this.refusals++;
       return { ok: false, reason: `the server is at its limit of ${this.maxConnections} connections` };
     }
     const current = this.perAddress.get(key) ?? 0;
     if (current >= this.maxPerIp) {
+      this.refusals++;
       return { ok: false, reason: `too many connections from your address (limit ${this.maxPerIp})` };
     }
     this.total++;

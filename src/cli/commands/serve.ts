@@ -1,4 +1,4 @@
-import { createServer, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOT } from '../../index.js';
+import { createServer, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOT, type ServerOptions } from '../../index.js';
 import { MAX_TTL_SECONDS, parseCount, parsePort, parseSeconds, parseSize } from '../numbers.js';
 import { UsageError } from '../exit.js';
 
@@ -28,10 +28,13 @@ export interface ServeOptions {
   maxPartialBytes?: string;
   maxOpenFiles?: string;
   digest?: 'auto' | 'sha256';
+  config?: string;
+  check?: boolean;
+  metricsPort?: string;
 }
 
-/** Runs a server until SIGINT/SIGTERM, then stops gracefully and resolves. */
-export async function serve(options: ServeOptions): Promise<void> {
+/** The server's options from the command's; a bad combination is a UsageError naming the flags. */
+export function serverOptions(options: ServeOptions): ServerOptions {
   const port = options.port === undefined ? DEFAULT_PORT : parsePort(options.port);
   if (options.tokens !== undefined && options.rawPort !== undefined && !options.rawAnonymous) {
     throw new UsageError('the raw port cannot check tokens: add --raw-anonymous to accept anonymous raw uploads alongside --tokens');
@@ -40,7 +43,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     throw new UsageError('give both --tls-cert and --tls-key, or neither (--tls alone uses a self-signed certificate)');
   }
   const tls = options.tlsCert !== undefined && options.tlsKey !== undefined ? { certFile: options.tlsCert, keyFile: options.tlsKey } : options.tls === true;
-  const server = createServer({
+  return {
     host: options.host ?? DEFAULT_HOST,
     port,
     root: options.root ?? DEFAULT_ROOT,
@@ -62,7 +65,13 @@ export async function serve(options: ServeOptions): Promise<void> {
     maxPartials: options.maxPartials === undefined ? undefined : parseCount(options.maxPartials, '--max-partials', 0),
     maxPartialBytes: options.maxPartialBytes === undefined ? undefined : parseSize(options.maxPartialBytes, '--max-partial-bytes', 0),
     maxOpenFiles: options.maxOpenFiles === undefined ? undefined : parseCount(options.maxOpenFiles, '--max-open-files', 16),
-  });
+    metricsPort: options.metricsPort === undefined ? undefined : parsePort(options.metricsPort, '--metrics-port'),
+  };
+}
+
+/** Runs a server until SIGINT/SIGTERM, then stops gracefully and resolves. */
+export async function serve(options: ServeOptions): Promise<void> {
+  const server = createServer(serverOptions(options));
   const graceMs = options.grace === undefined ? 5000 : parseSeconds(options.grace, '--grace', 0);
   // Handlers go in before listening: a signal right after the "listening on" line must not kill us.
   const stopped = new Promise<void>((resolve) => {
