@@ -2,6 +2,7 @@ import type { promises as fs } from 'node:fs';
 import { DIGEST_HIGH_WATER, type Digester } from './digester.js';
 
 
+/** Queued bytes after which `write` asks the source to pause, and when it may go on. */
 const HIGH_WATER = 4 * 1024 * 1024;
 const LOW_WATER = 1024 * 1024;
 /** writev takes at most IOV_MAX (1024 on Linux) buffers per call. */
@@ -40,6 +41,7 @@ export class FileSink {
   private drainWaiter: (() => void) | undefined;
   private readonly syncEvery: number;
   private readonly maxUnsynced: number;
+
   /** The background fdatasync in flight (at most one); it never rejects (see startSync). */
   private syncing: Promise<void> | undefined;
   /** File position the last background sync started at / the last one that finished covered. */
@@ -59,6 +61,7 @@ export class FileSink {
     this.digester = digester;
     this.syncEvery = options.syncEvery ?? 0;
     this.maxUnsynced = options.maxUnsynced ?? 4 * this.syncEvery;
+
     this.syncStartedAt = startAt;
     this.syncedTo = startAt;
   }
@@ -223,12 +226,18 @@ export class FileSink {
 export type ReleaseChunk = () => void;
 
 async function writeFully(handle: fs.FileHandle, buffers: Buffer[], length: number, position: number): Promise<void> {
-  let { bytesWritten } = await handle.writev(buffers, position);
-  if (bytesWritten === length) return;
-  // Short writes are rare (signals, full disks); finish byte-exact with plain writes.
-  const whole = Buffer.concat(buffers, length);
-  while (bytesWritten < length) {
-    const result = await handle.write(whole, bytesWritten, length - bytesWritten, position + bytesWritten);
-    bytesWritten += result.bytesWritten;
+  let written = 0;
+  let pending = buffers;
+  for (;;) {
+    const { bytesWritten } = await handle.writev(pending, position + written);
+    written += bytesWritten;
+    if (written >= length) return;
+    if (bytesWritten === 0) throw new Error(`wrote 0 of ${length - written} bytes`);
+    // A short write (seen here on ext4 for multi-MiB batches): go on from the first byte not
+    // written, without copying what remains.
+    let skip = bytesWritten;
+    let index = 0;
+    while (skip >= pending[index]!.length) skip -= pending[index++]!.length;
+    pending = [pending[index]!.subarray(skip), ...pending.slice(index + 1)];
   }
 }
