@@ -292,7 +292,9 @@ export class Upload {
     // SHA-256 runs at 0.2-0.3 GB/s and would bound the upload on the event loop.
     this.algorithm = options.algorithm ?? 'sha256';
     this.prefixDigest = prefixHasher ? prefixHasher.peek() : EMPTY_DIGEST[this.algorithm];
-    const digester = prefixHasher ? new InlineDigester(prefixHasher) : createDigester(this.algorithm, options.size === undefined ? undefined : options.size - offset);
+    // Unknown sizes (raw ingest, chunked bodies) stay inline, as small uploads mostly are:
+    // a thread's round trip per upload would cost more than it saves.
+    const digester = prefixHasher ? new InlineDigester(prefixHasher) : createDigester(this.algorithm, options.size === undefined ? 0 : options.size - offset);
     this.sink = new FileSink(handle, offset, digester, parts.fsync ? { syncEvery: SYNC_EVERY, maxUnsynced: MAX_UNSYNCED } : {});
     uploads.active.add(this);
   }
