@@ -1,4 +1,5 @@
 import type { StoredEntry } from '../storage/store.js';
+import { humanSize } from './size-text.js';
 import { pathOf } from './target.js';
 
 /**
@@ -10,19 +11,6 @@ import { pathOf } from './target.js';
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-/** 1.5 KB, 12 MB … (powers of 1000, as file managers show them). */
-export function humanSize(bytes: number): string {
-  if (bytes < 1000) return `${bytes} B`;
-  const units = ['KB', 'MB', 'GB', 'TB', 'PB'];
-  let value = bytes;
-  let unit = -1;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
 }
 
 export function pageStart(folder: string, tokens: boolean): string {

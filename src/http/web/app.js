@@ -3,6 +3,7 @@
 // The server renders the listing; this adds sorting, local dates, digests on demand, uploads
 // (verified, resumable) and new folders. Everything is reachable with the keyboard.
 import { Upload } from 'tus-js-client';
+import { humanSize } from '../size-text.ts';
 import { Sha256, toBase64, toHex } from './sha256.js';
 
 const body = document.body;
@@ -49,17 +50,6 @@ function setupAccount() {
 }
 
 // ---- listing: dates, sizes, sorting, digests -----------------------------------------------
-function humanSize(bytes) {
-  if (bytes < 1000) return `${bytes} B`;
-  const units = ['KB', 'MB', 'GB', 'TB', 'PB'];
-  let value = bytes;
-  let unit = -1;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
-}
 
 function localDates(root) {
   for (const time of root.querySelectorAll('time[datetime]')) {
