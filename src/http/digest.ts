@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { FerryError } from '../errors.js';
-import { preferredAlgorithm, type DigestAlgorithm } from '../io/digest.js';
+import type { DigestAlgorithm } from '../io/digest.js';
 
 /**
  * Digests on the HTTP side (RFC 9530): the stored digest goes out as `Repr-Digest` and as the
@@ -36,14 +36,6 @@ export function digestText(entry: HasDigest, algorithm: DigestAlgorithm = 'sha25
   return `${algorithm}:${entry.digest.toString('hex')}`;
 }
 
-/**
- * Listings carry the digest ferry clients use (BLAKE3 where it loads): a folder of files stored
- * by `ferry put` lists without computing a SHA-256 of each, which costs ~15× more here. A file's
- * own GET/HEAD carries the SHA-256 (Repr-Digest), computed once on first demand.
- */
-export function listingAlgorithm(): DigestAlgorithm {
-  return preferredAlgorithm();
-}
 
 /** Algorithms the door verifies on upload; others a client names are ignored, as RFC 9530 allows. */
 const VERIFIED: Record<string, { node: string; length: number }> = {

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StoredEntry } from '../storage/store.js';
 import type { DoorContext } from './context.js';
-import { digestText, listingAlgorithm } from './digest.js';
+import { preferredAlgorithm } from '../io/digest.js';
+import { digestText } from './digest.js';
 import { pageEnd, pageRow, pageStart } from './page.js';
 import { wantsJson } from './respond.js';
 import { pathOf } from './target.js';
@@ -12,7 +13,10 @@ import { pathOf } from './target.js';
  * otherwise. A missing folder is 404; a name that is a file is redirected to the file.
  */
 export async function serveListing(req: IncomingMessage, res: ServerResponse, ctx: DoorContext, folder: string, query: string): Promise<void> {
-  const batches = ctx.store.listStream(folder, false, { missing: 'error', algorithm: listingAlgorithm() })[Symbol.asyncIterator]();
+  // Listings carry the digest ferry clients use (BLAKE3 where it loads), so a folder of files
+  // stored by `ferry put` lists without a SHA-256 of each (~15× the cost here); a file's own
+  // GET/HEAD carries its SHA-256 (Repr-Digest), computed once on first demand.
+  const batches = ctx.store.listStream(folder, false, { missing: 'error', algorithm: preferredAlgorithm() })[Symbol.asyncIterator]();
   const first = await batches.next();
   const firstBatch = first.done ? [] : first.value;
   if (folder !== '' && firstBatch.length === 1 && firstBatch[0]!.kind === 'file' && firstBatch[0]!.name === folder) {
@@ -95,7 +99,7 @@ function jsonRenderer(_folder: string): Renderer {
         kind: entry.kind,
         size: entry.kind === 'file' ? entry.size : null,
         mtime: entry.kind === 'file' ? new Date(entry.mtimeMs).toISOString() : null,
-        digest: entry.kind === 'file' ? digestText(entry, listingAlgorithm()) : null,
+        digest: entry.kind === 'file' ? digestText(entry, preferredAlgorithm()) : null,
       };
       return `${count++ === 0 ? '\n' : ',\n'}${JSON.stringify(item)}`;
     },
@@ -106,7 +110,7 @@ function jsonRenderer(_folder: string): Renderer {
 function htmlRenderer(folder: string, tokens: boolean): Renderer {
   return {
     start: () => pageStart(folder, tokens),
-    entry: (entry) => pageRow(entry, leafOf(entry.name), digestText(entry, listingAlgorithm())),
+    entry: (entry) => pageRow(entry, leafOf(entry.name), digestText(entry, preferredAlgorithm())),
     end: () => pageEnd(folder),
   };
 }

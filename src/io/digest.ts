@@ -8,7 +8,6 @@ import { createRequire } from 'node:module';
  */
 export type DigestAlgorithm = 'sha256' | 'blake3';
 export const DIGEST_ALGORITHMS: readonly DigestAlgorithm[] = ['sha256', 'blake3'];
-export const DIGEST_SIZE = 32;
 
 /** A running digest. `peek` gives the digest of what was fed so far and keeps going. */
 export interface Hasher {
@@ -127,9 +126,4 @@ export function digestOf(algorithm: DigestAlgorithm, data: Uint8Array): Buffer {
 
 export function isDigestAlgorithm(value: string): value is DigestAlgorithm {
   return (DIGEST_ALGORITHMS as readonly string[]).includes(value);
-}
-
-/** How users see a digest: `blake3:hex` / `sha256:hex`. */
-export function formatDigest(algorithm: DigestAlgorithm, digest: Buffer): string {
-  return `${algorithm}:${digest.toString('hex')}`;
 }
