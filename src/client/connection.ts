@@ -17,7 +17,7 @@ import { blake3Available, type DigestAlgorithm } from '../io/digest.js';
 import { Outbox } from '../transport/outbox.js';
 import { looksLikeTls } from '../transport/tls.js';
 import { openTransport, transportError } from './open-socket.js';
-import { SlabReader } from '../transport/read-slab.js';
+import { NO_RELEASE, SlabReader } from '../transport/read-slab.js';
 import { RequestIds } from './request-ids.js';
 
 export interface TlsClientOptions {
@@ -73,7 +73,6 @@ export interface ConnectOptions {
   digest?: 'auto' | 'sha256';
 }
 
-const NO_RELEASE = (): void => undefined;
 
 /** How long close() waits for the server to close after the client's FIN. */
 const CLOSE_GRACE_MS = 2000;

@@ -5,7 +5,7 @@ import { FerryError, ProtocolError, WireErrorCode, type WireErrorName } from '..
 import { Decoder, encodeMessage, ListFlag, type Message } from '../protocol/index.js';
 import { mapFsError } from '../storage/store.js';
 import { Outbox } from '../transport/outbox.js';
-import type { SlabReader } from '../transport/read-slab.js';
+import { NO_RELEASE, type SlabReader } from '../transport/read-slab.js';
 import { looksLikeTls } from '../transport/tls.js';
 import { Downloads } from './downloads.js';
 import { RequestMeter } from './events.js';
@@ -33,7 +33,6 @@ const LINGER_MS = 2000;
  *   held against it. HELLO (and AUTH) have an absolute deadline.
  * - Anything thrown while handling this connection closes this connection only.
  */
-const NO_RELEASE = (): void => undefined;
 
 export class Session implements SessionIo {
   readonly decoder: Decoder;

@@ -28,7 +28,8 @@ interface Slab {
   retired: boolean;
 }
 
-const NO_RELEASE = (): void => undefined;
+/** What `retain` returns for memory that is not a slab's (nothing to give back). */
+export const NO_RELEASE = (): void => undefined;
 
 export class ReadSlab {
   private current: Slab;
