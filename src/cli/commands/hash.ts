@@ -1,9 +1,9 @@
 import { hashFile } from '../../io/hash-prefix.js';
 import { createHasher, FerryError, preferredAlgorithm, type DigestAlgorithm } from '../../client/index.js';
-import { UsageError } from '../exit.js';
 
 export interface HashOptions {
-  digest?: string;
+  /** Checked by commander (choices): auto, blake3 or sha256. */
+  digest?: 'auto' | 'blake3' | 'sha256';
 }
 
 /**
@@ -32,12 +32,10 @@ async function hashStdin(algorithm: DigestAlgorithm): Promise<Buffer> {
   return hasher.peek();
 }
 
-function chosenAlgorithm(digest: string | undefined): DigestAlgorithm {
+function chosenAlgorithm(digest: HashOptions['digest']): DigestAlgorithm {
   if (digest === undefined || digest === 'auto') return preferredAlgorithm();
-  if (digest === 'sha256') return 'sha256';
-  if (digest === 'blake3') {
-    if (preferredAlgorithm() !== 'blake3') throw new FerryError('LOCAL_IO', 'BLAKE3 is unavailable on this machine (its native binding did not load): use --digest sha256');
-    return 'blake3';
+  if (digest === 'blake3' && preferredAlgorithm() !== 'blake3') {
+    throw new FerryError('LOCAL_IO', 'BLAKE3 is unavailable on this machine (its native binding did not load): use --digest sha256');
   }
-  throw new UsageError(`invalid --digest "${digest}": expected auto, blake3 or sha256`);
+  return digest;
 }
