@@ -1,8 +1,10 @@
-import type { promises as fs } from 'node:fs';
+import { WriteStream, type promises as fs } from 'node:fs';
+import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { FerryError, ProtocolError } from '../errors.js';
 import { DeferredDigester, DIGEST_HIGH_WATER } from '../io/digester.js';
 import { FileSink } from '../io/file-sink.js';
+import { NO_RELEASE } from '../transport/read-slab.js';
 import type { Hasher } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { remoteError, type Connection } from './connection.js';
@@ -26,12 +28,18 @@ interface DownloadSink {
 /** Downloads into a writable stream, verified at the end (the stream has the bytes by then). */
 export function downloadToStream(connection: Connection, name: string, destination: Writable, options: GetOptions): Promise<TransferResult> {
   const digester = new DeferredDigester(connection.algorithm);
+  const recycles = writesThrough(destination);
   return receive(connection, name, 0, options, {
     announce: (size) => digester.expect(size),
-    write: (chunk, resume) => {
+    write: (chunk, resume, hold) => {
       digester.update(chunk);
       const hashing = digester.pending < DIGEST_HIGH_WATER;
-      if (!destination.write(chunk) || !hashing) {
+      // A stream known to be done with the bytes once its write callback runs gets the read
+      // buffer itself, given back then: no fresh 1 MiB per read left to the GC (hundreds of MB
+      // of RSS on a fast stdout). Any other stream may keep the chunk (a collector does), so
+      // its chunks are the slab's to lose.
+      const release = recycles ? hold() : NO_RELEASE;
+      if (!destination.write(chunk, () => release()) || !hashing) {
         connection.pause();
         let waiting = 2;
         const bothReady = (): void => void (--waiting === 0 && resume());
@@ -46,6 +54,14 @@ export function downloadToStream(connection: Connection, name: string, destinati
       return Promise.resolve();
     },
   });
+}
+
+/**
+ * Streams that are finished with a chunk when its write callback runs (the bytes went to the
+ * kernel): a socket or pipe, a file stream, and stdout whatever it is.
+ */
+function writesThrough(stream: Writable): boolean {
+  return stream === process.stdout || stream === process.stderr || stream instanceof Socket || stream instanceof WriteStream;
 }
 
 /**
