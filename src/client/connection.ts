@@ -112,7 +112,7 @@ export class Connection {
   /** The server requires a token (SERVER_HELLO flag). */
   authRequired = false;
   private maxListingBytes = DEFAULT_MAX_LISTING_BYTES;
-  /** Plain TCP: the socket reads into slabs through this (set before the handshake). */
+  /** The socket (TCP or TLS) reads into slabs through this (set before the handshake). */
   private reader: SlabReader | undefined;
   /** Listing bytes received so far, per LIST request id. */
   private readonly listed = new Map<number, number>();
@@ -175,7 +175,7 @@ export class Connection {
         throw timeoutError();
       }
       const connection = new Connection(socket, clock);
-      connection.reader = options.tls === undefined || options.tls === false ? reader : undefined;
+      connection.reader = reader;
       connection.maxListingBytes = options.maxListingBytes ?? DEFAULT_MAX_LISTING_BYTES;
       expire = () => connection.destroy(timeoutError());
       try {
@@ -223,8 +223,10 @@ export class Connection {
         this.destroy(error instanceof FerryError ? error : new ProtocolError(String(error)));
         return true;
       }
-      // Control payloads are decoded into copies; body slices and a partial frame are kept.
-      return this.bodyHandedOn || this.decoder.buffered > 0;
+      // Control payloads are decoded into copies, and so is what the decoder keeps; a body
+      // slice handed on without `hold` is the one reference that may escape.
+      this.decoder.detachBuffered();
+      return this.bodyHandedOn;
     };
     if (this.reader) this.reader.attach(receive);
     else socket.on('data', receive);

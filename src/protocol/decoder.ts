@@ -67,6 +67,18 @@ export class Decoder {
   }
 
   /**
+   * Replaces the buffered bytes with copies, so the caller may reuse the memory it pushed:
+   * they are a partial frame or what arrived while paused (a TLS socket delivers the rest of
+   * a read after pause()), a few KiB, not worth a read buffer held for the GC. Returns
+   * whether anything was copied.
+   */
+  detachBuffered(): boolean {
+    if (this.pendingLength === 0) return false;
+    for (let i = 0; i < this.pending.length; i++) this.pending[i] = Buffer.from(this.pending[i]!);
+    return true;
+  }
+
+  /**
    * Stops reporting events until `resume()`: the consumer is full. May be called from inside
    * an event handler; the event being handled completes, nothing after it is reported.
    */

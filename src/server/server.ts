@@ -6,7 +6,7 @@ import { FerryError, WireErrorCode } from '../errors.js';
 import { blake3Available, blake3LoadProblem } from '../io/digest.js';
 import { encodeMessage } from '../protocol/index.js';
 import { Store } from '../storage/store.js';
-import { adoptWithSlabs } from '../transport/adopt-socket.js';
+import { adoptTlsWithSlabs, adoptWithSlabs } from '../transport/adopt-socket.js';
 import type { SlabReader } from '../transport/read-slab.js';
 import { loadServerCredentials, serverContext, type ServerTlsOptions } from '../transport/tls.js';
 import { AuthThrottle, TokenSet, type ThrottleOptions } from './auth.js';
@@ -218,8 +218,8 @@ export class FerryServer {
       accepted.destroy();
       return;
     }
-    // Plain TCP reads into reused slabs; TLS decrypts into its own buffers anyway.
-    const { socket: raw, reader } = this.secureContext ? { socket: accepted, reader: undefined } : adoptWithSlabs(accepted, true);
+    // Plain TCP reads into reused slabs (TLS too, once admitted: see startSession).
+    const { socket: raw, reader: plainReader } = this.secureContext ? { socket: accepted, reader: undefined } : adoptWithSlabs(accepted, true);
     // Counted before any TLS or protocol work, so refusing costs next to nothing.
     const admission = this.limiter.admit(raw.remoteAddress);
     if (!admission.ok) {
@@ -231,24 +231,25 @@ export class FerryServer {
       this.clock.setTimer(1000, () => raw.destroy());
       return;
     }
-    raw.once('close', admission.release);
+    let socket: net.Socket | undefined;
     try {
-      this.startSession(raw, reader);
+      const adopted = this.secureContext
+        ? adoptTlsWithSlabs(raw, { secureContext: this.secureContext, requestCert: false })
+        : { socket: raw, reader: plainReader };
+      socket = adopted.socket;
+      socket.once('close', admission.release);
+      this.startSession(socket, adopted.reader);
     } catch (error) {
       // Whatever goes wrong with one connection stays with it.
       this.log.error({ peer: `${raw.remoteAddress ?? '?'}:${raw.remotePort ?? '?'}`, err: error }, 'could not start a session');
       raw.destroy();
+      socket?.destroy();
+      admission.release();
     }
   }
 
-  private startSession(raw: net.Socket, reader: SlabReader | undefined): void {
-    const socket = this.secureContext
-      ? new tls.TLSSocket(raw, { isServer: true, secureContext: this.secureContext, requestCert: false })
-      : raw;
-    if (socket !== raw) {
-      socket.on('error', (error) => this.log.debug({ err: error.message }, 'TLS error'));
-      raw.on('error', () => undefined);
-    }
+  private startSession(socket: net.Socket, reader: SlabReader | undefined): void {
+    if (this.secureContext) socket.on('error', (error) => this.log.debug({ err: error.message }, 'TLS error'));
     const session = new Session(socket, {
       store: this.storage,
       serverName: this.options.serverName ?? os.hostname(),
@@ -263,12 +264,12 @@ export class FerryServer {
       events: this.events,
     }, reader);
     this.sessions.add(session);
-    this.events.emit('connection', raw);
+    this.events.emit('connection', socket);
     const started = Date.now();
     this.log.info({ peer: session.peer }, 'connected');
     socket.on('close', () => {
       this.sessions.delete(session);
-      this.events.emit('disconnection', raw);
+      this.events.emit('disconnection', socket);
       this.log.info({ peer: session.peer, bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten, ms: Date.now() - started }, 'disconnected');
     });
   }

@@ -97,9 +97,17 @@ export class Session implements SessionIo {
       }
       this.guard(() => this.decoder.push(chunk));
     };
-    // Body slices are held (retain) or dropped; only a partial frame the decoder keeps escapes.
-    if (reader) reader.attach((chunk) => (receive(chunk), this.decoder.buffered > 0));
-    else socket.on('data', receive);
+    // Body slices are held (retain) or dropped, and what the decoder keeps it copies: no
+    // reference to a read buffer escapes.
+    if (reader) {
+      reader.attach((chunk) => {
+        receive(chunk);
+        this.decoder.detachBuffered();
+        return false;
+      });
+    } else {
+      socket.on('data', receive);
+    }
     socket.on('drain', () => this.guard(() => this.updateFlow()));
     socket.on('end', () => this.guard(() => this.onPeerEnd()));
     socket.on('error', (error) => ctx.log.debug({ peer: this.peer, err: error.message }, 'socket error'));

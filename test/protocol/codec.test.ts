@@ -126,6 +126,32 @@ describe('codec', () => {
     assert.deepEqual(normalize(decodeAll('server', stream, everyByte).events), whole);
   });
 
+  it('after detachBuffered the pushed memory may be reused: one read buffer, split anywhere', () => {
+    const stream = Buffer.concat([
+      encodeMessage({ type: 'HELLO', id: 0, version: 4, clientName: 'cli', flags: 0 }),
+      encodeMessage({ type: 'PUT', id: 1, name: 'a.txt', flags: 0, size: 5 }),
+      Buffer.from('hello'),
+      encodeMessage({ type: 'PUT_END', id: 1, digest: SHA_HELLO }),
+    ]);
+    const whole = normalize(decodeAll('server', stream).events);
+    for (let split = 1; split < stream.length; split++) {
+      const events: unknown[] = [];
+      const decoder = new Decoder('server', {
+        message: (m) => events.push(m),
+        body: (id, data) => events.push({ body: id, data: Buffer.from(data).toString('hex') }),
+        bodyEnd: (id) => events.push({ bodyEnd: id }),
+      });
+      const region = Buffer.alloc(stream.length); // read into again and again, like a slab
+      for (const [from, to] of [[0, split], [split, stream.length]] as const) {
+        stream.copy(region, 0, from, to);
+        decoder.push(region.subarray(0, to - from));
+        decoder.detachBuffered();
+        region.fill(0xaa);
+      }
+      assert.deepEqual(normalize(events), whole, `split at ${split}`);
+    }
+  });
+
   it('decodes a download (GET_OK then body) and a zero-byte body', () => {
     const stream = Buffer.concat([
       encodeMessage({ type: 'GET_OK', id: 2, size: 3, offset: 0, mtimeMs: 1, digest: SHA_HELLO }),

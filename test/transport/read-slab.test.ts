@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { createHasher } from '../../src/io/digest.js';
 import { InlineDigester } from '../../src/io/digester.js';
 import { FileSink } from '../../src/io/file-sink.js';
-import { adoptWithSlabs } from '../../src/transport/adopt-socket.js';
+import { adoptTlsWithSlabs, adoptWithSlabs } from '../../src/transport/adopt-socket.js';
+import { loadServerCredentials, serverContext } from '../../src/transport/tls.js';
 import { MIN_READ_BYTES, ReadSlab, SLAB_BYTES } from '../../src/transport/read-slab.js';
-import { randomData, tempDir } from '../helpers/fixtures.js';
+import { eventually, randomData, tempDir } from '../helpers/fixtures.js';
 
 /** Fills `count` bytes the way Node's onread does: into the region `next()` handed out. */
 function read(slab: ReadSlab, count: number): Buffer {
@@ -105,6 +107,51 @@ describe('read slabs', () => {
       assert.equal(answer, `same ${data.length}`);
     } finally {
       await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('an accepted socket adopted for TLS decrypts into slabs, answers, and closes once', async () => {
+    const dir = await tempDir();
+    const credentials = await loadServerCredentials(dir);
+    const data = randomData(3 * 1024 * 1024 + 5);
+    let adoptedReader: unknown;
+    let closes = 0;
+    let peer = '';
+    const server = net.createServer({ allowHalfOpen: true }, (accepted) => {
+      const { socket, reader } = adoptTlsWithSlabs(accepted, { secureContext: serverContext(credentials) });
+      adoptedReader = reader;
+      peer = `${socket.remoteAddress}`;
+      socket.on('close', () => closes++);
+      const parts: Buffer[] = [];
+      let slabReads = 0;
+      reader!.attach((chunk) => {
+        slabReads++;
+        parts.push(Buffer.from(chunk));
+        return false;
+      });
+      socket.on('data', () => (slabReads = -1_000_000)); // would mean the slabs were bypassed
+      socket.on('end', () => {
+        const got = Buffer.concat(parts);
+        socket.end(`${got.equals(data) ? 'same' : 'different'} ${got.length} ${slabReads > 0 ? 'slabs' : 'data events'}`);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      const answer = await new Promise<string>((resolve, reject) => {
+        const client = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }, () => client.end(data));
+        let text = '';
+        client.on('data', (d: Buffer) => (text += d.toString()));
+        client.on('end', () => resolve(text));
+        client.on('error', reject);
+      });
+      assert.ok(adoptedReader !== undefined, 'Node 20 accepted sockets can be adopted under TLS');
+      assert.equal(answer, `same ${data.length} slabs`);
+      assert.equal(peer, '127.0.0.1', 'the adopted socket knows its peer');
+      await eventually(() => closes === 1, 3000, 'the adopted socket to close');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      await fs.rm(dir, { recursive: true, force: true });
     }
   });
 });
