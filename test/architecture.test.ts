@@ -17,6 +17,7 @@ function layerOf(file: string): { layer: number; unit: string } {
   const table: Record<string, number> = {
     'errors.ts': -1,
     'clock.ts': -1,
+    'builtins.ts': -1,
     protocol: 0,
     io: 1,
     transport: 1,

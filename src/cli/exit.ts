@@ -1,4 +1,4 @@
-import { isFerryError } from '../client/index.js';
+import { isFerryError } from '../errors.js';
 import { userMessage } from './messages.js';
 
 export const ExitCode = { OK: 0, FAILURE: 1, USAGE: 2 } as const;

@@ -1,4 +1,4 @@
-import { FerryError, isFerryError } from '../client/index.js';
+import { FerryError, isFerryError } from '../errors.js';
 
 /**
  * What a failure says to a user, in the CLI's own terms: the real flag (`--overwrite`, or `-f`

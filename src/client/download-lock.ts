@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import { FerryError } from '../errors.js';
+import { nodeCrypto } from '../builtins.js';
 
 /** A lock whose holder left no parseable text is taken for stale after this long (ms, file age). */
 const UNREADABLE_LOCK_STALE_MS = 10_000;
@@ -20,7 +20,7 @@ export class DownloadLock {
   ) {}
 
   static async acquire(file: string, target: string): Promise<DownloadLock> {
-    const token = `${process.pid} ${os.hostname()} ${randomUUID()}\n`;
+    const token = `${process.pid} ${os.hostname()} ${nodeCrypto().randomUUID()}\n`;
     for (let attempt = 0; attempt < 3; attempt++) {
       if (await createExclusive(file, token)) return new DownloadLock(file, token);
       const holder = await readHolder(file);
@@ -53,7 +53,7 @@ function busy(target: string, file: string, pid: number | undefined): FerryError
 
 /** Creates `file` holding `text`, atomically; false if it exists. */
 async function createExclusive(file: string, text: string): Promise<boolean> {
-  const draft = `${file}.${process.pid}.${randomUUID().slice(0, 8)}`;
+  const draft = `${file}.${process.pid}.${nodeCrypto().randomUUID().slice(0, 8)}`;
   await fs.writeFile(draft, text, { flag: 'wx', mode: 0o644 });
   try {
     await fs.link(draft, file);
@@ -113,7 +113,7 @@ function processAlive(pid: number): boolean {
  * stale text this process read.
  */
 async function breakStale(file: string, staleText: string): Promise<void> {
-  const aside = `${file}.stale-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const aside = `${file}.stale-${process.pid}-${nodeCrypto().randomUUID().slice(0, 8)}`;
   try {
     await fs.rename(file, aside);
   } catch (error) {

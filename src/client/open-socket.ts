@@ -1,5 +1,6 @@
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { nodeTls } from '../builtins.js';
 import { FerryError } from '../errors.js';
 import { printableName } from '../protocol/index.js';
 import { MIN_TLS_VERSION, parseFingerprint, peerFingerprint } from '../transport/tls.js';
@@ -46,11 +47,11 @@ export async function openTransport(
 ): Promise<net.Socket> {
   const tlsOptions: TlsClientOptions | undefined = options.tls === true ? {} : options.tls === false ? undefined : options.tls;
   const socket = tlsOptions
-    ? tls.connect({
+    ? nodeTls().connect({
         host,
         port,
         servername: tlsOptions.servername ?? (net.isIP(host) ? undefined : host),
-        ca: tlsOptions.ca === undefined ? undefined : [...tls.rootCertificates, ...[tlsOptions.ca].flat()],
+        ca: tlsOptions.ca === undefined ? undefined : [...nodeTls().rootCertificates, ...[tlsOptions.ca].flat()],
         minVersion: MIN_TLS_VERSION,
         // Verified below: a CA-signed certificate, a pinned fingerprint, or a known host.
         rejectUnauthorized: false,

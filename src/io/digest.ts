@@ -1,5 +1,6 @@
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { nodeCrypto } from '../builtins.js';
 
 /**
  * The digest algorithms ferry verifies transfers with (PROTOCOL.md §11). Both give 32 bytes.
@@ -89,7 +90,7 @@ export function preferredAlgorithm(): DigestAlgorithm {
 
 class Sha256Hasher implements Hasher {
   readonly algorithm = 'sha256';
-  constructor(private readonly hash: Hash = createHash('sha256')) {}
+  constructor(private readonly hash: Hash = nodeCrypto().createHash('sha256')) {}
   update(data: Uint8Array): void {
     this.hash.update(data);
   }

@@ -1,5 +1,6 @@
 import { cpus } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { nodeWorkerThreads } from '../builtins.js';
 import { createHasher, type DigestAlgorithm, type Hasher } from './digest.js';
 
 /**
@@ -68,7 +69,7 @@ class HashThread {
   constructor() {
     // A small heap: the worker only ever holds a few batches.
     // No inherited flags: under `node --input-type=module -e …` they stop the worker from starting.
-    this.worker = new Worker(new URL('./digester-thread.js', import.meta.url), {
+    this.worker = new (nodeWorkerThreads().Worker)(new URL('./digester-thread.js', import.meta.url), {
       execArgv: [],
       resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 },
     });

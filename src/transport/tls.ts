@@ -1,8 +1,8 @@
-import { createHash, X509Certificate } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
+import type tls from 'node:tls';
+import { nodeCrypto, nodeTls } from '../builtins.js';
 import { FerryError } from '../errors.js';
 
 /**
@@ -32,7 +32,7 @@ export interface ServerTlsOptions {
 
 /** `SHA256:<base64, unpadded>` of a DER certificate, as ssh prints host keys. */
 export function fingerprintOf(der: Buffer): string {
-  return `SHA256:${createHash('sha256').update(der).digest('base64').replace(/=+$/, '')}`;
+  return `SHA256:${nodeCrypto().createHash('sha256').update(der).digest('base64').replace(/=+$/, '')}`;
 }
 
 /** Normalises a user-given fingerprint (`SHA256:…`, padding optional); undefined if malformed. */
@@ -119,7 +119,7 @@ async function readPem(file: string, what: string): Promise<string> {
 
 function certFingerprint(pem: string, file: string): string {
   try {
-    return fingerprintOf(new X509Certificate(pem).raw);
+    return fingerprintOf(new (nodeCrypto().X509Certificate)(pem).raw);
   } catch (error) {
     throw new FerryError('LOCAL_IO', `${file} is not a PEM certificate`, { cause: error });
   }
@@ -128,7 +128,7 @@ function certFingerprint(pem: string, file: string): string {
 /** A secure context for the server side; a bad key/certificate pair is one clear error. */
 export function serverContext(credentials: ServerCredentials): tls.SecureContext {
   try {
-    return tls.createSecureContext({ cert: credentials.cert, key: credentials.key, minVersion: MIN_TLS_VERSION });
+    return nodeTls().createSecureContext({ cert: credentials.cert, key: credentials.key, minVersion: MIN_TLS_VERSION });
   } catch (error) {
     throw new FerryError('LOCAL_IO', `the TLS key does not fit the certificate ${credentials.source}: ${(error as Error).message}`, { cause: error });
   }

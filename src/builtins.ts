@@ -1,0 +1,27 @@
+import { createRequire } from 'node:module';
+import type * as crypto from 'node:crypto';
+import type * as tls from 'node:tls';
+import type * as workerThreads from 'node:worker_threads';
+
+/**
+ * Node modules loaded on first use: `ferry ls` or `rm` needs neither TLS, nor a hash, nor a
+ * thread, and loading node:tls, node:crypto and node:worker_threads up front costs about
+ * a tenth of a CLI start (measured here). Synchronous, like a static import.
+ */
+const require = createRequire(import.meta.url);
+
+let cryptoModule: typeof crypto | undefined;
+let tlsModule: typeof tls | undefined;
+let workerThreadsModule: typeof workerThreads | undefined;
+
+export function nodeCrypto(): typeof crypto {
+  return (cryptoModule ??= require('node:crypto') as typeof crypto);
+}
+
+export function nodeTls(): typeof tls {
+  return (tlsModule ??= require('node:tls') as typeof tls);
+}
+
+export function nodeWorkerThreads(): typeof workerThreads {
+  return (workerThreadsModule ??= require('node:worker_threads') as typeof workerThreads);
+}
