@@ -1,7 +1,6 @@
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import { FerryError } from '../errors.js';
-import { nodeCrypto } from '../builtins.js';
 
 /** A lock whose holder left no parseable text is taken for stale after this long (ms, file age). */
 const UNREADABLE_LOCK_STALE_MS = 10_000;
@@ -20,7 +19,7 @@ export class DownloadLock {
   ) {}
 
   static async acquire(file: string, target: string): Promise<DownloadLock> {
-    const token = `${process.pid} ${os.hostname()} ${nodeCrypto().randomUUID()}\n`;
+    const token = `${process.pid} ${os.hostname()} ${uniqueSuffix()}\n`;
     for (let attempt = 0; attempt < 3; attempt++) {
       if (await createExclusive(file, token)) return new DownloadLock(file, token);
       const holder = await readHolder(file);
@@ -53,7 +52,7 @@ function busy(target: string, file: string, pid: number | undefined): FerryError
 
 /** Creates `file` holding `text`, atomically; false if it exists. */
 async function createExclusive(file: string, text: string): Promise<boolean> {
-  const draft = `${file}.${process.pid}.${nodeCrypto().randomUUID().slice(0, 8)}`;
+  const draft = `${file}.${process.pid}.${uniqueSuffix()}`;
   await fs.writeFile(draft, text, { flag: 'wx', mode: 0o644 });
   try {
     await fs.link(draft, file);
@@ -113,7 +112,7 @@ function processAlive(pid: number): boolean {
  * stale text this process read.
  */
 async function breakStale(file: string, staleText: string): Promise<void> {
-  const aside = `${file}.stale-${process.pid}-${nodeCrypto().randomUUID().slice(0, 8)}`;
+  const aside = `${file}.stale-${process.pid}-${uniqueSuffix()}`;
   try {
     await fs.rename(file, aside);
   } catch (error) {
@@ -126,4 +125,13 @@ async function breakStale(file: string, staleText: string): Promise<void> {
   } finally {
     await fs.rm(aside, { force: true });
   }
+}
+
+/**
+ * Unique enough to tell this process's lock and temporaries from another's (pid, time, 48
+ * random bits); not a secret. Math.random instead of node:crypto: loading that costs every
+ * `ferry get` a few ms of start-up.
+ */
+function uniqueSuffix(): string {
+  return `${Date.now().toString(36)}${Math.floor(Math.random() * 2 ** 48).toString(36)}`;
 }
