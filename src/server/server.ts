@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { FerryError, WireErrorCode } from '../errors.js';
 import { blake3Available, blake3LoadProblem } from '../io/digest.js';
 import { encodeMessage } from '../protocol/index.js';
+import type { StoreBackend } from '../storage/backend.js';
 import { Store } from '../storage/store.js';
 import { adoptWithSlabs } from '../transport/adopt-socket.js';
 import type { SlabReader } from '../transport/read-slab.js';
@@ -79,7 +80,7 @@ export class FerryServer {
   readonly log: Logger;
   private readonly sessions = new Set<Session>();
   private readonly netServer: net.Server;
-  private store: Store | undefined;
+  private store: StoreBackend | undefined;
   private readonly limits: SessionLimits;
   private readonly options: ServerOptions;
   private closing: Promise<void> | undefined;
@@ -119,7 +120,7 @@ export class FerryServer {
     this.netServer = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
-  get storage(): Store {
+  get storage(): StoreBackend {
     if (!this.store) throw new Error('server is not listening');
     return this.store;
   }
