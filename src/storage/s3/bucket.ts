@@ -38,6 +38,8 @@ export class Bucket {
   ) {}
 
   static async open(location: S3Location): Promise<Bucket> {
+    // The SDK's notice that later versions will need Node 22 is for whoever upgrades it, not for users.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const sdk = await import('@aws-sdk/client-s3');
     const region = location.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (location.endpoint !== undefined ? 'us-east-1' : undefined);
     const client = new sdk.S3Client({
@@ -220,6 +222,6 @@ export function mapS3Error(error: unknown, what: string, bucket: string): unknow
     return new FerryError('NOT_FOUND', `"${what}" not found`, { cause: error });
   }
   if (status === 412 || e.name === 'PreconditionFailed') return new FerryError('EXISTS', `"${what}" already exists`, { cause: error });
-  if (status === 403) return new FerryError('INTERNAL', `the S3 store refused access to ${what} in bucket ${bucket} (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)`, { cause: error });
+  if (status === 403) return new FerryError('INTERNAL', `the S3 store refused access to ${what === `bucket ${bucket}` ? what : `${what} in bucket ${bucket}`} (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)`, { cause: error });
   return new FerryError('INTERNAL', `S3 store: ${what}: ${e.name ?? 'error'}${e.message ? `: ${e.message}` : ''}`, { cause: error });
 }
