@@ -62,6 +62,8 @@ export class S3Upload implements StoreUpload, UploadSink {
   /** Prefix digests at part boundaries, by part number (for the partial record). */
   private readonly boundaryDigests = new Map<number, Buffer>();
   private recordWrites: Promise<void> = Promise.resolve();
+  /** Parts finishing update the partial record until the upload is committed or discarded. */
+  private recording = true;
 
   constructor(
     private readonly ctx: UploadContext,
@@ -180,7 +182,7 @@ export class S3Upload implements StoreUpload, UploadSink {
 
   /** Writes the partial record for the parts finished in order so far (kept if the upload is cut). */
   private recordProgress(multipart: Multipart, uploadId: string): void {
-    if (this.size === undefined || this.finished) return;
+    if (this.size === undefined || !this.recording) return;
     let done = 0;
     while (done < multipart.parts.length && multipart.parts[done] !== undefined) done++;
     const digest = done === 0 ? undefined : this.boundaryDigests.get(done);
@@ -213,6 +215,7 @@ export class S3Upload implements StoreUpload, UploadSink {
 
   async commit(expected: { size?: number; digest?: Buffer }): Promise<StoredEntry> {
     this.finished = true;
+    this.recording = false;
     try {
       const size = this.offset + this.received;
       if (expected.size !== undefined && size !== expected.size) {
@@ -272,6 +275,7 @@ export class S3Upload implements StoreUpload, UploadSink {
   async abort(keepPartial = false): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    this.other?.abort(); // a hashing thread's stream would keep the process alive
     try {
       const keep = keepPartial && this.size !== undefined && this.multipart !== undefined;
       if (keep) {
@@ -286,6 +290,7 @@ export class S3Upload implements StoreUpload, UploadSink {
   }
 
   private async discard(): Promise<void> {
+    this.recording = false;
     this.other?.abort();
     this.part = undefined;
     await Promise.allSettled([...this.inFlight]);
