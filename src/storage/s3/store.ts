@@ -299,8 +299,9 @@ export class S3Store implements StoreBackend {
       const record = await this.partials.read(name, options.size);
       if (record && record.algorithm === (options.algorithm ?? 'sha256')) resumed = record;
       else if (record) await this.partials.discard(name, options.size);
-    } else if (options.size !== undefined && this.partials.sizeOf(name, options.size) > 0) {
-      await this.partials.discard(name, options.size); // a fresh start replaces the partial
+    } else if (options.size !== undefined && options.size > this.uploadContext.partSize) {
+      // A fresh start replaces a partial kept by any server (only files of several parts have one).
+      await this.partials.discard(name, options.size);
     }
     const upload = new S3Upload(this.uploadContext, name, options, resumed);
     this.active.add(upload);
