@@ -52,6 +52,8 @@ export class S3Upload implements StoreUpload, UploadSink {
   private readonly hasher: Hasher | undefined;
   private readonly other: Digester | undefined;
   private part: Buffer | undefined;
+  /** Part buffers back from finished part uploads: a long upload cycles through three. */
+  private readonly spare: Buffer[] = [];
   private filled = 0;
   private received = 0;
   private multipart: Multipart | undefined;
@@ -104,9 +106,9 @@ export class S3Upload implements StoreUpload, UploadSink {
       if (this.size !== undefined && total > this.size) throw new FerryError('INTEGRITY', `received more than the ${this.size} bytes declared`);
       let at = 0;
       while (at < chunk.length) {
-        this.part ??= Buffer.allocUnsafeSlow(this.bufferSize());
+        this.part ??= this.spare.pop() ?? Buffer.allocUnsafeSlow(this.bufferSize());
         const n = chunk.copy(this.part, this.filled, at);
-        // Hash the copy: the part buffer is never reused, so an off-thread digester may hold it.
+        // Both digesters are done with the bytes when update returns (the thread's copies them).
         const copied = this.part.subarray(this.filled, this.filled + n);
         this.hasher?.update(copied);
         this.other?.update(copied);
@@ -149,7 +151,8 @@ export class S3Upload implements StoreUpload, UploadSink {
 
   /** Starts uploading the filled part buffer (starting the multipart upload with the first). */
   private sendPart(): void {
-    const body = this.part!.subarray(0, this.filled);
+    const buffer = this.part!;
+    const body = buffer.subarray(0, this.filled);
     this.part = undefined;
     this.filled = 0;
     this.multipart ??= this.startMultipart();
@@ -162,6 +165,7 @@ export class S3Upload implements StoreUpload, UploadSink {
       const uploadId = await multipart.uploadId;
       const etag = await this.ctx.bucket.uploadPart(multipart.blob, uploadId, number, body);
       multipart.parts[number - 1] = { number, etag };
+      if (buffer.length === this.partSize && this.spare.length <= PARTS_IN_FLIGHT) this.spare.push(buffer);
       this.recordProgress(multipart, uploadId);
     })().catch((error: unknown) => {
       this.failure ??= error;
