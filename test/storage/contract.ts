@@ -188,6 +188,13 @@ export function storeContract(label: string, open: () => Promise<ContractSubject
       assert.equal(await subject.store.exists('resume-bad.bin'), false);
     });
 
+    it('refuses a file under a file, and a file over a folder', async () => {
+      await store(subject, 'way', Buffer.from('a file'));
+      await rejectsWith(subject.store.beginUpload('way/below', { size: 1 }), 'CONFLICT');
+      await store(subject, 'dir/inside', Buffer.from('x'));
+      await rejectsWith(subject.store.beginUpload('dir', { size: 1 }), 'EXISTS');
+    });
+
     it('refuses bad names', async () => {
       await rejectsWith(subject.store.beginUpload('../x', {}), 'BAD_NAME');
       await rejectsWith(subject.store.beginUpload('.ferry/x', {}), 'BAD_NAME');

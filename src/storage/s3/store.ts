@@ -283,13 +283,19 @@ export class S3Store implements StoreBackend {
     if (options.size !== undefined && options.size > this.maxFileSize) {
       throw new FerryError('TOO_LARGE', `${options.size} bytes is over the server's limit of ${this.maxFileSize}`);
     }
-    if (!options.overwrite && !options.rename && (await this.exists(name))) throw new FerryError('EXISTS', `"${name}" already exists`);
-    // A file on the way: "a/b" cannot be stored where "a" is a file.
+    // All the lookups at once (one round trip, not one per lookup): the name as a file and as a
+    // folder, and each folder on the way, which must not be a file ("a/b" where "a" is a file).
     const parts = name.split('/');
-    for (let depth = 1; depth < parts.length; depth++) {
-      const parent = parts.slice(0, depth).join('/');
-      if (await this.bucket.head(this.keys.file(parent))) throw new FerryError('CONFLICT', `"${parent}" is a file`);
-    }
+    const parents = parts.slice(0, -1).map((_, depth) => parts.slice(0, depth + 1).join('/'));
+    const noClobber = !options.overwrite && !options.rename;
+    const [file, folder, parentFiles] = await Promise.all([
+      noClobber ? this.bucket.head(this.keys.file(name)) : undefined,
+      noClobber ? this.isFolder(name) : false,
+      Promise.all(parents.map((parent) => this.bucket.head(this.keys.file(parent)))),
+    ]);
+    if (file !== undefined || folder) throw new FerryError('EXISTS', `"${name}" already exists`);
+    const blocking = parentFiles.findIndex((head) => head !== undefined);
+    if (blocking >= 0) throw new FerryError('CONFLICT', `"${parents[blocking]}" is a file`);
   }
 
   async beginUpload(name: string, options: UploadOptions = {}): Promise<S3Upload> {
@@ -336,8 +342,8 @@ export class S3Store implements StoreBackend {
     const candidates = renaming ? renameCandidates(name) : [name];
     for (const candidate of candidates) {
       if (candidate !== name && (nameProblem(candidate) !== undefined || !this.keys.fits(candidate))) continue;
-      const replaced = options.overwrite ? await this.headFile(candidate) : undefined;
-      if (options.overwrite && (await this.isFolder(candidate))) throw new FerryError('CONFLICT', `"${candidate}" is a folder`);
+      const [replaced, isFolder] = options.overwrite ? await Promise.all([this.headFile(candidate), this.isFolder(candidate)]) : [undefined, false];
+      if (isFolder) throw new FerryError('CONFLICT', `"${candidate}" is a folder`);
       try {
         await this.bucket.put(this.keys.file(candidate), content, { metadata, ifNoneMatch: !options.overwrite });
       } catch (error) {
