@@ -54,6 +54,49 @@ describe('S3 store: kept partial uploads', { skip: s3Skip() }, () => {
     }
   });
 
+  it('deletes, with its expired record, a finished blob that no name points to; keeps a published one', async () => {
+    const scratch = await s3Scratch();
+    const stateRoot = await tempDir();
+    const clock = new ManualClock();
+    const store = await S3Store.open(scratch.location, { stateRoot, partSize: TEST_PART_SIZE, clock, partialTtlMs: HOUR });
+    const bucket = await Bucket.open(scratch.location);
+    const keys = new Keys(scratch.location.prefix);
+    try {
+      // A server that died between CompleteMultipartUpload and publishing: a blob and a record.
+      const orphan = keys.newBlob();
+      const uploadId = await bucket.createMultipart(orphan);
+      const etag = await bucket.uploadPart(orphan, uploadId, 1, Buffer.from('orphan'));
+      await bucket.completeMultipart(orphan, uploadId, [{ number: 1, etag }]);
+      const record = { blob: orphan, uploadId, partSize: TEST_PART_SIZE, parts: [{ number: 1, etag }], algorithm: 'sha256' as const, prefixDigest: '00', updatedAt: store.partials.wallNow() };
+      await store.partials.write({ ...record, name: 'orphan.bin', size: 2 * TEST_PART_SIZE });
+      // One that published but died before removing its record: the blob is the file's data.
+      const data = randomData(TEST_PART_SIZE + 10);
+      const upload = await store.beginUpload('kept.bin', { size: data.length });
+      upload.write(data);
+      await upload.commit({ size: data.length, digest: digestOf('sha256', data) });
+      const published = (await bucket.head(keys.file('kept.bin')))!.metadata['ferry-blob']!;
+      await store.partials.write({ ...record, blob: published, name: 'kept.bin', size: data.length });
+
+      clock.advance(2 * HOUR);
+      await eventually(
+        async () => {
+          clock.advance(10 * 60_000);
+          return (await bucket.list(keys.partials)).keys.length === 0;
+        },
+        10_000,
+        'the expired records to be removed',
+      );
+      assert.equal(await bucket.head(orphan), undefined, 'the orphaned blob is gone');
+      assert.notEqual(await bucket.head(published), undefined, 'the published blob stays');
+      assert.equal((await store.stat('kept.bin')).size, data.length);
+    } finally {
+      bucket.close();
+      await store.close();
+      await scratch.cleanup();
+      await fs.rm(stateRoot, { recursive: true, force: true });
+    }
+  });
+
   it('starts over when an upload of that name and size is not resumed', async () => {
     const scratch = await s3Scratch();
     const stateRoot = await tempDir();

@@ -3,7 +3,7 @@ import type { DigestAlgorithm } from '../../io/digest.js';
 import type { KeptPartials } from '../backend.js';
 import type { PartialInfo } from '../partials.js';
 import type { Bucket } from './bucket.js';
-import type { Keys } from './keys.js';
+import { decodeMeta, type Keys } from './keys.js';
 
 /** An interrupted upload kept in the bucket: a multipart upload and what a resume needs. */
 export interface PartialRecord {
@@ -114,9 +114,15 @@ export class S3Partials implements KeptPartials {
     else this.known.delete(key);
   }
 
+  /**
+   * Aborts a kept upload and removes its record. A blob its server finished but did not live to
+   * publish is deleted too, unless the name points to it (published, record not yet removed).
+   */
   private async drop(key: string, record: PartialRecord): Promise<void> {
     this.known.delete(key);
     await this.bucket.abortMultipart(record.blob, record.uploadId);
+    const head = await this.bucket.head(this.keys.file(record.name));
+    if ((head && decodeMeta(head)?.blob) !== record.blob) await this.bucket.delete(record.blob);
     await this.bucket.delete(key);
   }
 

@@ -238,7 +238,8 @@ export class S3Upload implements StoreUpload, UploadSink {
       const multipart = this.multipart;
       const uploadId = await multipart.uploadId;
       await this.ctx.bucket.completeMultipart(multipart.blob, uploadId, multipart.parts as { number: number; etag: string }[]);
-      if (this.size !== undefined) await this.ctx.partials.forget(this.name, this.size).catch(() => undefined);
+      // The record stays until the file is published: if this server dies in between, the sweep
+      // that expires the record deletes the finished blob no name points to.
       try {
         let digests: Record<DigestAlgorithm, Buffer>;
         if (this.hasher) {
@@ -250,7 +251,9 @@ export class S3Upload implements StoreUpload, UploadSink {
           digests = read.digests;
         }
         this.check(digests, expected.digest);
-        return await this.ctx.publish(this.name, this.options, { size, mtimeMs, digests, blob: multipart.blob }, undefined);
+        const entry = await this.ctx.publish(this.name, this.options, { size, mtimeMs, digests, blob: multipart.blob }, undefined);
+        if (this.size !== undefined) await this.ctx.partials.forget(this.name, this.size).catch(() => undefined);
+        return entry;
       } catch (error) {
         await this.ctx.bucket.delete(multipart.blob).catch(() => undefined);
         throw error;
