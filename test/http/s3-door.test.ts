@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { randomData } from '../helpers/fixtures.js';
+import * as tus from 'tus-js-client';
+import { randomData, sha256 } from '../helpers/fixtures.js';
 import { s3Scratch, s3Skip, TEST_PART_SIZE } from '../helpers/s3.js';
 import { sha256b64, startHttp, untar, type HttpServer } from './helpers.js';
 
@@ -38,5 +39,23 @@ describe('http door on the S3 store', { skip: s3Skip() }, () => {
     assert.ok([...files.values()][0]?.equals(data));
     assert.equal((await fetch(`${server.base}/d/big.bin`, { method: 'DELETE' })).status, 204);
     assert.equal((await fetch(`${server.base}/d/big.bin`)).status, 404);
+  });
+
+  it('tus: a resumable upload in small chunks is verified and stored', async () => {
+    const data = randomData(TEST_PART_SIZE + 300_000);
+    const error = await new Promise<Error | undefined>((resolve) => {
+      const job = new tus.Upload(data, {
+        endpoint: `${server.base}/.ferry/tus/`,
+        metadata: { name: 't/one.bin', sha256: sha256(data) },
+        chunkSize: 1024 * 1024,
+        retryDelays: [0, 20, 50],
+        onSuccess: () => resolve(undefined),
+        onError: resolve,
+      });
+      job.start();
+    });
+    assert.equal(error, undefined);
+    const res = await fetch(`${server.base}/t/one.bin`);
+    assert.ok(Buffer.from(await res.arrayBuffer()).equals(data));
   });
 });
