@@ -190,9 +190,12 @@ export function storeContract(label: string, open: () => Promise<ContractSubject
 
     it('refuses a file under a file, and a file over a folder', async () => {
       await store(subject, 'way', Buffer.from('a file'));
-      await rejectsWith(subject.store.beginUpload('way/below', { size: 1 }), 'CONFLICT');
+      await rejectsWith(store(subject, 'way/below', Buffer.from('x')), 'CONFLICT');
+      await rejectsWith(subject.store.checkUpload('way/below', { size: 1 }), 'CONFLICT');
       await store(subject, 'dir/inside', Buffer.from('x'));
-      await rejectsWith(subject.store.beginUpload('dir', { size: 1 }), 'EXISTS');
+      await rejectsWith(store(subject, 'dir', Buffer.from('x')), 'EXISTS');
+      await rejectsWith(subject.store.checkUpload('dir', { size: 1 }), 'EXISTS');
+      assert.equal((await subject.store.stat('way')).size, 6);
     });
 
     it('refuses bad names', async () => {

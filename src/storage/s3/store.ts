@@ -299,7 +299,17 @@ export class S3Store implements StoreBackend {
   }
 
   async beginUpload(name: string, options: UploadOptions = {}): Promise<S3Upload> {
-    await this.checkUpload(name, options);
+    // A file of one part is checked when it is committed, not now: the protocol reads nothing
+    // more of a connection until its PUT is set up, so a lookup here would cost every small
+    // file of a pipelined batch one round trip to the store, in turn. The conditional PUT keeps
+    // no-clobber either way; only the refusal comes after the (small) body.
+    const oneShot = options.size !== undefined && options.size <= this.uploadContext.partSize && !options.resume;
+    if (oneShot) {
+      this.checkName(name);
+      if (options.size! > this.maxFileSize) throw new FerryError('TOO_LARGE', `${options.size} bytes is over the server's limit of ${this.maxFileSize}`);
+    } else {
+      await this.checkUpload(name, options);
+    }
     let resumed;
     if (options.size !== undefined && options.resume) {
       const record = await this.partials.read(name, options.size);
@@ -309,7 +319,7 @@ export class S3Store implements StoreBackend {
       // A fresh start replaces a partial kept by any server (only files of several parts have one).
       await this.partials.discard(name, options.size);
     }
-    const upload = new S3Upload(this.uploadContext, name, options, resumed);
+    const upload = new S3Upload(this.uploadContext, name, oneShot ? { ...options, checkAtCommit: true } : options, resumed);
     this.active.add(upload);
     return upload;
   }
@@ -335,7 +345,8 @@ export class S3Store implements StoreBackend {
    * its blob, written with If-None-Match: * unless overwriting; with `rename`, the first free
    * "name (n).ext". A replaced file's blob is deleted after.
    */
-  private async publish(name: string, options: UploadOptions, meta: FileMeta, body: Buffer | undefined): Promise<StoredEntry> {
+  private async publish(name: string, options: UploadOptions & { checkAtCommit?: boolean }, meta: FileMeta, body: Buffer | undefined): Promise<StoredEntry> {
+    if (options.checkAtCommit) await this.checkUpload(name, options);
     const metadata = encodeMeta(meta);
     const content = body ?? Buffer.alloc(0);
     const renaming = options.rename === true && !options.overwrite;

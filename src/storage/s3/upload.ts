@@ -12,6 +12,11 @@ const PARTS_IN_FLIGHT = 2;
 /** S3 allows 10,000 parts; a little is kept spare. */
 const MAX_PARTS = 9_900;
 
+export interface S3UploadOptions extends UploadOptions {
+  /** The name's checks (exists, folder, files on the way) were left to the commit. */
+  checkAtCommit?: boolean;
+}
+
 /** What an upload needs of its store. */
 export interface UploadContext {
   bucket: Bucket;
@@ -21,7 +26,7 @@ export interface UploadContext {
   partSize: number;
   maxFileSize: number;
   /** Publishes a verified file under its name (no-clobber unless overwrite); see S3Store.publish. */
-  publish(name: string, options: UploadOptions, meta: FileMeta, body: Buffer | undefined): Promise<StoredEntry>;
+  publish(name: string, options: S3UploadOptions, meta: FileMeta, body: Buffer | undefined): Promise<StoredEntry>;
   /** Reads a blob back and hashes it (a resumed upload's verification). */
   hashBlob(key: string): Promise<{ size: number; digests: Record<DigestAlgorithm, Buffer> }>;
   done(upload: S3Upload): void;
@@ -70,7 +75,7 @@ export class S3Upload implements StoreUpload, UploadSink {
   constructor(
     private readonly ctx: UploadContext,
     readonly name: string,
-    private readonly options: UploadOptions,
+    private readonly options: S3UploadOptions,
     resumed: PartialRecord | undefined,
   ) {
     this.algorithm = options.algorithm ?? 'sha256';
