@@ -21,7 +21,7 @@ const common = {
   target: 'node20',
   // pino loads worker files by path, selfsigned pulls in node-forge, and the BLAKE3 binding
   // loads a native addon: leave them to node_modules.
-  external: ['pino', 'selfsigned', '@napi-rs/blake-hash'],
+  external: ['pino', 'selfsigned', '@napi-rs/blake-hash', '@aws-sdk/client-s3'],
   sourcemap: true,
   logLevel: 'warning',
 };

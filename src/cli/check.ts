@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import type { Command, Option } from 'commander';
 import { DEFAULT_HOST, DEFAULT_ROOT, fingerprintOf, TokenSet } from '../index.js';
-import { serverOptions, type ServeOptions } from './commands/serve.js';
+import { s3Options, serverOptions, type ServeOptions } from './commands/serve.js';
 import { ExitCode, UsageError } from './exit.js';
 import { parsePort } from './numbers.js';
 
@@ -26,7 +26,7 @@ type Check = (options: ServeOptions, command: Command) => Promise<Finding>;
  * Checks of where the files live: the local root today. A store option that reaches out
  * (S3, …) adds its reachability check to this list, with the same deadline discipline.
  */
-const STORE_CHECKS: Check[] = [checkRoot];
+const STORE_CHECKS: Check[] = [checkRoot, checkBucket];
 
 const CHECKS: Check[] = [checkCombination, checkPorts, ...STORE_CHECKS, checkTokens, checkTls];
 
@@ -145,6 +145,38 @@ async function checkRoot(options: ServeOptions): Promise<Finding> {
   const access = await fs.access(root, constants.W_OK | constants.X_OK).then(() => undefined, (error: NodeJS.ErrnoException) => error.code);
   if (access !== undefined) return { problems: [`--root ${root} is not writable by this user (${access})`] };
   return { problems: [], summary: `root ${root} writable` };
+}
+
+/** How long `--check` waits for the S3 store to answer. */
+const BUCKET_CHECK_MS = 15_000;
+
+/** With --store s3://…: the bucket answers with these credentials. */
+async function checkBucket(options: ServeOptions): Promise<Finding> {
+  let location;
+  try {
+    location = s3Options(options);
+  } catch {
+    return { problems: [] }; // reported by checkCombination
+  }
+  if (location === undefined) return { problems: [] };
+  const { Bucket } = await import('../storage/s3/bucket.js');
+  const where = `--store s3://${location.bucket}/${location.prefix}${location.endpoint ? ` at ${location.endpoint}` : ''}`;
+  let timer: NodeJS.Timeout | undefined;
+  let bucket;
+  try {
+    bucket = await Bucket.open(location);
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer in ${BUCKET_CHECK_MS / 1000} s`)), BUCKET_CHECK_MS);
+      timer.unref();
+    });
+    await Promise.race([bucket.check(), late]);
+    return { problems: [], summary: `${where} reachable` };
+  } catch (error) {
+    return { problems: [`${where}: ${error instanceof Error ? error.message : String(error)}`] };
+  } finally {
+    clearTimeout(timer);
+    bucket?.close();
+  }
 }
 
 /** The tokens file exists, is readable by its owner only, and parses. */

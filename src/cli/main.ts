@@ -51,6 +51,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('-p, --port <port>', 'TCP port (0 picks a free one)', '4455')
     .option('--root <dir>', 'folder the files are stored in (created if missing)', './ferry-data')
+    .option('--store <url>', 'keep the files in S3 instead: s3://BUCKET/PREFIX (credentials and region from AWS_* / ~/.aws; --root then holds only the server\'s state)')
+    .option('--s3-endpoint <url>', 'S3-compatible endpoint (Ceph RGW, Garage, SeaweedFS, MinIO), path-style; default: AWS')
     .option('--name <name>', 'server name sent to clients (default: host name)')
     .option('--max-file-size <bytes>', 'largest upload accepted, e.g. 10G')
     .option('--no-fsync', 'acknowledge uploads before they are on disk (faster; a crash may lose recent uploads)')

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { FerryError } from '../errors.js';
-import type { Upload } from '../storage/store.js';
+import type { StoreUpload as Upload } from '../storage/backend.js';
 import type { ConnectionWatch } from './watch.js';
 
 /**

@@ -1,13 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
-import type { Store } from '../storage/store.js';
+import type { StoreBackend } from '../storage/backend.js';
 import type { Access } from './access.js';
 import type { ConnectionWatch } from './watch.js';
 
 /** What every HTTP handler works with. */
 export interface DoorContext {
-  store: Store;
+  store: StoreBackend;
   log: Logger;
   access: Access;
   clock: Clock;

@@ -7,7 +7,7 @@ import { FerryError } from '../errors.js';
 import type { TokenSet } from '../server/auth.js';
 import { TokenSet as Tokens } from '../server/auth.js';
 import type { ListeningAddress, PluginContext } from '../server/plugin.js';
-import type { Store } from '../storage/store.js';
+import type { StoreBackend } from '../storage/backend.js';
 import { loadServerCredentials, MIN_TLS_VERSION, serverContext, type ServerTlsOptions } from '../transport/tls.js';
 import type { ConnectionLimiter } from '../transport/limits.js';
 import { Access, challenge } from './access.js';
@@ -52,7 +52,7 @@ export class HttpDoor {
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private closing: Promise<void> | undefined;
-  private readonly store: Store;
+  private readonly store: StoreBackend;
   private readonly log: Logger;
   private readonly limiter: ConnectionLimiter;
   private readonly clock: Clock;

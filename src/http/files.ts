@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import parseRange from 'range-parser';
-import type { Store } from '../storage/store.js';
+import { closeFile, readRange, type StoreBackend } from '../storage/backend.js';
 import { attachment, contentTypeOf } from './content-type.js';
 import { header } from './context.js';
 import { etagOf, reprDigest } from './digest.js';
@@ -27,7 +27,7 @@ interface Validators {
  * overlapping ones are merged), `ETag` and `Repr-Digest` from the stored digest. The file is
  * read from the version opened, even if it is replaced meanwhile.
  */
-export async function serveFile(req: IncomingMessage, res: ServerResponse, store: Store, name: string, download: boolean): Promise<void> {
+export async function serveFile(req: IncomingMessage, res: ServerResponse, store: StoreBackend, name: string, download: boolean): Promise<void> {
   const opened = await store.openRead(name);
   let handed = false;
   try {
@@ -76,10 +76,10 @@ export async function serveFile(req: IncomingMessage, res: ServerResponse, store
     }
     handed = true;
     // The stream owns the handle from here: it closes it when done or destroyed.
-    const stream = opened.handle.createReadStream({ start, end, highWaterMark: READ_CHUNK, autoClose: true });
+    const stream = readRange(opened, start, end, READ_CHUNK);
     await pipeline(stream, res).catch(() => undefined); // a client that goes away ends the download
   } finally {
-    if (!handed) await opened.handle.close();
+    if (!handed) await closeFile(opened);
   }
 }
 

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import tar from 'tar-stream';
 import { FerryError } from '../errors.js';
+import { readRange } from '../storage/backend.js';
 import type { DoorContext } from './context.js';
 import { attachment } from './content-type.js';
 
@@ -69,7 +70,7 @@ async function addFile(ctx: DoorContext, pack: tar.Pack, name: string, inTar: st
     if (error instanceof FerryError && (error.code === 'NOT_FOUND' || error.code === 'CONFLICT')) return;
     throw error;
   }
-  const stream = opened.handle.createReadStream({ highWaterMark: READ_CHUNK, start: 0, end: Math.max(0, opened.size - 1), autoClose: true });
+  const stream = readRange(opened, 0, Math.max(0, opened.size - 1), READ_CHUNK);
   try {
     let done!: (error?: Error | null) => void;
     const written = new Promise<void>((resolve, reject) => (done = (error) => (error ? reject(error) : resolve())));

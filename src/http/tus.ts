@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock, Timer } from '../clock.js';
 import { FerryError } from '../errors.js';
 import { nameProblem } from '../protocol/names.js';
-import type { Upload } from '../storage/store.js';
+import type { StoreUpload as Upload } from '../storage/backend.js';
 import { receiveBody } from './body.js';
 import { expectsContinue, header, type DoorContext } from './context.js';
 import { etagOf, reprDigest } from './digest.js';

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FerryError } from '../errors.js';
-import type { Upload } from '../storage/store.js';
+import type { StoreUpload as Upload } from '../storage/backend.js';
 import { receiveBody } from './body.js';
 import { expectsContinue, type DoorContext } from './context.js';
 import { DigestCheck, digestText, etagOf, expectedDigests, reprDigest } from './digest.js';

@@ -9,8 +9,10 @@ import {
   type MessageOf,
   type WireEntry,
 } from '../protocol/index.js';
+import { closeFile } from '../storage/backend.js';
 import type { StoredEntry } from '../storage/store.js';
 import { sendFileRange } from '../transport/file-body.js';
+import { sendStreamRange, STREAM_CHUNK } from '../transport/stream-body.js';
 import { writeAndWait } from '../transport/outbox.js';
 import type { SessionIo } from './session-io.js';
 import { toWire } from './uploads.js';
@@ -42,7 +44,7 @@ export class Downloads {
           throw new FerryError('PROTOCOL', `offset ${message.offset} is beyond the file's ${opened.size} bytes`);
         }
       } catch (error) {
-        await opened?.handle.close();
+        if (opened) await closeFile(opened);
         release?.();
         throw new Refusal(error);
       }
@@ -59,7 +61,8 @@ export class Downloads {
           io.outbox.onWritten,
         );
         try {
-          await sendFileRange(socket, opened.handle, message.offset, opened.size - message.offset, undefined, io.outbox.onWritten);
+          if (opened.handle) await sendFileRange(socket, opened.handle, message.offset, opened.size - message.offset, undefined, io.outbox.onWritten);
+          else await sendStreamRange(socket, opened.read(message.offset, opened.size - 1, STREAM_CHUNK), opened.size - message.offset, io.outbox.onWritten);
         } catch (error) {
           // The size is promised: a short file or a broken socket ends the connection.
           socket.destroy();
@@ -67,7 +70,7 @@ export class Downloads {
         }
         log.info({ peer: io.peer, name: message.name, size: opened.size }, 'sent');
       } finally {
-        await opened.handle.close();
+        await closeFile(opened);
         release();
       }
     });

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
-import type { Store } from '../storage/store.js';
+import type { StoreBackend } from '../storage/backend.js';
 import type { ConnectionLimiter } from '../transport/limits.js';
 import type { ServerEvents } from './events.js';
 
@@ -12,7 +12,7 @@ export interface ListeningAddress {
 /** What a plug-in gets from the server it runs beside: the same store, log and connection caps. */
 export interface PluginContext {
   host: string;
-  store: Store;
+  store: StoreBackend;
   log: Logger;
   limiter: ConnectionLimiter;
   /** The server's clock: plug-ins arm their deadlines on it too. */

@@ -5,6 +5,9 @@ import type { Logger } from 'pino';
 import { FerryError, WireErrorCode } from '../errors.js';
 import { blake3Available, blake3LoadProblem } from '../io/digest.js';
 import { encodeMessage } from '../protocol/index.js';
+import type { StoreBackend } from '../storage/backend.js';
+import type { S3Location } from '../storage/s3/location.js';
+import { S3Store } from '../storage/s3/store.js';
 import { Store } from '../storage/store.js';
 import { adoptTlsWithSlabs, adoptWithSlabs } from '../transport/adopt-socket.js';
 import type { SlabReader } from '../transport/read-slab.js';
@@ -19,8 +22,10 @@ import { defaultFileBudget, FileBudget } from './file-budget.js';
 import { Session, type SessionLimits } from './session.js';
 
 export interface ServerOptions {
-  /** Folder the files are stored in; created if missing. Default ./ferry-data. */
+  /** Folder the files are stored in; created if missing. Default ./ferry-data. With `s3`, only the server's own state. */
   root?: string;
+  /** Keep the files in an S3 bucket instead of `root` (any number of servers may share it). */
+  s3?: S3Location & { partSize?: number };
   host?: string;
   /** 0 picks a free port. Default 4455. */
   port?: number;
@@ -79,7 +84,7 @@ export class FerryServer {
   readonly log: Logger;
   private readonly sessions = new Set<Session>();
   private readonly netServer: net.Server;
-  private store: Store | undefined;
+  private store: StoreBackend | undefined;
   private readonly limits: SessionLimits;
   private readonly options: ServerOptions;
   private closing: Promise<void> | undefined;
@@ -119,7 +124,7 @@ export class FerryServer {
     this.netServer = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
-  get storage(): Store {
+  get storage(): StoreBackend {
     if (!this.store) throw new Error('server is not listening');
     return this.store;
   }
@@ -129,7 +134,7 @@ export class FerryServer {
   }
 
   async listen(): Promise<ListeningAddress> {
-    this.store = await Store.open(this.options.root ?? DEFAULT_ROOT, {
+    this.store = this.options.s3 ? await this.openS3(this.options.s3) : await Store.open(this.options.root ?? DEFAULT_ROOT, {
       maxFileSize: this.options.maxFileSize,
       fsync: this.options.fsync,
       partialTtlMs: this.options.partialTtlMs,
@@ -166,11 +171,22 @@ export class FerryServer {
       this.log.warn(`BLAKE3 is unavailable (${blake3LoadProblem()}): every transfer is verified with SHA-256, which costs more CPU`);
     }
     this.log.info(
-      { root: this.store.root, tls: this.secureContext !== undefined, tokens: this.tokens?.size ?? 0, digests },
+      { root: this.store.location, tls: this.secureContext !== undefined, tokens: this.tokens?.size ?? 0, digests },
       `listening on ${formatAddress(address)}${this.secureContext ? ' (TLS)' : ''}`,
     );
     for (const plugin of this.options.plugins ?? []) await this.startPlugin(plugin, host);
     return address;
+  }
+
+  private openS3(location: S3Location & { partSize?: number }): Promise<StoreBackend> {
+    return S3Store.open(location, {
+      stateRoot: this.options.root ?? DEFAULT_ROOT,
+      maxFileSize: this.options.maxFileSize,
+      quota: this.options.quota,
+      partialTtlMs: this.options.partialTtlMs,
+      partSize: location.partSize,
+      clock: this.clock,
+    });
   }
 
   /** The interrupted uploads kept for resuming: a summary, and each one (oldest first) at debug level. */

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { DigestAlgorithm } from '../io/digest.js';
 import type { Decoder, Message } from '../protocol/index.js';
-import type { Store } from '../storage/store.js';
+import type { StoreBackend } from '../storage/backend.js';
 import type { Outbox } from '../transport/outbox.js';
 import type { AuthThrottle, TokenSet } from './auth.js';
 import type { ServerEvents } from './events.js';
@@ -20,7 +20,7 @@ export interface SessionLimits {
 }
 
 export interface SessionContext {
-  store: Store;
+  store: StoreBackend;
   serverName: string;
   limits: SessionLimits;
   log: Logger;

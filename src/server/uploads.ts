@@ -1,6 +1,7 @@
 import { FerryError, ProtocolError } from '../errors.js';
 import { PutFlag, type MessageOf, type WireEntry } from '../protocol/index.js';
-import type { StoredEntry, Upload, UploadOptions } from '../storage/store.js';
+import type { StoreUpload as Upload } from '../storage/backend.js';
+import type { StoredEntry, UploadOptions } from '../storage/store.js';
 import { FileBudget } from './file-budget.js';
 import type { SessionIo } from './session-io.js';
 

@@ -6,7 +6,8 @@ import { Deadline, systemClock, type Clock, type Timer } from '../clock.js';
 import { listenError } from '../server/server.js';
 import type { ListeningAddress, PluginContext, ServerPlugin } from '../server/plugin.js';
 import { ConnectionLimiter } from '../transport/limits.js';
-import type { StoredEntry, Store, Upload } from '../storage/store.js';
+import type { StoreBackend as Store, StoreUpload as Upload } from '../storage/backend.js';
+import type { StoredEntry } from '../storage/store.js';
 import { IngestCounter } from './ingest-counter.js';
 import { resetConnectionsOnCrash } from './reset-on-crash.js';
 

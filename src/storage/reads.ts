@@ -4,7 +4,8 @@ import type { DigestAlgorithm } from '../io/digest.js';
 import { nameProblem, normalizePrefix } from '../protocol/names.js';
 import { checkName } from './errors.js';
 import { isCode, notFound, type Folder } from './safe-path.js';
-import type { ListOptions, OpenedFile, StoredEntry, StoreParts } from './types.js';
+import type { LocalFile } from './backend.js';
+import type { ListOptions, StoredEntry, StoreParts } from './types.js';
 
 const NO_DIGEST = Buffer.alloc(32);
 /** Entries per batch of `listStream`. */
@@ -17,7 +18,7 @@ export class Reader {
   constructor(private readonly parts: StoreParts) {}
 
   /** Opens a file for download; the handle keeps reading this version even if it is replaced. */
-  async openRead(name: string, algorithm: DigestAlgorithm): Promise<OpenedFile> {
+  async openRead(name: string, algorithm: DigestAlgorithm): Promise<LocalFile> {
     checkName(name);
     return this.parts.root.inParent(
       name,
@@ -36,7 +37,7 @@ export class Reader {
   }
 
   /** Opens the regular file `leaf` of `folder` (stored as `name`) without following a link. */
-  private async openIn(folder: Folder, leaf: string, name: string, algorithm: DigestAlgorithm): Promise<OpenedFile> {
+  private async openIn(folder: Folder, leaf: string, name: string, algorithm: DigestAlgorithm): Promise<LocalFile> {
     let handle: fs.FileHandle;
     try {
       handle = await fs.open(folder.entry(leaf), READ_FLAGS);

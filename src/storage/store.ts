@@ -15,26 +15,18 @@ import { FolderSyncs, SafeRoot } from './safe-path.js';
 import { SpaceLedger } from './space.js';
 import { Upload, Uploads } from './uploads.js';
 import { freeSpace, storedBytes } from './usage.js';
-import type { ListOptions, OpenedFile, StoredEntry, StoreOptions, StoreParts, UploadOptions } from './types.js';
+import type { LocalFile, SpaceUse, StoreBackend } from './backend.js';
+import type { ListOptions, StoredEntry, StoreOptions, StoreParts, UploadOptions } from './types.js';
 
 export { checkName, mapFsError } from './errors.js';
 export { Upload } from './uploads.js';
 export type { PartialInfo } from './partials.js';
-export type { ListOptions, OpenedFile, StoredEntry, StoreOptions, UploadOptions } from './types.js';
+export type { ListOptions, StoredEntry, StoreOptions, UploadOptions } from './types.js';
+export type { KeptPartials, LocalFile, OpenedFile, RemoteFile, SpaceUse, StoreBackend, StoreUpload } from './backend.js';
+export { closeFile, readRange } from './backend.js';
 
 const DEFAULT_PARTIAL_TTL_MS = 24 * 3600_000;
 const DEFAULT_MAX_PARTIALS = 1000;
-
-/** The space counted against the quota, as running totals (see SpaceLedger). */
-export interface SpaceUse {
-  quota: number | undefined;
-  /** Stored files (tracked only with a quota: 0 without). */
-  stored: number;
-  /** Kept partial uploads. */
-  partials: number;
-  /** Promised to uploads in progress. */
-  reserved: number;
-}
 
 /**
  * A folder of files addressed by safe relative names, with atomic, verified, durable writes.
@@ -43,7 +35,7 @@ export interface SpaceUse {
  * writes to the root (one server per root). A thin facade over its parts: reads, uploads,
  * removal, space accounting and partials, each in its own module.
  */
-export class Store {
+export class Store implements StoreBackend {
   readonly stateDir: string;
   readonly tmpDir: string;
   readonly maxFileSize: number;
@@ -127,6 +119,10 @@ export class Store {
     return this.parts.root.root;
   }
 
+  get location(): string {
+    return this.parts.root.root;
+  }
+
   get quota(): number | undefined {
     return this.parts.ledger.quota;
   }
@@ -148,7 +144,7 @@ export class Store {
   }
 
   /** Opens a file for download; the handle keeps reading this version even if it is replaced. */
-  openRead(name: string, algorithm: DigestAlgorithm = 'sha256'): Promise<OpenedFile> {
+  openRead(name: string, algorithm: DigestAlgorithm = 'sha256'): Promise<LocalFile> {
     return this.track(() => this.reader.openRead(name, algorithm));
   }
 

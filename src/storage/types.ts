@@ -1,4 +1,3 @@
-import type { promises as fs } from 'node:fs';
 import type { Clock } from '../clock.js';
 import type { DigestAlgorithm } from '../io/digest.js';
 import type { Activity } from './activity.js';
@@ -54,14 +53,6 @@ export interface UploadOptions {
   mtimeMs?: number;
   /** The algorithm the upload is verified with and its digest recorded in (default sha256). */
   algorithm?: DigestAlgorithm;
-}
-
-export interface OpenedFile {
-  handle: fs.FileHandle;
-  size: number;
-  mtimeMs: number;
-  /** In the algorithm the caller asked for. */
-  digest: Buffer;
 }
 
 export interface ListOptions {

@@ -1,11 +1,14 @@
 import { createServer, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOT, type ServerOptions } from '../../index.js';
 import { MAX_TTL_SECONDS, parseCount, parsePort, parseSeconds, parseSize } from '../numbers.js';
 import { UsageError } from '../exit.js';
+import { parseS3Url, type S3Location } from '../../storage/s3/location.js';
 
 export interface ServeOptions {
   host?: string;
   port?: string;
   root?: string;
+  store?: string;
+  s3Endpoint?: string;
   name?: string;
   fsync?: boolean;
   maxFileSize?: string;
@@ -44,6 +47,7 @@ export function serverOptions(options: ServeOptions): ServerOptions {
   }
   const tls = options.tlsCert !== undefined && options.tlsKey !== undefined ? { certFile: options.tlsCert, keyFile: options.tlsKey } : options.tls === true;
   return {
+    s3: s3Options(options),
     host: options.host ?? DEFAULT_HOST,
     port,
     root: options.root ?? DEFAULT_ROOT,
@@ -67,6 +71,30 @@ export function serverOptions(options: ServeOptions): ServerOptions {
     maxOpenFiles: options.maxOpenFiles === undefined ? undefined : parseCount(options.maxOpenFiles, '--max-open-files', 16),
     metricsPort: options.metricsPort === undefined ? undefined : parsePort(options.metricsPort, '--metrics-port'),
   };
+}
+
+/** `--store s3://BUCKET/PREFIX` and `--s3-endpoint URL`, or undefined for the local folder. */
+export function s3Options(options: ServeOptions): S3Location | undefined {
+  if (options.store === undefined) {
+    if (options.s3Endpoint !== undefined) throw new UsageError('--s3-endpoint needs --store s3://BUCKET/PREFIX');
+    return undefined;
+  }
+  if (!options.store.startsWith('s3://')) throw new UsageError(`--store ${options.store}: expected s3://BUCKET/PREFIX (the local folder is --root)`);
+  let location: Pick<S3Location, 'bucket' | 'prefix'>;
+  try {
+    location = parseS3Url(options.store);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (options.s3Endpoint === undefined) return location;
+  let endpoint: URL;
+  try {
+    endpoint = new URL(options.s3Endpoint);
+  } catch {
+    endpoint = new URL('invalid:');
+  }
+  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') throw new UsageError(`--s3-endpoint ${options.s3Endpoint}: expected http://HOST:PORT or https://HOST`);
+  return { ...location, endpoint: options.s3Endpoint };
 }
 
 /** Runs a server until SIGINT/SIGTERM, then stops gracefully and resolves. */

@@ -1,0 +1,227 @@
+import type { Readable } from 'node:stream';
+import type * as S3 from '@aws-sdk/client-s3';
+import { FerryError } from '../../errors.js';
+import type { S3Location } from './location.js';
+
+type Sdk = typeof S3;
+
+/** What a HEAD tells of an object. */
+export interface ObjectHead {
+  size: number;
+  etag: string;
+  /** User metadata (x-amz-meta-*), keys lower case. */
+  metadata: Record<string, string>;
+}
+
+export interface ListPage {
+  keys: { key: string; size: number; lastModified: number }[];
+  /** Common prefixes (with a delimiter): the sub-folders, each ending in '/'. */
+  prefixes: string[];
+  next: string | undefined;
+}
+
+/** Concurrent requests one store makes at most (each an HTTP socket to the endpoint). */
+const MAX_SOCKETS = 64;
+
+/**
+ * One bucket, through the AWS SDK v3, loaded on first use so the CLI and the local backend
+ * never pay for it. Checksums only when an operation requires them: stores such as Ceph RGW
+ * pacific reject the aws-chunked trailing checksums newer SDKs send by default. Errors become
+ * FerryErrors with stable codes: 404 NOT_FOUND, 412 EXISTS (a conditional write lost), the
+ * rest INTERNAL naming the store.
+ */
+export class Bucket {
+  private constructor(
+    private readonly sdk: Sdk,
+    readonly client: S3.S3Client,
+    readonly name: string,
+  ) {}
+
+  static async open(location: S3Location): Promise<Bucket> {
+    // The SDK's notice that later versions will need Node 22 is for whoever upgrades it, not for users.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    const sdk = await import('@aws-sdk/client-s3');
+    const region = location.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (location.endpoint !== undefined ? 'us-east-1' : undefined);
+    const client = new sdk.S3Client({
+      ...(region !== undefined ? { region } : {}),
+      ...(location.endpoint !== undefined ? { endpoint: location.endpoint, forcePathStyle: true } : {}),
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 3,
+      requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000, httpAgent: { keepAlive: true, maxSockets: MAX_SOCKETS } },
+    });
+    return new Bucket(sdk, client, location.bucket);
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+
+  /** Fails with a clear error when the bucket cannot be reached with these credentials. */
+  async check(): Promise<void> {
+    await this.send<S3.HeadBucketCommandOutput>(new this.sdk.HeadBucketCommand({ Bucket: this.name }), `bucket ${this.name}`);
+  }
+
+  async head(key: string): Promise<ObjectHead | undefined> {
+    try {
+      const out = await this.send<S3.HeadObjectCommandOutput>(new this.sdk.HeadObjectCommand({ Bucket: this.name, Key: key }), key);
+      return { size: out.ContentLength ?? 0, etag: out.ETag ?? '', metadata: out.Metadata ?? {} };
+    } catch (error) {
+      if (error instanceof FerryError && error.code === 'NOT_FOUND') return undefined;
+      throw error;
+    }
+  }
+
+  /** The bytes start..end (inclusive) of `key`; with `etag`, only of that version (else 412 → CONFLICT). */
+  async get(key: string, range?: { start: number; end: number }, etag?: string): Promise<Readable> {
+    try {
+      const out = await this.send<S3.GetObjectCommandOutput>(
+        new this.sdk.GetObjectCommand({
+          Bucket: this.name,
+          Key: key,
+          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+          ...(etag !== undefined ? { IfMatch: etag } : {}),
+        }),
+        key,
+      );
+      return out.Body as Readable;
+    } catch (error) {
+      if (error instanceof FerryError && error.code === 'EXISTS') throw new FerryError('CONFLICT', `"${key}" was replaced while it was read`);
+      throw error;
+    }
+  }
+
+  async getText(key: string): Promise<string | undefined> {
+    try {
+      const body = await this.get(key);
+      const chunks: Buffer[] = [];
+      for await (const chunk of body) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString('utf8');
+    } catch (error) {
+      if (error instanceof FerryError && error.code === 'NOT_FOUND') return undefined;
+      throw error;
+    }
+  }
+
+  /** Writes an object; with `ifNoneMatch`, only if none of that key exists (else EXISTS). */
+  async put(key: string, body: Buffer | string, options: { metadata?: Record<string, string>; ifNoneMatch?: boolean; contentType?: string } = {}): Promise<void> {
+    await this.send<S3.PutObjectCommandOutput>(
+      new this.sdk.PutObjectCommand({
+        Bucket: this.name,
+        Key: key,
+        Body: body,
+        ContentLength: Buffer.byteLength(body),
+        ...(options.metadata ? { Metadata: options.metadata } : {}),
+        ...(options.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+        ...(options.contentType ? { ContentType: options.contentType } : {}),
+      }),
+      key,
+    );
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.send<S3.DeleteObjectCommandOutput>(new this.sdk.DeleteObjectCommand({ Bucket: this.name, Key: key }), key);
+  }
+
+  /** Deletes up to 1000 keys in one request. */
+  async deleteMany(keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    const out = await this.send<S3.DeleteObjectsCommandOutput>(
+      new this.sdk.DeleteObjectsCommand({ Bucket: this.name, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }),
+      `${keys.length} keys`,
+    );
+    const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+    if (failed.length > 0) throw new FerryError('INTERNAL', `the S3 store refused to delete ${failed[0]!.Key}: ${failed[0]!.Message ?? failed[0]!.Code}`);
+  }
+
+  async list(prefix: string, options: { delimiter?: boolean; token?: string; maxKeys?: number; startAfter?: string } = {}): Promise<ListPage> {
+    const out = await this.send<S3.ListObjectsV2CommandOutput>(
+      new this.sdk.ListObjectsV2Command({
+        Bucket: this.name,
+        Prefix: prefix,
+        ...(options.delimiter ? { Delimiter: '/' } : {}),
+        ...(options.token !== undefined ? { ContinuationToken: options.token } : {}),
+        ...(options.startAfter !== undefined ? { StartAfter: options.startAfter } : {}),
+        MaxKeys: options.maxKeys ?? 1000,
+      }),
+      prefix,
+    );
+    return {
+      keys: (out.Contents ?? []).map((c) => ({ key: c.Key!, size: c.Size ?? 0, lastModified: c.LastModified?.getTime() ?? 0 })),
+      prefixes: (out.CommonPrefixes ?? []).map((p) => p.Prefix!),
+      next: out.IsTruncated ? out.NextContinuationToken : undefined,
+    };
+  }
+
+  async createMultipart(key: string): Promise<string> {
+    const out = await this.send<S3.CreateMultipartUploadCommandOutput>(new this.sdk.CreateMultipartUploadCommand({ Bucket: this.name, Key: key }), key);
+    return out.UploadId!;
+  }
+
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<string> {
+    const out = await this.send<S3.UploadPartCommandOutput>(
+      new this.sdk.UploadPartCommand({ Bucket: this.name, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }),
+      key,
+    );
+    return out.ETag!;
+  }
+
+  async completeMultipart(key: string, uploadId: string, parts: { number: number; etag: string }[]): Promise<void> {
+    await this.send<S3.CompleteMultipartUploadCommandOutput>(
+      new this.sdk.CompleteMultipartUploadCommand({
+        Bucket: this.name,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.number, ETag: p.etag })) },
+      }),
+      key,
+    );
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.send<S3.AbortMultipartUploadCommandOutput>(new this.sdk.AbortMultipartUploadCommand({ Bucket: this.name, Key: key, UploadId: uploadId }), key);
+    } catch (error) {
+      if (!(error instanceof FerryError && error.code === 'NOT_FOUND')) throw error;
+    }
+  }
+
+  /** Multipart uploads in progress under `prefix`, with when each was started. */
+  async listMultipart(prefix: string): Promise<{ key: string; uploadId: string; initiated: number }[]> {
+    const found: { key: string; uploadId: string; initiated: number }[] = [];
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    for (let page = 0; page < 100; page++) {
+      const out = await this.send<S3.ListMultipartUploadsCommandOutput>(
+        new this.sdk.ListMultipartUploadsCommand({ Bucket: this.name, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }),
+        prefix,
+      );
+      for (const u of out.Uploads ?? []) found.push({ key: u.Key!, uploadId: u.UploadId!, initiated: u.Initiated?.getTime() ?? 0 });
+      if (!out.IsTruncated) break;
+      keyMarker = out.NextKeyMarker;
+      idMarker = out.NextUploadIdMarker;
+    }
+    return found;
+  }
+
+  private async send<T>(command: object, what: string): Promise<T> {
+    try {
+      return (await this.client.send(command as never)) as T;
+    } catch (error) {
+      throw mapS3Error(error, what, this.name);
+    }
+  }
+}
+
+export function mapS3Error(error: unknown, what: string, bucket: string): unknown {
+  if (error instanceof FerryError) return error;
+  const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  if (status === 404 || e.name === 'NoSuchKey' || e.name === 'NotFound' || e.name === 'NoSuchUpload') {
+    if (e.name === 'NoSuchBucket') return new FerryError('INTERNAL', `S3 bucket ${bucket} does not exist`, { cause: error });
+    return new FerryError('NOT_FOUND', `"${what}" not found`, { cause: error });
+  }
+  if (status === 412 || e.name === 'PreconditionFailed') return new FerryError('EXISTS', `"${what}" already exists`, { cause: error });
+  if (status === 403) return new FerryError('INTERNAL', `the S3 store refused access to ${what === `bucket ${bucket}` ? what : `${what} in bucket ${bucket}`} (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)`, { cause: error });
+  return new FerryError('INTERNAL', `S3 store: ${what}: ${e.name ?? 'error'}${e.message ? `: ${e.message}` : ''}`, { cause: error });
+}

@@ -1,0 +1,462 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { systemClock, type Clock } from '../../clock.js';
+import { FerryError } from '../../errors.js';
+import { createHasher, type DigestAlgorithm } from '../../io/digest.js';
+import { nameProblem, normalizePrefix, RESERVED_COMPONENT } from '../../protocol/names.js';
+import type { RemoteFile, SpaceUse, StoreBackend } from '../backend.js';
+import { checkName } from '../errors.js';
+import type { ListOptions, StoredEntry, UploadOptions } from '../types.js';
+import { Bucket, type ObjectHead } from './bucket.js';
+import { decodeMeta, encodeMeta, Keys, type FileMeta } from './keys.js';
+import { formatS3Location, type S3Location } from './location.js';
+import { S3Partials } from './partials.js';
+import { S3Upload, type UploadContext } from './upload.js';
+
+export interface S3StoreOptions {
+  /** The local folder for the server's own state (certificate, counters). */
+  stateRoot: string;
+  maxFileSize?: number;
+  /** Refused: a quota cannot be kept exact across many servers (set one in the object store). */
+  quota?: number;
+  /** How long an interrupted upload is kept for resuming (default 24 h), across all servers. */
+  partialTtlMs?: number;
+  /** Part size of multipart uploads, and the largest file sent in one PutObject (default 8 MiB; S3's minimum is 5 MiB). */
+  partSize?: number;
+  clock?: Clock;
+}
+
+const DEFAULT_PARTIAL_TTL_MS = 24 * 3600_000;
+const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+/** HEADs at once while a listing reads its files' metadata. */
+const HEAD_CONCURRENCY = 16;
+const NO_DIGEST = Buffer.alloc(32);
+const SWEEP_EVERY_MS = 10 * 60_000;
+
+/**
+ * Files in an S3 bucket under a key prefix, shared by any number of servers (see Keys for
+ * the layout). The promises of the local store hold across servers:
+ * - visible only once whole and verified: a file's key is written once, after the bytes were
+ *   hashed and checked, with both digests in its metadata;
+ * - no-clobber: every key under a name is created with PutObject If-None-Match: * (a small
+ *   file's data, or a large file's manifest pointing at its finished blob), so of concurrent
+ *   creators on any servers exactly one wins; CompleteMultipartUpload, whose condition some
+ *   stores ignore, only ever writes a private blob of random name;
+ * - overwrite replaces the key in one PUT (atomic for readers that open it after);
+ * - interrupted uploads are multipart uploads with a record, resumable through any server.
+ */
+export class S3Store implements StoreBackend {
+  readonly stateDir: string;
+  readonly location: string;
+  readonly maxFileSize: number;
+  readonly fsync = true;
+  readonly quota = undefined;
+  readonly partials: S3Partials;
+  private readonly active = new Set<S3Upload>();
+  private readonly uploadContext: UploadContext;
+
+  private constructor(
+    readonly root: string,
+    private readonly bucket: Bucket,
+    private readonly keys: Keys,
+    partials: S3Partials,
+    location: S3Location,
+    options: S3StoreOptions,
+  ) {
+    this.stateDir = path.join(root, RESERVED_COMPONENT);
+    this.location = formatS3Location(location);
+    this.maxFileSize = options.maxFileSize ?? Number.MAX_SAFE_INTEGER;
+    this.partials = partials;
+    this.uploadContext = {
+      bucket,
+      keys,
+      partials,
+      partSize: options.partSize ?? DEFAULT_PART_SIZE,
+      maxFileSize: this.maxFileSize,
+      publish: (name, uploadOptions, meta, body) => this.publish(name, uploadOptions, meta, body),
+      hashBlob: (key) => this.hashObject(key),
+      done: (upload) => this.active.delete(upload),
+    };
+  }
+
+  /** Checks the bucket is reachable, sweeps expired partials, and starts the periodic sweep. */
+  static async open(location: S3Location, options: S3StoreOptions): Promise<S3Store> {
+    if (options.quota !== undefined) {
+      throw new FerryError('UNSUPPORTED', '--quota cannot be kept across servers sharing a bucket: set a quota on the bucket in the object store instead');
+    }
+    const root = path.resolve(options.stateRoot);
+    await fs.mkdir(path.join(root, RESERVED_COMPONENT), { recursive: true });
+    const bucket = await Bucket.open(location);
+    try {
+      await bucket.check();
+      const keys = new Keys(location.prefix);
+      const clock = options.clock ?? systemClock;
+      const partials = new S3Partials(bucket, keys, clock, options.partialTtlMs ?? DEFAULT_PARTIAL_TTL_MS);
+      await partials.start(Math.min(SWEEP_EVERY_MS, options.partialTtlMs ?? SWEEP_EVERY_MS));
+      return new S3Store(root, bucket, keys, partials, location, options);
+    } catch (error) {
+      bucket.close();
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.partials.close();
+    for (const upload of [...this.active]) await upload.abort(true);
+    this.bucket.close();
+  }
+
+  get space(): SpaceUse {
+    return { quota: undefined, stored: 0, partials: this.partials.heldBytes, reserved: 0 };
+  }
+
+  private checkName(name: string): void {
+    checkName(name);
+    if (!this.keys.fits(name)) throw new FerryError('BAD_NAME', 'name too long for the S3 store (keys are at most 1024 bytes)');
+  }
+
+  /** The file stored as `name`, or undefined (also for objects ferry did not store). */
+  private async headFile(name: string): Promise<{ head: ObjectHead; meta: FileMeta } | undefined> {
+    const head = await this.bucket.head(this.keys.file(name));
+    if (head === undefined) return undefined;
+    const meta = decodeMeta(head);
+    return meta === undefined ? undefined : { head, meta };
+  }
+
+  private async isFolder(name: string): Promise<boolean> {
+    const page = await this.bucket.list(this.keys.folder(name), { maxKeys: 1 });
+    return page.keys.length > 0;
+  }
+
+  private async missingFile(name: string): Promise<never> {
+    if (await this.isFolder(name)) throw new FerryError('CONFLICT', `"${name}" is a folder`);
+    throw new FerryError('NOT_FOUND', `"${name}" not found`);
+  }
+
+  private async digestOf(name: string, meta: FileMeta, algorithm: DigestAlgorithm): Promise<Buffer> {
+    const known = meta.digests[algorithm];
+    if (known) return known;
+    return (await this.hashObject(meta.blob ?? this.keys.file(name))).digests[algorithm];
+  }
+
+  async stat(name: string, algorithm: DigestAlgorithm = 'sha256'): Promise<StoredEntry> {
+    this.checkName(name);
+    const found = await this.headFile(name);
+    if (!found) return this.missingFile(name);
+    return { name, kind: 'file', size: found.meta.size, mtimeMs: found.meta.mtimeMs, digest: await this.digestOf(name, found.meta, algorithm) };
+  }
+
+  async openRead(name: string, algorithm: DigestAlgorithm = 'sha256'): Promise<RemoteFile> {
+    this.checkName(name);
+    const found = await this.headFile(name);
+    if (!found) return this.missingFile(name);
+    const { meta, head } = found;
+    // A blob never changes; a small file's own key may be replaced: read only the version opened.
+    const key = meta.blob ?? this.keys.file(name);
+    const etag = meta.blob === undefined ? head.etag : undefined;
+    const bucket = this.bucket;
+    return {
+      size: meta.size,
+      mtimeMs: meta.mtimeMs,
+      digest: await this.digestOf(name, meta, algorithm),
+      read(start: number, end: number): Readable {
+        if (end < start || meta.size === 0) return Readable.from([]);
+        return Readable.from(
+          (async function* () {
+            const body = await bucket.get(key, { start, end }, etag);
+            try {
+              for await (const chunk of body) yield chunk as Buffer;
+            } finally {
+              body.destroy();
+            }
+          })(),
+          { objectMode: false },
+        );
+      },
+      close: () => Promise.resolve(),
+    };
+  }
+
+  /** Reads an object and hashes it in both algorithms. */
+  private async hashObject(key: string): Promise<{ size: number; digests: Record<DigestAlgorithm, Buffer> }> {
+    const sha256 = createHasher('sha256');
+    const blake3 = createHasher('blake3');
+    let size = 0;
+    const body = await this.bucket.get(key);
+    for await (const data of body) {
+      const chunk = data as Buffer;
+      sha256.update(chunk);
+      blake3.update(chunk);
+      size += chunk.length;
+    }
+    return { size, digests: { sha256: sha256.peek(), blake3: blake3.peek() } };
+  }
+
+  async exists(name: string): Promise<boolean> {
+    this.checkName(name);
+    if ((await this.bucket.head(this.keys.file(name))) !== undefined) return true;
+    return this.isFolder(name);
+  }
+
+  async list(prefix: string, recursive: boolean, options: ListOptions = {}): Promise<StoredEntry[]> {
+    const entries: StoredEntry[] = [];
+    for await (const batch of this.listStream(prefix, recursive, options)) entries.push(...batch);
+    return entries;
+  }
+
+  /**
+   * A listing in pages of the bucket's listing (1000 keys), each page's files read with HEADs
+   * (16 at once) for their size, time and digest. Sorted within a page; pages come in key order.
+   */
+  async *listStream(prefix: string, recursive: boolean, options: ListOptions = {}): AsyncGenerator<StoredEntry[]> {
+    const folderName = normalizePrefix(prefix);
+    const algorithm = options.algorithm ?? 'sha256';
+    if (folderName !== '') {
+      this.checkName(folderName);
+      const file = await this.headFile(folderName);
+      if (file) {
+        yield [{ name: folderName, kind: 'file', size: file.meta.size, mtimeMs: file.meta.mtimeMs, digest: await this.digestOf(folderName, file.meta, algorithm) }];
+        return;
+      }
+    }
+    const listPrefix = this.keys.folder(folderName);
+    let token: string | undefined;
+    let startAfter: string | undefined;
+    let first = true;
+    for (;;) {
+      const page = await this.bucket.list(listPrefix, { delimiter: !recursive, token, startAfter });
+      if (first && folderName !== '' && page.keys.length === 0 && page.prefixes.length === 0) {
+        if (options.missing === 'error') throw new FerryError('NOT_FOUND', `no folder named "${folderName}"`);
+        return;
+      }
+      first = false;
+      const batch: StoredEntry[] = [];
+      for (const folder of page.prefixes) {
+        const name = this.keys.nameOf(folder).slice(0, -1);
+        if (nameProblem(name) === undefined) batch.push({ name, kind: 'folder', size: 0, mtimeMs: 0, digest: NO_DIGEST });
+      }
+      const files: string[] = [];
+      let skipInternal = false;
+      for (const { key } of page.keys) {
+        if (key.endsWith('/')) continue; // a folder's marker
+        if (key.startsWith(this.keys.internal)) {
+          skipInternal = true;
+          continue;
+        }
+        const name = this.keys.nameOf(key);
+        if (nameProblem(name) === undefined) files.push(name);
+      }
+      batch.push(...(await this.entriesOf(files, algorithm)));
+      batch.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      if (batch.length > 0) yield batch;
+      if (page.next === undefined) return;
+      const pastInternal = `${this.keys.internal.slice(0, -1)}0`; // '0' sorts right after '/'
+      if (skipInternal && page.keys[page.keys.length - 1]!.key < pastInternal) {
+        // The server's own keys sort together: list on from just past them.
+        token = undefined;
+        startAfter = pastInternal;
+      } else {
+        token = page.next;
+        startAfter = undefined;
+      }
+    }
+  }
+
+  private async entriesOf(names: string[], algorithm: DigestAlgorithm): Promise<StoredEntry[]> {
+    const entries: (StoredEntry | undefined)[] = new Array(names.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < names.length) {
+        const index = next++;
+        const name = names[index]!;
+        const found = await this.headFile(name);
+        if (found) entries[index] = { name, kind: 'file', size: found.meta.size, mtimeMs: found.meta.mtimeMs, digest: await this.digestOf(name, found.meta, algorithm) };
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(HEAD_CONCURRENCY, names.length) }, worker));
+    return entries.filter((e): e is StoredEntry => e !== undefined);
+  }
+
+  async checkUpload(name: string, options: UploadOptions): Promise<void> {
+    this.checkName(name);
+    if (options.size !== undefined && options.size > this.maxFileSize) {
+      throw new FerryError('TOO_LARGE', `${options.size} bytes is over the server's limit of ${this.maxFileSize}`);
+    }
+    // All the lookups at once (one round trip, not one per lookup): the name as a file and as a
+    // folder, and each folder on the way, which must not be a file ("a/b" where "a" is a file).
+    const parts = name.split('/');
+    const parents = parts.slice(0, -1).map((_, depth) => parts.slice(0, depth + 1).join('/'));
+    const noClobber = !options.overwrite && !options.rename;
+    const [file, folder, parentFiles] = await Promise.all([
+      noClobber ? this.bucket.head(this.keys.file(name)) : undefined,
+      noClobber ? this.isFolder(name) : false,
+      Promise.all(parents.map((parent) => this.bucket.head(this.keys.file(parent)))),
+    ]);
+    if (file !== undefined || folder) throw new FerryError('EXISTS', `"${name}" already exists`);
+    const blocking = parentFiles.findIndex((head) => head !== undefined);
+    if (blocking >= 0) throw new FerryError('CONFLICT', `"${parents[blocking]}" is a file`);
+  }
+
+  async beginUpload(name: string, options: UploadOptions = {}): Promise<S3Upload> {
+    // A file of one part is checked when it is committed, not now: the protocol reads nothing
+    // more of a connection until its PUT is set up, so a lookup here would cost every small
+    // file of a pipelined batch one round trip to the store, in turn. The conditional PUT keeps
+    // no-clobber either way; only the refusal comes after the (small) body.
+    const oneShot = options.size !== undefined && options.size <= this.uploadContext.partSize && !options.resume;
+    if (oneShot) {
+      this.checkName(name);
+      if (options.size! > this.maxFileSize) throw new FerryError('TOO_LARGE', `${options.size} bytes is over the server's limit of ${this.maxFileSize}`);
+    } else {
+      await this.checkUpload(name, options);
+    }
+    let resumed;
+    if (options.size !== undefined && options.resume) {
+      const record = await this.partials.read(name, options.size);
+      if (record && record.algorithm === (options.algorithm ?? 'sha256')) resumed = record;
+      else if (record) await this.partials.discard(name, options.size);
+    } else if (options.size !== undefined && options.size > this.uploadContext.partSize) {
+      // A fresh start replaces a partial kept by any server (only files of several parts have one).
+      await this.partials.discard(name, options.size);
+    }
+    const upload = new S3Upload(this.uploadContext, name, oneShot ? { ...options, checkAtCommit: true } : options, resumed);
+    this.active.add(upload);
+    return upload;
+  }
+
+  async probeUpload(name: string, size: number, algorithm: DigestAlgorithm = 'sha256'): Promise<{ offset: number; digest: Buffer }> {
+    this.checkName(name);
+    const record = await this.partials.read(name, size);
+    if (!record || record.algorithm !== algorithm || record.parts.length === 0) return { offset: 0, digest: createHasher(algorithm).peek() };
+    return { offset: Math.min(size, record.parts.length * record.partSize), digest: Buffer.from(record.prefixDigest, 'hex') };
+  }
+
+  async hashPrefix(name: string, length: number, algorithm: DigestAlgorithm = 'sha256'): Promise<{ offset: number; digest: Buffer }> {
+    const opened = await this.openRead(name, algorithm);
+    const offset = Math.min(length, opened.size);
+    if (offset === opened.size) return { offset, digest: opened.digest };
+    const hasher = createHasher(algorithm);
+    if (offset > 0) for await (const chunk of opened.read(0, offset - 1, 256 * 1024)) hasher.update(chunk as Buffer);
+    return { offset, digest: hasher.peek() };
+  }
+
+  /**
+   * Makes a verified file visible under `name`: its data (small files) or a manifest naming
+   * its blob, written with If-None-Match: * unless overwriting; with `rename`, the first free
+   * "name (n).ext". A replaced file's blob is deleted after.
+   */
+  private async publish(name: string, options: UploadOptions & { checkAtCommit?: boolean }, meta: FileMeta, body: Buffer | undefined): Promise<StoredEntry> {
+    if (options.checkAtCommit) await this.checkUpload(name, options);
+    const metadata = encodeMeta(meta);
+    const content = body ?? Buffer.alloc(0);
+    const renaming = options.rename === true && !options.overwrite;
+    const candidates = renaming ? renameCandidates(name) : [name];
+    for (const candidate of candidates) {
+      if (candidate !== name && (nameProblem(candidate) !== undefined || !this.keys.fits(candidate))) continue;
+      const [replaced, isFolder] = options.overwrite ? await Promise.all([this.headFile(candidate), this.isFolder(candidate)]) : [undefined, false];
+      if (isFolder) throw new FerryError('CONFLICT', `"${candidate}" is a folder`);
+      try {
+        await this.bucket.put(this.keys.file(candidate), content, { metadata, ifNoneMatch: !options.overwrite });
+      } catch (error) {
+        if (error instanceof FerryError && error.code === 'EXISTS' && renaming) continue;
+        if (error instanceof FerryError && error.code === 'EXISTS') throw new FerryError('EXISTS', `"${candidate}" already exists`);
+        throw error;
+      }
+      if (replaced?.meta.blob !== undefined && replaced.meta.blob !== meta.blob) await this.bucket.delete(replaced.meta.blob).catch(() => undefined);
+      const algorithm = options.algorithm ?? 'sha256';
+      return { name: candidate, kind: 'file', size: meta.size, mtimeMs: meta.mtimeMs, digest: meta.digests[algorithm]! };
+    }
+    throw new FerryError('EXISTS', `no free name like "${name}"`);
+  }
+
+  async remove(name: string): Promise<void> {
+    this.checkName(name);
+    const head = await this.bucket.head(this.keys.file(name));
+    if (head === undefined) {
+      if (await this.isFolder(name)) throw new FerryError('CONFLICT', `"${name}" is a folder (remove it recursively)`);
+      throw new FerryError('NOT_FOUND', `"${name}" not found`);
+    }
+    await this.bucket.delete(this.keys.file(name));
+    const blob = decodeMeta(head)?.blob;
+    if (blob !== undefined) await this.bucket.delete(blob).catch(() => undefined);
+  }
+
+  async removeTree(prefix: string): Promise<number> {
+    const folderName = normalizePrefix(prefix);
+    this.checkName(folderName);
+    const listPrefix = this.keys.folder(folderName);
+    let files = 0;
+    let found = false;
+    let token: string | undefined;
+    do {
+      const page = await this.bucket.list(listPrefix, { token });
+      found ||= page.keys.length > 0;
+      // Empty objects may be manifests: their blobs go too (a blob's data is never empty).
+      const blobs: string[] = [];
+      await Promise.all(
+        page.keys
+          .filter((k) => k.size === 0 && !k.key.endsWith('/'))
+          .map(async (k) => {
+            const head = await this.bucket.head(k.key);
+            const blob = head && decodeMeta(head)?.blob;
+            if (blob !== undefined) blobs.push(blob);
+          }),
+      );
+      files += page.keys.filter((k) => !k.key.endsWith('/')).length;
+      await this.bucket.deleteMany(page.keys.map((k) => k.key));
+      await this.bucket.deleteMany(blobs);
+      token = page.next;
+    } while (token !== undefined);
+    if (!found) {
+      if (await this.headFile(folderName)) throw new FerryError('CONFLICT', `"${folderName}" is a file`);
+      throw new FerryError('NOT_FOUND', `no folder named "${folderName}"`);
+    }
+    return files;
+  }
+
+  /**
+   * Renames a small file (copied, then the old key deleted). A large file's or a folder's
+   * rename would copy every byte: refused.
+   */
+  async rename(from: string, to: string, options: { overwrite?: boolean } = {}): Promise<{ kind: 'file' | 'folder' }> {
+    this.checkName(from);
+    this.checkName(to);
+    if (from === to) throw new FerryError('CONFLICT', `"${from}" cannot be moved onto itself`);
+    if (to.startsWith(`${from}/`)) throw new FerryError('CONFLICT', `"${from}" cannot be moved into itself`);
+    const found = await this.headFile(from);
+    if (!found) {
+      if (await this.isFolder(from)) throw new FerryError('UNSUPPORTED', 'moving folders is not supported on the S3 store');
+      throw new FerryError('NOT_FOUND', `"${from}" not found`);
+    }
+    if (found.meta.blob !== undefined) throw new FerryError('UNSUPPORTED', 'moving files sent in parts is not supported on the S3 store');
+    if (await this.isFolder(to)) throw new FerryError('CONFLICT', `"${to}" cannot be replaced: only a file replaces a file`);
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.bucket.get(this.keys.file(from), undefined, found.head.etag)) chunks.push(chunk as Buffer);
+    await this.publish(to, { overwrite: options.overwrite }, found.meta, Buffer.concat(chunks));
+    await this.bucket.delete(this.keys.file(from));
+    return { kind: 'file' };
+  }
+
+  async makeFolder(name: string): Promise<boolean> {
+    this.checkName(name);
+    if (await this.headFile(name)) throw new FerryError('CONFLICT', `"${name}" is a file`);
+    if (await this.isFolder(name)) return false;
+    try {
+      await this.bucket.put(this.keys.folder(name), Buffer.alloc(0), { ifNoneMatch: true });
+      return true;
+    } catch (error) {
+      if (error instanceof FerryError && error.code === 'EXISTS') return false;
+      throw error;
+    }
+  }
+}
+
+function* renameCandidates(name: string): Generator<string> {
+  yield name;
+  const slash = name.lastIndexOf('/');
+  const leaf = name.slice(slash + 1);
+  const dot = leaf.lastIndexOf('.');
+  const stem = dot > 0 ? leaf.slice(0, dot) : leaf;
+  const ext = dot > 0 ? leaf.slice(dot) : '';
+  for (let n = 1; n < 10_000; n++) yield `${name.slice(0, slash + 1)}${stem} (${n})${ext}`;
+}
