@@ -1,126 +1,160 @@
-// `node dist/bench/s3.js`: ferry's S3 store against plain AWS SDK transfers, in the same run,
-// on the store in S3_ENDPOINT / S3_BUCKET / AWS_* (scripts/s3-local/with-s3.sh provides a
-// local Ceph RGW): 1 GiB put and get, and 1,000 × 4 KiB files put and get. The SDK rows are what
-// `aws s3 cp` does: multipart uploads of 8 MiB parts, 4 at once; one GET streamed to a file;
-// small files 16 at once. Prints a Markdown table (and writes it to --out FILE if given).
-import { spawn } from 'node:child_process';
-import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+// `npm run bench:s3` (issue 14): ferry on its S3 backend beside plain SDK transfers (the
+// `aws s3 cp` equivalent in peers/s3-sdk.ts), same run, alternating, on the S3 store named by
+// S3_ENDPOINT, S3_BUCKET and AWS_* — `bash scripts/s3-local/with-s3.sh npm run bench:s3` starts a
+// local Ceph RGW for it. Measures one 1 GiB random file (64 MiB with --quick) and 1,000 × 4 KiB
+// files, up and down; every result is verified. Writes its section of bench/RESULTS.md.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
-import { Bucket } from '../src/storage/s3/bucket.js';
-import type { S3Location } from '../src/storage/s3/location.js';
-import { FERRY_CLI } from './lib/context.js';
+import { fileURLToPath } from 'node:url';
+import { median } from './lib/bench.js';
+import { startCpuMeter } from './lib/cpu.js';
+import { makeRandomFile, makeTree, manifest, sha256File, verifyFile, verifyTree } from './lib/data.js';
+import { cleanupAll, procStatusKb, registerTempPath, runShell, sh, startDaemon, type Daemon } from './lib/proc.js';
+import { rmrf } from './workloads/common.js';
 
-const GiB = 1024 ** 3;
-const PART = 8 * 1024 * 1024;
-const SMALL = 1000;
-const SMALL_SIZE = 4096;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(here, '..', '..');
+const CLI = path.join(REPO, 'dist', 'bin', 'cli', 'main.js');
+const SDK = path.join(here, 'peers', 's3-sdk.js');
+const SECTION = '## S3 backend (issue 14)';
 
-function run(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [FERRY_CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`ferry ${args.join(' ')}: ${code} ${err}`))));
+interface Row {
+  what: string;
+  tool: string;
+  command: string;
+  wall: number[];
+  cpu: number[];
+  rssKb: number[];
+  serverCpu: number[];
+}
+
+function log(message: string): void {
+  console.log(`[bench:s3 ${new Date().toISOString().slice(11, 19)}] ${message}`);
+}
+
+async function startFerry(T: string, store: string): Promise<{ daemon: Daemon; addr: string }> {
+  let resolvePort: (port: number) => void = () => undefined;
+  const port = new Promise<number>((resolve) => (resolvePort = resolve));
+  const argv = [process.execPath, CLI, 'serve', '--host', '127.0.0.1', '--port', '0', '--root', path.join(T, 'state'), '--store', store, '--s3-endpoint', process.env.S3_ENDPOINT!];
+  const daemon = startDaemon('ferry-s3', argv, path.join(T, 'ferry-s3.log'), {
+    onLine: (line) => {
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(line);
+      if (m?.[1]) resolvePort(Number(m[1]));
+    },
   });
-}
-
-async function timed(work: () => Promise<void>): Promise<number> {
-  const start = performance.now();
-  await work();
-  return (performance.now() - start) / 1000;
-}
-
-async function sdkPut(bucket: Bucket, key: string, file: string, size: number): Promise<void> {
-  const uploadId = await bucket.createMultipart(key);
-  const parts: { number: number; etag: string }[] = [];
-  const handle = await fs.open(file);
-  try {
-    let next = 0;
-    const count = Math.ceil(size / PART);
-    const worker = async (): Promise<void> => {
-      while (next < count) {
-        const index = next++;
-        const body = Buffer.allocUnsafe(Math.min(PART, size - index * PART));
-        await handle.read(body, 0, body.length, index * PART);
-        parts[index] = { number: index + 1, etag: await bucket.uploadPart(key, uploadId, index + 1, body) };
-      }
-    };
-    await Promise.all([worker(), worker(), worker(), worker()]);
-  } finally {
-    await handle.close();
-  }
-  await bucket.completeMultipart(key, uploadId, parts);
-}
-
-async function pool(count: number, width: number, work: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < count) await work(next++);
-  }));
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`ferry serve --store ${store} did not start: ${daemon.output().slice(0, 300)}`)), 30_000).unref());
+  return { daemon, addr: `127.0.0.1:${await Promise.race([port, timeout])}` };
 }
 
 async function main(): Promise<void> {
-  const endpoint = process.env.S3_ENDPOINT;
-  const bucketName = process.env.S3_BUCKET;
-  if (!endpoint || !bucketName) throw new Error('set S3_ENDPOINT, S3_BUCKET and AWS_* (scripts/s3-local/with-s3.sh node dist/bench/s3.js)');
-  const outIndex = process.argv.indexOf('--out');
-  const size = process.argv.includes('--quick') ? 64 * 1024 * 1024 : GiB;
-  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-s3-bench-'));
-  const prefix = `bench-${Date.now()}/`;
-  const location: S3Location = { endpoint, bucket: bucketName, prefix };
-  const bucket = await Bucket.open(location);
-  const server = spawn(process.execPath, [FERRY_CLI, 'serve', '--port', '0', '--root', path.join(work, 'state'), '--store', `s3://${bucketName}/${prefix}ferry`, '--s3-endpoint', endpoint], { stdio: ['ignore', 'pipe', 'pipe'] });
-  try {
-    const port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      const onData = (d: Buffer): void => {
-        out += d.toString();
-        const match = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
-        if (match) resolve(Number(match[1]));
-      };
-      server.stdout.on('data', onData);
-      server.stderr.on('data', onData);
-      server.on('close', () => reject(new Error(`server exited: ${out}`)));
-    });
-    const at = `127.0.0.1:${port}`;
-    const big = path.join(work, 'big.bin');
-    await pipeline(createReadStream('/dev/urandom', { end: size - 1 }), createWriteStream(big));
-    const tree = path.join(work, 'tree');
-    await fs.mkdir(tree);
-    for (let i = 0; i < SMALL; i++) await fs.writeFile(path.join(tree, `f${String(i).padStart(4, '0')}.bin`), (await import('node:crypto')).randomBytes(SMALL_SIZE));
-    const rows: [string, number, number][] = [];
-    const mib = size / 1024 / 1024;
-    rows.push(['ferry put (1 file)', mib, await timed(() => run(['put', '-s', at, big, '--as', 'big.bin']))]);
-    rows.push(['SDK multipart put (8 MiB × 4)', mib, await timed(() => sdkPut(bucket, `${prefix}sdk/big.bin`, big, size))]);
-    rows.push(['ferry get (1 file)', mib, await timed(() => run(['get', '-s', at, 'big.bin', '-o', path.join(work, 'ferry-out.bin')]))]);
-    rows.push(['SDK get (1 stream)', mib, await timed(async () => pipeline((await bucket.get(`${prefix}sdk/big.bin`)) as Readable, createWriteStream(path.join(work, 'sdk-out.bin'))))]);
-    const treeMiB = (SMALL * SMALL_SIZE) / 1024 / 1024;
-    rows.push([`ferry put -r (${SMALL} × 4 KiB)`, treeMiB, await timed(() => run(['put', '-s', at, '-r', tree]))]);
-    const names = (await fs.readdir(tree)).sort();
-    rows.push([`SDK put (${SMALL} × 4 KiB, 16 at once)`, treeMiB, await timed(() => pool(names.length, 16, async (i) => bucket.put(`${prefix}sdk/tree/${names[i]}`, Buffer.alloc(SMALL_SIZE, i))))]);
-    const down = path.join(work, 'down');
-    await fs.mkdir(down);
-    rows.push([`ferry get -r (${SMALL} × 4 KiB)`, treeMiB, await timed(() => run(['get', '-s', at, '-r', 'tree', '-o', down]))]);
-    rows.push([`SDK get (${SMALL} × 4 KiB, 16 at once)`, treeMiB, await timed(() => pool(names.length, 16, async (i) => {
-      for await (const chunk of await bucket.get(`${prefix}sdk/tree/${names[i]}`)) void chunk;
-    }))]);
-    const lines = ['| transfer | MiB | seconds | MiB/s |', '| --- | ---: | ---: | ---: |', ...rows.map(([what, n, s]) => `| ${what} | ${n.toFixed(0)} | ${s.toFixed(2)} | ${(n / s).toFixed(1)} |`)];
-    const report = `${lines.join('\n')}\n`;
-    process.stdout.write(report);
-    if (outIndex > 0) await fs.writeFile(process.argv[outIndex + 1]!, report);
-  } finally {
-    server.kill('SIGTERM');
-    for (;;) {
-      const page = await bucket.list(prefix);
-      if (page.keys.length === 0) break;
-      await bucket.deleteMany(page.keys.map((k) => k.key));
-    }
-    bucket.close();
-    await fs.rm(work, { recursive: true, force: true });
+  const quick = process.argv.includes('--quick');
+  const reps = Number(/--reps[= ](\d+)/.exec(process.argv.join(' '))?.[1] ?? 3);
+  if (!process.env.S3_ENDPOINT || !process.env.S3_BUCKET || !process.env.AWS_ACCESS_KEY_ID) {
+    console.error('bench:s3: no S3 store: run it as `bash scripts/s3-local/with-s3.sh npm run bench:s3` or set S3_ENDPOINT, S3_BUCKET and AWS_*');
+    process.exit(1);
   }
+  delete process.env.NODE_EXTRA_CA_CERTS; // +130 ms per Node start here, an environment cost (see bench/RESULTS.md)
+  const T = mkdtempSync(path.join(os.tmpdir(), 'ferry-bench-s3-'));
+  registerTempPath(T);
+  const bigSize = quick ? 64 * 1024 * 1024 : 1024 * 1024 * 1024;
+  const big = path.join(T, 'big.bin');
+  const tree = path.join(T, 'small');
+  log(`making ${bigSize / 1024 / 1024} MiB and 1,000 × 4 KiB of random data`);
+  await makeRandomFile(big, bigSize);
+  await makeTree(tree, 1000, 4096);
+  const bigWant = await sha256File(big);
+  const treeWant = await manifest(tree);
+  const prefix = `bench-${Date.now()}-${randomBytes(3).toString('hex')}/`;
+  const store = `s3://${process.env.S3_BUCKET}/${prefix}ferry/`;
+  const ferry = await startFerry(T, store);
+  log(`ferry serve --store ${store} on ${ferry.addr}`);
+  const f = (args: string[]): string => [process.execPath, CLI, ...args, '-s', ferry.addr, '--quiet'].map(sh).join(' ');
+  const sdk = (args: string[]): string => [process.execPath, SDK, ...args].map(sh).join(' ');
+  const down = path.join(T, 'down');
+  mkdirSync(down);
+  const cases: Array<{ what: string; tool: string; cmd: string; ferry: boolean; prepare?: () => void; verify: () => Promise<string | null> }> = [
+    { what: 'upload 1 file', tool: 'ferry put', cmd: f(['put', big, '--as', 'big.bin', '--overwrite']), ferry: true, verify: async () => null },
+    { what: 'upload 1 file', tool: 'SDK multipart (aws s3 cp settings)', cmd: sdk(['put', big, `${prefix}sdk/big.bin`]), ferry: false, verify: async () => null },
+    { what: 'download 1 file', tool: 'ferry get', cmd: f(['get', 'big.bin', '-o', path.join(down, 'ferry.bin')]), ferry: true, prepare: () => rmrf(path.join(down, 'ferry.bin')), verify: () => verifyFile(path.join(down, 'ferry.bin'), bigWant) },
+    { what: 'download 1 file', tool: 'SDK ranged GETs (aws s3 cp settings)', cmd: sdk(['get', `${prefix}sdk/big.bin`, path.join(down, 'sdk.bin')]), ferry: false, prepare: () => rmrf(path.join(down, 'sdk.bin')), verify: () => verifyFile(path.join(down, 'sdk.bin'), bigWant) },
+    { what: 'upload 1,000 × 4 KiB', tool: 'ferry put -r', cmd: f(['put', '-r', tree, '--overwrite']), ferry: true, verify: async () => null },
+    { what: 'upload 1,000 × 4 KiB', tool: 'SDK PutObject × 1,000 (10 at once)', cmd: sdk(['put-tree', tree, `${prefix}sdk/small/`]), ferry: false, verify: async () => null },
+    { what: 'download 1,000 × 4 KiB', tool: 'ferry get -r', cmd: f(['get', '-r', 'small', '-o', path.join(down, 'ferry-small')]), ferry: true, prepare: () => rmrf(path.join(down, 'ferry-small')), verify: () => verifyTree(path.join(down, 'ferry-small'), treeWant) },
+    { what: 'download 1,000 × 4 KiB', tool: 'SDK GetObject × 1,000 (10 at once)', cmd: sdk(['get-tree', `${prefix}sdk/small/`, path.join(down, 'sdk-small')]), ferry: false, prepare: () => rmrf(path.join(down, 'sdk-small')), verify: () => verifyTree(path.join(down, 'sdk-small'), treeWant) },
+  ];
+  const rows = new Map<string, Row>();
+  const failures: string[] = [];
+  for (let rep = 0; rep < reps; rep++) {
+    // Pairs alternate: ferry first on odd repetitions, the SDK first on even ones.
+    for (let i = 0; i < cases.length; i += 2) {
+      const pair = rep % 2 === 0 ? [cases[i]!, cases[i + 1]!] : [cases[i + 1]!, cases[i]!];
+      for (const c of pair) {
+        c.prepare?.();
+        await runShell('sync', { timeoutMs: 120_000, timeV: false });
+        const meter = c.ferry ? await startCpuMeter(ferry.daemon.pid) : undefined;
+        const r = await runShell(c.cmd, { timeoutMs: 900_000 });
+        const server = await meter?.stop();
+        const problem = r.code !== 0 ? `exit ${r.code}: ${r.stderr.trim().split('\n')[0]}` : await c.verify();
+        log(`${c.what} · ${c.tool}: ${r.wallS.toFixed(2)} s${problem ? ` FAILED (${problem})` : ''}`);
+        if (problem) {
+          failures.push(`${c.what} · ${c.tool}: ${problem}`);
+          continue;
+        }
+        const key = `${c.what}|${c.tool}`;
+        const row = rows.get(key) ?? { what: c.what, tool: c.tool, command: c.cmd.split(`${sh(process.execPath)} ${sh(CLI)}`).join('ferry').split(`${sh(process.execPath)} ${sh(SDK)}`).join('s3-sdk').split(T).join('$T'), wall: [], cpu: [], rssKb: [], serverCpu: [] };
+        row.wall.push(r.wallS);
+        row.cpu.push((r.userS ?? 0) + (r.sysS ?? 0));
+        if (r.maxRssKb !== null) row.rssKb.push(r.maxRssKb);
+        if (server) row.serverCpu.push(server.userS + server.sysS);
+        rows.set(key, row);
+      }
+    }
+  }
+  const serverPeakKb = await procStatusKb(ferry.daemon.pid, 'VmHWM');
+  await ferry.daemon.stop();
+  await runShell(sdk(['delete-prefix', prefix]), { timeoutMs: 300_000, timeV: false });
+  writeSection(render(rows, { quick, reps, bigSize, failures, serverPeakKb, endpoint: process.env.S3_ENDPOINT! }));
+  await cleanupAll();
 }
 
-await main();
+function render(rows: Map<string, Row>, run: { quick: boolean; reps: number; bigSize: number; failures: string[]; serverPeakKb: number | null; endpoint: string }): string {
+  const lines = [
+    SECTION,
+    '',
+    `\`npm run bench:s3${run.quick ? ' -- --quick' : ''}\`, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${run.reps} alternating repetitions, against ${run.endpoint === 'http://127.0.0.1:17480' ? 'the local Ceph RGW of scripts/s3-local (one OSD on a file, same 2 cores)' : run.endpoint}. Big file: ${run.bigSize / 1024 / 1024} MiB of random bytes. The SDK rows are what \`aws s3 cp\` does with its defaults (peers/s3-sdk.ts: multipart from 8 MiB in 8 MiB parts, 8 MiB ranged GETs, 10 requests at once). ferry's rows go client → \`ferry serve --store s3://…\` → RGW, so they carry one more hop than the SDK's. Medians; CPU is user + sys; server CPU is ferry serve's over the same run.`,
+    '',
+    '| transfer | tool | median s | min–max s | ferry × | client CPU s | ferry serve CPU s | client peak RSS MB |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  const byWhat = new Map<string, Row[]>();
+  for (const row of rows.values()) byWhat.set(row.what, [...(byWhat.get(row.what) ?? []), row]);
+  for (const [what, group] of byWhat) {
+    const ref = group.find((r) => r.tool.startsWith('ferry'));
+    for (const row of group) {
+      const m = median(row.wall);
+      const ratio = ref ? m / median(ref.wall) : NaN;
+      lines.push(`| ${what} | ${row === ref ? `**${row.tool}**` : row.tool} | ${m.toFixed(3)} | ${Math.min(...row.wall).toFixed(2)}–${Math.max(...row.wall).toFixed(2)} | ${Number.isFinite(ratio) ? ratio.toFixed(2) : '–'} | ${median(row.cpu).toFixed(2)} | ${row.serverCpu.length ? median(row.serverCpu).toFixed(2) : '–'} | ${row.rssKb.length ? Math.round(Math.max(...row.rssKb) / 1024) : '–'} |`);
+    }
+  }
+  lines.push('', `\`ferry ×\` = this row's median ÷ ferry's: above 1.00 ferry is faster. ferry serve's peak RSS over the whole run: ${run.serverPeakKb === null ? 'unknown' : `${Math.round(run.serverPeakKb / 1024)} MB`}.`);
+  if (run.failures.length) lines.push('', 'Failed runs (left out of the medians):', ...run.failures.map((f) => `- ${f}`));
+  return lines.join('\n');
+}
+
+/** Replaces this benchmark's section of bench/RESULTS.md (or appends it). */
+function writeSection(section: string): void {
+  const file = path.join(REPO, 'bench', 'RESULTS.md');
+  const old = existsSync(file) ? readFileSync(file, 'utf8') : '# ferry benchmark results\n';
+  const parts = old.split(/\n(?=## )/);
+  const kept = parts.filter((part) => !part.startsWith(SECTION));
+  writeFileSync(file, `${[...kept.map((p) => p.trimEnd()), section].join('\n\n')}\n`);
+  log(`wrote the "${SECTION.slice(3)}" section of bench/RESULTS.md`);
+}
+
+main().catch(async (error: unknown) => {
+  console.error(`bench:s3: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  await cleanupAll();
+  process.exit(1);
+});
