@@ -115,7 +115,7 @@ async function main(): Promise<void> {
   const serverPeakKb = await procStatusKb(ferry.daemon.pid, 'VmHWM');
   await ferry.daemon.stop();
   await runShell(sdk(['delete-prefix', prefix]), { timeoutMs: 300_000, timeV: false });
-  writeSection(render(rows, { quick, reps, bigSize, failures, serverPeakKb, endpoint: process.env.S3_ENDPOINT! }));
+  writeSection(render(rows, { quick, reps, bigSize, failures, serverPeakKb, endpoint: process.env.S3_ENDPOINT! }), quick);
   await cleanupAll();
 }
 
@@ -143,14 +143,15 @@ function render(rows: Map<string, Row>, run: { quick: boolean; reps: number; big
   return lines.join('\n');
 }
 
-/** Replaces this benchmark's section of bench/RESULTS.md (or appends it). */
-function writeSection(section: string): void {
-  const file = path.join(REPO, 'bench', 'RESULTS.md');
+/** Replaces this benchmark's section of bench/RESULTS.md (or appends it); a quick run's goes to bench/.work/. */
+function writeSection(section: string, quick: boolean): void {
+  const file = quick ? path.join(REPO, 'bench', '.work', 'RESULTS-s3-quick.md') : path.join(REPO, 'bench', 'RESULTS.md');
+  mkdirSync(path.dirname(file), { recursive: true });
   const old = existsSync(file) ? readFileSync(file, 'utf8') : '# ferry benchmark results\n';
   const parts = old.split(/\n(?=## )/);
   const kept = parts.filter((part) => !part.startsWith(SECTION));
   writeFileSync(file, `${[...kept.map((p) => p.trimEnd()), section].join('\n\n')}\n`);
-  log(`wrote the "${SECTION.slice(3)}" section of bench/RESULTS.md`);
+  log(`wrote the "${SECTION.slice(3)}" section of ${path.relative(REPO, file)}`);
 }
 
 main().catch(async (error: unknown) => {
