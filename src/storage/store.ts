@@ -5,6 +5,7 @@ import type { DigestAlgorithm } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { RESERVED_COMPONENT } from '../protocol/names.js';
 import { Activity } from './activity.js';
+import { BatchUploads, type BatchFile, type BatchOptions, type BatchOutcome } from './batch.js';
 import { Mover } from './moves.js';
 import { DigestCache } from './digest-cache.js';
 import { NameLocks } from './locks.js';
@@ -20,6 +21,7 @@ import type { ListOptions, OpenedFile, StoredEntry, StoreOptions, StoreParts, Up
 export { checkName, mapFsError } from './errors.js';
 export { Upload } from './uploads.js';
 export type { PartialInfo } from './partials.js';
+export type { BatchFile, BatchOptions, BatchOutcome } from './batch.js';
 export type { ListOptions, OpenedFile, StoredEntry, StoreOptions, UploadOptions } from './types.js';
 
 const DEFAULT_PARTIAL_TTL_MS = 24 * 3600_000;
@@ -217,6 +219,14 @@ export class Store {
   /** Removes the folder `prefix` with everything in it; returns how many files went. */
   removeTree(prefix: string): Promise<number> {
     return this.track(() => this.remover.removeTree(prefix));
+  }
+
+  /**
+   * Stores many small files, each whole in memory, each on its own (atomic per file, not per
+   * batch): one outcome per file, in order, once every stored one is durable (see BatchUploads).
+   */
+  storeBatch(files: BatchFile[], options: BatchOptions = {}): Promise<BatchOutcome[]> {
+    return this.track(() => new BatchUploads(this.parts).store(files, options));
   }
 
   /** Renames a file or folder (see Mover.rename). */

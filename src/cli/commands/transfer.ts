@@ -1,6 +1,6 @@
-import { createWriteStream, mkdirSync, promises as fs } from 'node:fs';
+import { createWriteStream, mkdirSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { FerryError, printableName, type Entry, type FerryClient, type Progress, type TransferResult } from '../../client/index.js';
+import { BatchBuilder, FerryError, printableName, type BatchPutOptions, type Entry, type FerryClient, type Progress, type TransferResult } from '../../client/index.js';
 import { UsageError } from '../exit.js';
 import { duration, humanSize, rate } from '../format.js';
 import { onInterrupt } from '../interrupt.js';
@@ -73,6 +73,11 @@ export type Outcome = { skipped: false; result: TransferResult } | { skipped: tr
 
 /** Requests kept in flight per connection when many files move: enough to hide latency, few open files. */
 const PIPELINE_WINDOW = 32;
+/**
+ * Files up to this size go to a protocol-5 server in batches (PUT_BATCH, many to a frame):
+ * no round trip or frame of their own, and a few system calls each on the server.
+ */
+const SMALL_FILE_BYTES = 32 * 1024;
 /** Connections used for many files unless --parallel says otherwise (see bench/RESULTS.md). */
 export const DEFAULT_PARALLEL = 2;
 
@@ -82,7 +87,17 @@ export async function put(files: string[], options: PutCliOptions): Promise<numb
   const resumable = options.resume !== false && files.some((f) => f !== '-');
   // The server's EXISTS says when to look for an identical file (a fresh upload costs no extra
   // request); with --overwrite/--rename nothing is refused, so the check comes first.
-  return transfer('put', plan, options, resumable, async (client, job, hooks) => {
+  const batches: SmallFiles = {
+    withMtime: options.preserve === true,
+    // An identical file is skipped by the server; a different one is refused (EXISTS) unless
+    // --overwrite or --rename says otherwise.
+    options: { overwrite: options.overwrite, rename: options.rename, skipIdentical: true },
+    differs: async (client, job) => {
+      const same = await storedCopy(client, job.name, job.local, job.size);
+      return same === undefined ? undefined : { skipped: true, entry: same };
+    },
+  };
+  return transfer('put', plan, options, resumable, batches, async (client, job, hooks) => {
     const fromFile = job.local !== '-';
     const identical = async (): Promise<Outcome | undefined> => {
       if (!fromFile) return undefined;
@@ -123,7 +138,7 @@ export async function storedCopy(client: FerryClient, name: string, local: strin
 export async function get(names: string[], options: GetCliOptions): Promise<number> {
   const plan = await planGets(names, options);
   const resumable = options.resume !== false && options.output !== '-';
-  return transfer('get', plan, options, resumable, async (client, job, hooks) => {
+  return transfer('get', plan, options, resumable, undefined, async (client, job, hooks) => {
     if (job.local === '-') return { skipped: false, result: await client.get(job.name, process.stdout, hooks) };
     try {
       return await download(client, job.name, job.local, { resume: options.resume, preserve: options.preserve, remote: job.remote }, hooks);
@@ -302,6 +317,22 @@ async function isFolder(local: string): Promise<boolean> {
   return (await fs.stat(local).catch(() => undefined))?.isDirectory() === true;
 }
 
+/** How `put` sends small files to a protocol-5 server: many to a PUT_BATCH. */
+interface SmallFiles {
+  /** -p: each file carries its modification time. */
+  withMtime: boolean;
+  options: BatchPutOptions;
+  /** A file the server refused with EXISTS: skipped if it holds the same bytes after all (no digest record to compare). */
+  differs(client: FerryClient, job: Job): Promise<Outcome | undefined>;
+}
+
+/** Whether `job` travels in a batch on `client`. */
+function batchable(client: FerryClient, job: Job, small: SmallFiles): boolean {
+  return (
+    client.version >= 5 && job.local !== '-' && job.size !== undefined && job.size <= SMALL_FILE_BYTES && BatchBuilder.carries(job.name, job.size, small.withMtime)
+  );
+}
+
 export interface Hooks {
   onProgress: (progress: Progress) => void;
   onResume: (offset: number) => void;
@@ -320,6 +351,7 @@ async function transfer(
   plan: Plan,
   options: CommonOptions,
   resumable: boolean,
+  small: SmallFiles | undefined,
   move: (client: FerryClient, job: Job, hooks: Hooks) => Promise<Outcome>,
 ): Promise<number> {
   const parallel = options.parallel === undefined ? DEFAULT_PARALLEL : parseCount(options.parallel, '--parallel', 1, MAX_PARALLEL);
@@ -369,13 +401,83 @@ async function transfer(
               connected(client);
               // A lane stops taking jobs once this connection has failed: the others take them.
               let lost = false;
-              await inLanes(PIPELINE_WINDOW, async () => {
-                while (!lost) {
+              const take = async (): Promise<Job | undefined> => {
+                for (;;) {
                   const job = await feed.next();
-                  if (job === undefined) return;
+                  if (job === undefined) return undefined;
                   if (plan.known === undefined) bar.found(1, job.size ?? 0);
-                  if (job.problem !== undefined) {
-                    fail(job, job.problem);
+                  if (job.problem === undefined) return job;
+                  fail(job, job.problem);
+                }
+              };
+              const settle = (job: Job, outcome: Outcome, ms: number): void => {
+                bar.fileDone();
+                report(out, verb, job, outcome, ms, options);
+              };
+              const failed = (job: Job, error: unknown): void => {
+                fail(job, error);
+                if (error instanceof FerryError && error.fatal) lost = true;
+              };
+              /** Fills a batch from `first` on; returns the job that did not fit, if any. */
+              const sendBatch = async (first: Job, small: SmallFiles): Promise<Job | undefined> => {
+                const started = performance.now();
+                const batch = new BatchBuilder(small.withMtime);
+                const jobs: Job[] = [];
+                let carry: Job | undefined;
+                for (let job: Job | undefined = first; job !== undefined; job = await take()) {
+                  if (!batchable(client, job, small)) {
+                    carry = job;
+                    break;
+                  }
+                  let data: Buffer;
+                  try {
+                    data = readFileSync(job.local);
+                  } catch (error) {
+                    fail(job, new FerryError('LOCAL_IO', `cannot read ${job.local}: ${userMessage(error)}`));
+                    continue;
+                  }
+                  if (!batch.fits(job.name, data.length)) {
+                    carry = job; // read again in its own batch (or alone, if it grew)
+                    if (jobs.length > 0) break;
+                    job.size = data.length;
+                    return carry;
+                  }
+                  batch.add({ name: job.name, data, mtimeMs: small.withMtime ? job.mtimeMs : undefined });
+                  jobs.push(job);
+                  if (!batch.fits('', 0)) break;
+                }
+                if (jobs.length === 0) return carry;
+                let results;
+                try {
+                  results = await client.putBatch(batch.files, small.options);
+                } catch (error) {
+                  for (const job of jobs) failed(job, error);
+                  return carry;
+                }
+                const ms = performance.now() - started;
+                for (const [i, result] of results.entries()) {
+                  const job = jobs[i]!;
+                  if (result.status === 'stored') {
+                    bar.bytes(result.result.size);
+                    settle(job, { skipped: false, result: result.result }, ms);
+                  } else if (result.status === 'identical') {
+                    settle(job, { skipped: true, entry: result.entry }, ms);
+                  } else {
+                    const same = result.error.code === 'EXISTS' ? await small.differs(client, job).catch(() => undefined) : undefined;
+                    if (same) settle(job, same, ms);
+                    else failed(job, result.error);
+                  }
+                }
+                return carry;
+              };
+              await inLanes(PIPELINE_WINDOW, async () => {
+                let carry: Job | undefined;
+                while (!lost) {
+                  const job = carry ?? (await take());
+                  carry = undefined;
+                  if (job === undefined) return;
+                  if (small !== undefined && batchable(client, job, small)) {
+                    carry = await sendBatch(job, small);
                     continue;
                   }
                   const started = performance.now();
@@ -388,13 +490,13 @@ async function transfer(
                       },
                       onResume: resumeNote(job),
                     });
-                    bar.fileDone();
-                    report(out, verb, job, outcome, performance.now() - started, options);
+                    settle(job, outcome, performance.now() - started);
                   } catch (error) {
-                    fail(job, error);
-                    if (error instanceof FerryError && error.fatal) lost = true;
+                    failed(job, error);
                   }
                 }
+                // Taken but not sent when the connection was lost.
+                if (carry !== undefined) fail(carry, new FerryError('CLOSED', 'not sent: the connection was lost'));
               });
             });
           } catch (error) {
