@@ -39,7 +39,11 @@ export class BatchBuilder {
   readonly files: BatchPutFile[] = [];
   private bytes = BATCH_OVERHEAD;
 
-  constructor(private readonly withMtime: boolean) {}
+  constructor(
+    private readonly withMtime: boolean,
+    /** Most files this batch takes (at most MAX_BATCH_FILES). */
+    private readonly maxFiles = MAX_BATCH_FILES,
+  ) {}
 
   /** Wire bytes `name` and `size` would add. */
   static cost(name: string, size: number, withMtime: boolean): number {
@@ -52,7 +56,7 @@ export class BatchBuilder {
   }
 
   fits(name: string, size: number): boolean {
-    return this.files.length < MAX_BATCH_FILES && this.bytes + BatchBuilder.cost(name, size, this.withMtime) <= MAX_CONTROL_PAYLOAD;
+    return this.files.length < Math.min(this.maxFiles, MAX_BATCH_FILES) && this.bytes + BatchBuilder.cost(name, size, this.withMtime) <= MAX_CONTROL_PAYLOAD;
   }
 
   add(file: BatchPutFile): void {

@@ -73,7 +73,7 @@ export const BatchFlag = {
 } as const;
 
 /** Most files one PUT_BATCH may carry (its payload is also under MAX_CONTROL_PAYLOAD). */
-export const MAX_BATCH_FILES = 1024;
+export const MAX_BATCH_FILES = 256;
 /** Longest refusal message in BATCH_RESULTS, in bytes (a reply is never larger than its request). */
 export const MAX_BATCH_MESSAGE = 32;
 

@@ -78,6 +78,11 @@ const PIPELINE_WINDOW = 32;
  * no round trip or frame of their own, and a few system calls each on the server.
  */
 const SMALL_FILE_BYTES = 32 * 1024;
+/**
+ * Files per batch: with the window of batches per connection this bounds the files read ahead
+ * (and held by the server) per connection to PIPELINE_WINDOW × 64.
+ */
+const BATCH_FILES = 64;
 /** Connections used for many files unless --parallel says otherwise (see bench/RESULTS.md). */
 export const DEFAULT_PARALLEL = 2;
 
@@ -421,7 +426,7 @@ async function transfer(
               /** Fills a batch from `first` on; returns the job that did not fit, if any. */
               const sendBatch = async (first: Job, small: SmallFiles): Promise<Job | undefined> => {
                 const started = performance.now();
-                const batch = new BatchBuilder(small.withMtime);
+                const batch = new BatchBuilder(small.withMtime, BATCH_FILES);
                 const jobs: Job[] = [];
                 let carry: Job | undefined;
                 for (let job: Job | undefined = first; job !== undefined; job = await take()) {
