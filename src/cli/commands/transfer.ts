@@ -97,7 +97,7 @@ export async function put(files: string[], options: PutCliOptions): Promise<numb
     // An identical file is skipped by the server; a different one is refused (EXISTS) unless
     // --overwrite or --rename says otherwise.
     options: { overwrite: options.overwrite, rename: options.rename, skipIdentical: true },
-    differs: async (client, job) => {
+    sameAfterAll: async (client, job) => {
       const same = await storedCopy(client, job.name, job.local, job.size);
       return same === undefined ? undefined : { skipped: true, entry: same };
     },
@@ -328,7 +328,7 @@ interface SmallFiles {
   withMtime: boolean;
   options: BatchPutOptions;
   /** A file the server refused with EXISTS: skipped if it holds the same bytes after all (no digest record to compare). */
-  differs(client: FerryClient, job: Job): Promise<Outcome | undefined>;
+  sameAfterAll(client: FerryClient, job: Job): Promise<Outcome | undefined>;
 }
 
 /** Whether `job` travels in a batch on `client`. */
@@ -468,7 +468,7 @@ async function transfer(
                   } else if (result.status === 'identical') {
                     settle(job, { skipped: true, entry: result.entry }, ms);
                   } else {
-                    const same = result.error.code === 'EXISTS' ? await small.differs(client, job).catch(() => undefined) : undefined;
+                    const same = result.error.code === 'EXISTS' ? await small.sameAfterAll(client, job).catch(() => undefined) : undefined;
                     if (same) settle(job, same, ms);
                     else failed(job, result.error);
                   }
