@@ -1,4 +1,4 @@
-import { FerryError, ProtocolError } from '../errors.js';
+import { FerryError, ProtocolError, WireErrorCode } from '../errors.js';
 import { digestOf } from '../io/digest.js';
 import {
   BATCH_OVERHEAD,
@@ -97,7 +97,11 @@ export async function putBatch(connection: Connection, files: BatchPutFile[], op
   return results.map((result, i): BatchPutResult => {
     const file = wire[i]!;
     const digest = file.digest.toString('hex');
-    if (result.status === 'refused') return { status: 'refused', error: remoteError({ type: 'ERROR', id: 0, code: result.code, message: `"${file.name}": ${result.message}` }) };
+    if (result.status === 'refused') {
+      // The server's text is cut short (PROTOCOL.md §5.5): EXISTS is worded here, as a PUT's would be.
+      const text = result.code === WireErrorCode.EXISTS ? `"${file.name}" already exists` : result.message;
+      return { status: 'refused', error: remoteError({ type: 'ERROR', id: 0, code: result.code, message: text }) };
+    }
     const mtime = new Date(result.mtimeMs);
     if (result.status === 'identical') return { status: 'identical', entry: { name: file.name, kind: 'file', size: file.data.length, mtime, digest, algorithm } };
     return { status: 'stored', result: { name: result.name ?? file.name, size: file.data.length, digest, algorithm, mtime, resumedFrom: 0 } };

@@ -310,11 +310,30 @@ async function planTreeGets(names: string[], options: GetCliOptions): Promise<Pl
   };
 }
 
-/** Every file under `prefix`, listing one folder at a time (one folder's entries per level held). */
+/** Folder listings requested ahead of the one being fetched, so lanes never wait at a folder's end. */
+const LIST_AHEAD = 4;
+
+/**
+ * Every file under `prefix`, one folder's listing at a time (breadth first: the order files
+ * come in does not matter), with the next LIST_AHEAD listings already requested. Holds at
+ * most that many folders' entries, and the names of the folders still to list.
+ */
 async function* remoteTree(client: FerryClient, prefix: string): AsyncGenerator<Entry> {
-  for (const entry of await client.list(prefix, { recursive: false })) {
-    if (entry.kind === 'folder') yield* remoteTree(client, entry.name);
-    else yield entry;
+  const folders = [prefix];
+  const listings: Promise<Entry[]>[] = [];
+  const requestAhead = (): void => {
+    while (listings.length < LIST_AHEAD && folders.length > 0) {
+      const listing = client.list(folders.shift()!, { recursive: false });
+      listing.catch(() => undefined); // awaited in turn, or abandoned with the walk
+      listings.push(listing);
+    }
+  };
+  requestAhead();
+  while (listings.length > 0) {
+    const entries = await listings.shift()!;
+    for (const entry of entries) if (entry.kind === 'folder') folders.push(entry.name);
+    requestAhead();
+    for (const entry of entries) if (entry.kind === 'file') yield entry;
   }
 }
 
