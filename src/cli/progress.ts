@@ -53,12 +53,14 @@ export async function progressBar(label: string, quiet: boolean | undefined): Pr
 export interface BatchProgress {
   /** A file advanced: `delta` more bytes moved. */
   bytes(delta: number): void;
+  /** More files to move were found (a tree is walked as it is sent): the totals grow. */
+  found(files: number, bytes: number): void;
   fileDone(): void;
   stop(): void;
 }
 
 export async function batchProgressBar(label: string, files: number, totalBytes: number, quiet: boolean | undefined): Promise<BatchProgress> {
-  if (!wantsProgress(quiet)) return { bytes: () => undefined, fileDone: () => undefined, stop: () => undefined };
+  if (!wantsProgress(quiet)) return { bytes: () => undefined, found: () => undefined, fileDone: () => undefined, stop: () => undefined };
   const { default: cliProgress } = await import('cli-progress');
   const bar = new cliProgress.SingleBar(
     {
@@ -86,6 +88,11 @@ export async function batchProgressBar(label: string, files: number, totalBytes:
     bytes(delta) {
       moved += delta;
       bar.update(moved, payload());
+    },
+    found(more, bytes) {
+      files += more;
+      totalBytes += bytes;
+      bar.setTotal(Math.max(totalBytes, 1));
     },
     fileDone() {
       filesDone++;

@@ -3,6 +3,7 @@ import type { Readable, Writable } from 'node:stream';
 import { FerryError } from '../errors.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { ListFlag } from '../protocol/index.js';
+import { putBatch, type BatchPutFile, type BatchPutOptions, type BatchPutResult } from './batch.js';
 import { bufferSource, fileSource, streamSource } from './body-source.js';
 import { Connection, type ConnectOptions } from './connection.js';
 import { downloadToFile, downloadToStream } from './download.js';
@@ -12,6 +13,8 @@ import type { Entry, GetOptions, PutOptions, TransferResult } from './types.js';
 import { AWAIT_READY_THRESHOLD, upload, type Resumable } from './upload.js';
 
 export type { ConnectOptions } from './connection.js';
+export { BatchBuilder } from './batch.js';
+export type { BatchPutFile, BatchPutOptions, BatchPutResult } from './batch.js';
 export type { Entry, GetOptions, Progress, PutOptions, TransferResult } from './types.js';
 
 /** Connects to a ferry server and completes the handshake. */
@@ -36,6 +39,21 @@ export class FerryClient {
   /** Largest file the server accepts, in bytes. */
   get maxFileSize(): number {
     return this.connection.maxFileSize;
+  }
+
+  /** The protocol version agreed with the server (5: batches of small files, `putBatch`). */
+  get version(): number {
+    return this.connection.version;
+  }
+
+  /**
+   * Uploads many small files in one request (protocol 5): one result per file, in order, each
+   * stored (durably, unless the server runs without fsync), identical, or refused on its own.
+   * The files must fit one batch (see BatchBuilder); the call rejects only for the whole
+   * request (UNSUPPORTED on an older server, BUSY, a failed connection).
+   */
+  putBatch(files: BatchPutFile[], options: BatchPutOptions = {}): Promise<BatchPutResult[]> {
+    return putBatch(this.connection, files, options);
   }
 
   /** Files under `prefix` ('' for all). `recursive: false` lists one folder, with subfolders. */

@@ -141,14 +141,18 @@ export class Connection {
 
   /**
    * Connects and handshakes, offering this client's protocol version; a server that answers
-   * VERSION (it speaks only older ones, e.g. ferry 0.1) is asked once more with version 2.
+   * VERSION (it speaks only older ones) is asked again with 4, then with 2 (ferry 0.1).
    */
   static async open(options: ConnectOptions = {}): Promise<Connection> {
-    try {
-      return await Connection.openOffering(options, PROTOCOL_VERSION);
-    } catch (error) {
-      if (!(error instanceof FerryError && error.code === 'VERSION') || PROTOCOL_VERSION <= 2) throw error;
-      return Connection.openOffering(options, 2);
+    for (let offered = PROTOCOL_VERSION; ; ) {
+      try {
+        return await Connection.openOffering(options, offered);
+      } catch (error) {
+        // A version-4 server (ferry 0.2–0.4) is asked with 4, a version-2 one (ferry 0.1) with 2.
+        const older = offered > 4 ? 4 : offered > 2 ? 2 : undefined;
+        if (!(error instanceof FerryError && error.code === 'VERSION') || older === undefined) throw error;
+        offered = older;
+      }
     }
   }
 
@@ -346,7 +350,8 @@ export class Connection {
     }
     // Every name a server sends is hostile input (PROTOCOL.md §6), whatever the request.
     const named = message.type === 'ENTRIES' ? message.entries : message.type === 'ENTRY' || message.type === 'PUT_OK' ? [message.entry] : [];
-    for (const entry of named) {
+    const renamed = message.type === 'BATCH_RESULTS' ? message.results.flatMap((r) => (r.status === 'stored' && r.name !== undefined ? [{ name: r.name }] : [])) : [];
+    for (const entry of [...named, ...renamed]) {
       const problem = nameProblem(entry.name);
       if (problem !== undefined) throw new ProtocolError(`server sent an unusable name "${printableName(entry.name)}": ${problem}`);
     }

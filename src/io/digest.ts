@@ -28,8 +28,13 @@ interface Blake3Native {
   digestBuffer(): Buffer;
 }
 type Blake3Constructor = new () => Blake3Native;
+interface Blake3Binding {
+  Blake3Hasher: Blake3Constructor;
+  /** One-shot digest: no native hasher object left for the GC to free. */
+  blake3?: (input: Buffer) => Buffer;
+}
 
-let blake3: { ctor?: Blake3Constructor; error?: string } | undefined;
+let blake3: { ctor?: Blake3Constructor; oneShot?: (input: Buffer) => Buffer; error?: string } | undefined;
 
 /**
  * The binding's prebuilt package for this platform, tried first: the package's own loader
@@ -46,26 +51,27 @@ function platformPackages(): string[] {
   return [];
 }
 
-function requireBinding(): { Blake3Hasher: Blake3Constructor } {
+function requireBinding(): Blake3Binding {
   const require = createRequire(import.meta.url);
   for (const suffix of platformPackages()) {
     try {
-      return require(`@napi-rs/blake-hash-${suffix}`) as { Blake3Hasher: Blake3Constructor };
+      return require(`@napi-rs/blake-hash-${suffix}`) as Blake3Binding;
     } catch {
       // not installed for this platform, or the other libc: the package's own loader decides
     }
   }
-  return require('@napi-rs/blake-hash') as { Blake3Hasher: Blake3Constructor };
+  return require('@napi-rs/blake-hash') as Blake3Binding;
 }
 
-function loadBlake3(): { ctor?: Blake3Constructor; error?: string } {
+function loadBlake3(): { ctor?: Blake3Constructor; oneShot?: (input: Buffer) => Buffer; error?: string } {
   if (blake3 === undefined) {
     try {
       const binding = requireBinding();
       const probe = new binding.Blake3Hasher();
       probe.update(Buffer.alloc(0));
       if (!probe.digestBuffer().equals(EMPTY_DIGEST.blake3)) throw new Error('the binding computed a wrong BLAKE3 digest');
-      blake3 = { ctor: binding.Blake3Hasher };
+      const oneShot = binding.blake3;
+      blake3 = { ctor: binding.Blake3Hasher, oneShot: oneShot?.(Buffer.alloc(0)).equals(EMPTY_DIGEST.blake3) ? oneShot : undefined };
     } catch (error) {
       blake3 = { error: error instanceof Error ? error.message.split('\n')[0] : String(error) };
     }
@@ -118,8 +124,14 @@ export function createHasher(algorithm: DigestAlgorithm): Hasher {
   return new Blake3Hasher(new ctor());
 }
 
-/** Digest of one buffer. */
+/**
+ * Digest of one buffer. BLAKE3 goes through the binding's one-shot function: each native hasher
+ * holds ~3 KB outside the JS heap until a GC finalizes it, which at thousands of small files a
+ * second grew a process by tens of MB (issue 12).
+ */
 export function digestOf(algorithm: DigestAlgorithm, data: Uint8Array): Buffer {
+  const oneShot = algorithm === 'blake3' ? loadBlake3().oneShot : undefined;
+  if (oneShot) return oneShot(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   const hasher = createHasher(algorithm);
   hasher.update(data);
   return hasher.peek();

@@ -1,7 +1,7 @@
 import { cpus } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { nodeWorkerThreads } from '../builtins.js';
-import { createHasher, type DigestAlgorithm, type Hasher } from './digest.js';
+import { createHasher, digestOf, type DigestAlgorithm, type Hasher } from './digest.js';
 
 /**
  * A streaming digest that may run on another core. SHA-256 costs as much CPU as moving the
@@ -48,10 +48,44 @@ export class InlineDigester implements Digester {
   abort(): void {}
 }
 
+/** A first chunk up to this size is kept (copied) instead of starting a native BLAKE3 hasher. */
+const DEFERRED_FIRST_CHUNK = 64 * 1024;
+
+/**
+ * A BLAKE3 hash whose native hasher is made only when a second chunk comes: a body of one
+ * small chunk (a small file) is hashed with the one-shot function. Each native hasher holds
+ * ~3 KB outside the JS heap until a GC finalizes it, which at thousands of small files a second
+ * grew a process by tens of MB (issue 12).
+ */
+class DeferredHasher implements Hasher {
+  private hasher: Hasher | undefined;
+  private first: Buffer | undefined;
+
+  constructor(readonly algorithm: DigestAlgorithm) {}
+
+  update(data: Uint8Array): void {
+    if (this.hasher === undefined && this.first === undefined && data.length <= DEFERRED_FIRST_CHUNK) {
+      this.first = Buffer.from(data); // a copy: the caller may reuse its buffer
+      return;
+    }
+    if (this.hasher === undefined) {
+      this.hasher = createHasher(this.algorithm);
+      if (this.first !== undefined) this.hasher.update(this.first);
+      this.first = undefined;
+    }
+    this.hasher.update(data);
+  }
+
+  peek(): Buffer {
+    return this.hasher?.peek() ?? digestOf(this.algorithm, this.first ?? Buffer.alloc(0));
+  }
+}
+
 /** Picks inline or off-thread hashing for a transfer of `size` bytes (undefined: unknown). */
 export function createDigester(algorithm: DigestAlgorithm, size: number | undefined, prefix?: Hasher): Digester {
   if (prefix) return new InlineDigester(prefix);
-  if (algorithm !== 'sha256' || (size !== undefined && size < OFF_THREAD_THRESHOLD)) return new InlineDigester(createHasher(algorithm));
+  if (algorithm === 'blake3') return new InlineDigester(new DeferredHasher(algorithm));
+  if (size !== undefined && size < OFF_THREAD_THRESHOLD) return new InlineDigester(createHasher(algorithm));
   if (process.env.FERRY_INLINE_HASH === '1' || cpus().length < 2) return new InlineDigester(createHasher(algorithm));
   return new WorkerDigester(HashPool.shared().take());
 }

@@ -3,7 +3,7 @@
 /** "FRRY": the first four bytes of every HELLO payload. */
 export const MAGIC = 0x46525259;
 /** The version this implementation speaks; it also accepts clients of every older version. */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 export const MIN_PROTOCOL_VERSION = 1;
 
 /** Frame header: u32 payload length, u8 type, u32 request id. */
@@ -29,6 +29,7 @@ export const MessageType = {
   PROBE_UPLOAD: 0x15,
   PUT_END: 0x16,
   HASH_PREFIX: 0x17,
+  PUT_BATCH: 0x18,
   // server → client
   OK: 0x80,
   SERVER_HELLO: 0x81,
@@ -38,6 +39,7 @@ export const MessageType = {
   GET_OK: 0x94,
   PUT_READY: 0x95,
   PARTIAL: 0x96,
+  BATCH_RESULTS: 0x97,
   ERROR: 0xff,
 } as const;
 
@@ -56,6 +58,32 @@ export const PutFlag = {
   RESUME: 0x10,
   /** (v3) The payload ends with a u64 mtime: the stored file's modification time (like scp -p). */
   MTIME: 0x20,
+} as const;
+
+/** PUT_BATCH flags (u8, v5): they apply to every file of the batch. */
+export const BatchFlag = {
+  /** Replace existing files. */
+  OVERWRITE: 0x01,
+  /** On a name clash, store as "name (1).ext", … (the result carries the name chosen). */
+  RENAME: 0x02,
+  /** Each file carries a u64 mtime: its stored modification time (put -p). */
+  MTIME: 0x04,
+  /** A file already stored with the same size and digest is left alone and reported IDENTICAL. */
+  SKIP_IDENTICAL: 0x08,
+} as const;
+
+/** Most files one PUT_BATCH may carry (its payload is also under MAX_CONTROL_PAYLOAD). */
+export const MAX_BATCH_FILES = 256;
+/** Longest refusal message in BATCH_RESULTS, in bytes (a reply is never larger than its request). */
+export const MAX_BATCH_MESSAGE = 32;
+
+/** BATCH_RESULTS status of one file (u8, v5). */
+export const BatchStatus = {
+  STORED: 0,
+  /** Stored under another name (RENAME): the result carries it. */
+  STORED_AS: 1,
+  IDENTICAL: 2,
+  REFUSED: 3,
 } as const;
 
 /** LIST and DELETE flags (u8); DELETE honours RECURSIVE from v2 on (removes a folder). */

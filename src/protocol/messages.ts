@@ -7,6 +7,10 @@ import {
   MessageType,
   PutFlag,
   DIGEST_SIZE,
+  BatchFlag,
+  BatchStatus,
+  MAX_BATCH_FILES,
+  MAX_BATCH_MESSAGE,
 } from './constants.js';
 
 /** A stored file as it travels in ENTRY, ENTRIES. */
@@ -20,6 +24,21 @@ export interface WireEntry {
   digest: Buffer;
 }
 
+/** One file of a PUT_BATCH (v5): its bytes travel inside the frame. */
+export interface BatchFile {
+  name: string;
+  /** (with the MTIME flag) */
+  mtimeMs?: number;
+  digest: Buffer;
+  data: Buffer;
+}
+
+/** What became of one file of a batch, in request order. */
+export type BatchResult =
+  | { status: 'stored'; /** Set when RENAME chose another name. */ name?: string; mtimeMs: number }
+  | { status: 'identical'; mtimeMs: number }
+  | { status: 'refused'; code: number; message: string };
+
 export type Message =
   | { type: 'HELLO'; id: number; version: number; clientName: string; flags: number }
   | { type: 'AUTH'; id: number; token: string }
@@ -32,6 +51,8 @@ export type Message =
   | { type: 'PROBE_UPLOAD'; id: number; name: string; size: number }
   | { type: 'HASH_PREFIX'; id: number; name: string; length: number }
   | { type: 'PARTIAL'; id: number; offset: number; digest: Buffer }
+  | { type: 'PUT_BATCH'; id: number; flags: number; files: BatchFile[] }
+  | { type: 'BATCH_RESULTS'; id: number; results: BatchResult[] }
   | { type: 'OK'; id: number }
   | {
       type: 'SERVER_HELLO';
@@ -95,6 +116,21 @@ export function entryWireSize(entry: WireEntry): number {
 /** Bytes of an ENTRIES payload before its entries (more flag, count). */
 export const ENTRIES_OVERHEAD = 1 + 2;
 
+/** Bytes of a PUT_BATCH payload before its files (flags, count). */
+export const BATCH_OVERHEAD = 1 + 2;
+
+/** Encoded size of one file in a PUT_BATCH, so a batch can be filled up to the frame cap. */
+export function batchFileWireSize(nameBytes: number, size: number, withMtime: boolean): number {
+  return 2 + nameBytes + 4 + (withMtime ? 8 : 0) + DIGEST_SIZE + size;
+}
+
+/** A refusal message cut to MAX_BATCH_MESSAGE bytes on a character boundary. */
+export function shortMessage(text: string): string {
+  let out = text;
+  while (Buffer.byteLength(out, 'utf8') > MAX_BATCH_MESSAGE) out = out.slice(0, -1);
+  return out;
+}
+
 function checkDigest(digest: Buffer): Buffer {
   if (digest.length !== DIGEST_SIZE) throw new RangeError('digest must be 32 bytes');
   return digest;
@@ -136,6 +172,24 @@ export function encodePayload(message: Message): Buffer {
       break;
     case 'PARTIAL':
       w.u64(message.offset).raw(checkDigest(message.digest));
+      break;
+    case 'PUT_BATCH':
+      if (message.files.length > MAX_BATCH_FILES) throw new RangeError(`a batch carries at most ${MAX_BATCH_FILES} files`);
+      w.u8(message.flags).u16(message.files.length);
+      for (const file of message.files) {
+        w.string(file.name).u32(file.data.length);
+        if (message.flags & BatchFlag.MTIME) w.u64(file.mtimeMs ?? 0);
+        w.raw(checkDigest(file.digest)).raw(file.data);
+      }
+      break;
+    case 'BATCH_RESULTS':
+      w.u16(message.results.length);
+      for (const result of message.results) {
+        if (result.status === 'stored' && result.name !== undefined) w.u8(BatchStatus.STORED_AS).string(result.name).u64(result.mtimeMs);
+        else if (result.status === 'stored') w.u8(BatchStatus.STORED).u64(result.mtimeMs);
+        else if (result.status === 'identical') w.u8(BatchStatus.IDENTICAL).u64(result.mtimeMs);
+        else w.u8(BatchStatus.REFUSED).u16(result.code).string(shortMessage(result.message));
+      }
       break;
     case 'OK':
       break;
@@ -223,6 +277,36 @@ export function decodePayload(typeNumber: number, id: number, payload: Buffer): 
     case 'PARTIAL':
       message = { type, id, offset: r.u64('offset'), digest: r.bytesOf(DIGEST_SIZE, 'digest') };
       break;
+    case 'PUT_BATCH': {
+      const flags = r.u8('flags');
+      const count = r.u16('file count');
+      if (count > MAX_BATCH_FILES) throw new ProtocolError(`PUT_BATCH of ${count} files: at most ${MAX_BATCH_FILES}`);
+      const files: BatchFile[] = [];
+      for (let i = 0; i < count; i++) {
+        const name = r.string('name');
+        const size = r.u32('size');
+        const mtimeMs = flags & BatchFlag.MTIME ? r.u64('mtime') : undefined;
+        const digest = r.bytesOf(DIGEST_SIZE, 'digest');
+        const data = r.bytesOf(size, 'file bytes');
+        files.push(mtimeMs === undefined ? { name, digest, data } : { name, mtimeMs, digest, data });
+      }
+      message = { type, id, flags, files };
+      break;
+    }
+    case 'BATCH_RESULTS': {
+      const count = r.u16('result count');
+      const results: BatchResult[] = [];
+      for (let i = 0; i < count; i++) {
+        const status = r.u8('status');
+        if (status === BatchStatus.STORED) results.push({ status: 'stored', mtimeMs: r.u64('mtime') });
+        else if (status === BatchStatus.STORED_AS) results.push({ status: 'stored', name: r.string('name'), mtimeMs: r.u64('mtime') });
+        else if (status === BatchStatus.IDENTICAL) results.push({ status: 'identical', mtimeMs: r.u64('mtime') });
+        else if (status === BatchStatus.REFUSED) results.push({ status: 'refused', code: r.u16('code'), message: r.string('message') });
+        else throw new ProtocolError(`unknown batch result status ${status}`);
+      }
+      message = { type, id, results };
+      break;
+    }
     case 'OK':
       message = { type, id };
       break;

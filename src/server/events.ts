@@ -63,9 +63,9 @@ export class ServerEvents {
   }
 }
 
-const REQUEST_TYPES = new Set(['AUTH', 'PUT', 'GET', 'LIST', 'STAT', 'DELETE', 'PROBE_UPLOAD', 'HASH_PREFIX']);
+const REQUEST_TYPES = new Set(['AUTH', 'PUT', 'GET', 'LIST', 'STAT', 'DELETE', 'PROBE_UPLOAD', 'HASH_PREFIX', 'PUT_BATCH']);
 /** Replies that end a request (PUT_READY and more-to-come ENTRIES do not). */
-const FINAL_REPLIES = new Set(['PUT_OK', 'ENTRY', 'OK', 'PARTIAL', 'ERROR']);
+const FINAL_REPLIES = new Set(['PUT_OK', 'ENTRY', 'OK', 'PARTIAL', 'ERROR', 'BATCH_RESULTS']);
 const WIRE_NAMES = new Map(Object.entries(WireErrorCode).map(([name, code]) => [code as number, name]));
 
 /**

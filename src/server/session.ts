@@ -7,6 +7,7 @@ import { mapFsError } from '../storage/store.js';
 import { Outbox } from '../transport/outbox.js';
 import { NO_RELEASE, type SlabReader } from '../transport/read-slab.js';
 import { looksLikeTls } from '../transport/tls.js';
+import { putBatch } from './batches.js';
 import { Downloads } from './downloads.js';
 import { RequestMeter } from './events.js';
 import { Handshake } from './handshake.js';
@@ -356,6 +357,9 @@ export class Session implements SessionIo {
           }
           this.send({ type: 'OK', id: message.id });
         });
+        return;
+      case 'PUT_BATCH':
+        this.run(message.id, () => putBatch(this, message));
         return;
       case 'PROBE_UPLOAD':
         this.run(message.id, async () => {

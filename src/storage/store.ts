@@ -5,6 +5,7 @@ import type { DigestAlgorithm } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { RESERVED_COMPONENT } from '../protocol/names.js';
 import { Activity } from './activity.js';
+import { BatchUploads, type BatchFile, type BatchOptions, type BatchOutcome } from './batch.js';
 import { Mover } from './moves.js';
 import { DigestCache } from './digest-cache.js';
 import { NameLocks } from './locks.js';
@@ -23,6 +24,7 @@ export { Upload } from './uploads.js';
 export type { PartialInfo } from './partials.js';
 export type { ListOptions, StoredEntry, StoreOptions, UploadOptions } from './types.js';
 export type { KeptPartials, LocalFile, OpenedFile, RemoteFile, SpaceUse, StoreBackend, StoreUpload } from './backend.js';
+export type { BatchFile, BatchOptions, BatchOutcome } from './batch.js';
 export { closeFile, readRange } from './backend.js';
 
 const DEFAULT_PARTIAL_TTL_MS = 24 * 3600_000;
@@ -213,6 +215,14 @@ export class Store implements StoreBackend {
   /** Removes the folder `prefix` with everything in it; returns how many files went. */
   removeTree(prefix: string): Promise<number> {
     return this.track(() => this.remover.removeTree(prefix));
+  }
+
+  /**
+   * Stores many small files, each whole in memory, each on its own (atomic per file, not per
+   * batch): one outcome per file, in order, once every stored one is durable (see BatchUploads).
+   */
+  storeBatch(files: BatchFile[], options: BatchOptions = {}): Promise<BatchOutcome[]> {
+    return this.track(() => new BatchUploads(this.parts).store(files, options));
   }
 
   /** Renames a file or folder (see Mover.rename). */

@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { constants, lstatSync, promises as fs, type Stats } from 'node:fs';
+import { constants, promises as fs, type Stats } from 'node:fs';
 import { FerryError } from '../errors.js';
-import { nameProblem } from '../protocol/names.js';
 import { EMPTY_DIGEST, type DigestAlgorithm, type Hasher } from '../io/digest.js';
 import { createDigester, InlineDigester } from '../io/digester.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { FileSink } from '../io/file-sink.js';
 import { checkName, mapFsError } from './errors.js';
+import { pickLeaf } from './leaf.js';
 import type { Reader } from './reads.js';
-import { isCode, type Folder } from './safe-path.js';
+import { isCode } from './safe-path.js';
 import { freeSpace } from './usage.js';
 import type { StoredEntry, StoreParts, UploadOptions } from './types.js';
 
@@ -204,7 +204,7 @@ export class Uploads {
       });
       if (folder === undefined) throw new FerryError('CONFLICT', `"${name}": its folder was removed while the file was being stored`);
       try {
-        const { leaf: finalLeaf, existing } = this.pickLeaf(folder, leaf, name, options);
+        const { leaf: finalLeaf, existing } = pickLeaf(folder, leaf, name, options);
         const finalName = components.length === 0 ? finalLeaf : `${components.join('/')}/${finalLeaf}`;
         if (existing?.isDirectory()) throw new FerryError('CONFLICT', `"${finalName}" is a folder`);
         const mtimeMs = Math.trunc(stats.mtimeMs);
@@ -241,23 +241,6 @@ export class Uploads {
         await folder.close();
       }
     });
-  }
-
-  /** The leaf to store under (the name itself, or "name (n).ext" with RENAME) and what is there now. */
-  private pickLeaf(folder: Folder, leaf: string, name: string, options: UploadOptions): { leaf: string; existing: Stats | undefined } {
-    const at = (candidate: string): Stats | undefined => lstatSync(folder.entry(candidate), { throwIfNoEntry: false });
-    const existing = at(leaf);
-    if (options.overwrite || existing === undefined) return { leaf, existing };
-    if (!options.rename) throw new FerryError('EXISTS', `"${name}" already exists`);
-    const dot = leaf.lastIndexOf('.');
-    const stem = dot > 0 ? leaf.slice(0, dot) : leaf;
-    const ext = dot > 0 ? leaf.slice(dot) : '';
-    const prefix = name.slice(0, name.length - leaf.length);
-    for (let n = 1; n < 10_000; n++) {
-      const candidate = `${stem} (${n})${ext}`;
-      if (nameProblem(prefix + candidate) === undefined && at(candidate) === undefined) return { leaf: candidate, existing: undefined };
-    }
-    throw new FerryError('EXISTS', `no free name like "${name}"`);
   }
 }
 

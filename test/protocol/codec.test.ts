@@ -55,6 +55,27 @@ const FIXTURES: [Message, string][] = [
   [{ type: 'PROBE_UPLOAD', id: 9, name: 'a.txt', size: 5 }, '0000000f15000000090005612e7478740000000000000005'],
   [{ type: 'HASH_PREFIX', id: 10, name: 'a.txt', length: 2 }, '0000000f170000000a0005612e7478740000000000000002'],
   [{ type: 'PARTIAL', id: 9, offset: 5, digest: SHA_HELLO }, `00000028960000000900000000000000${'05'}${SHA_HELLO.toString('hex')}`],
+  // v5: a batch of "a.txt" ("hello") and the empty "b", with SKIP_IDENTICAL (0x08); its results.
+  [
+    {
+      type: 'PUT_BATCH',
+      id: 12,
+      flags: 0x08,
+      files: [
+        { name: 'a.txt', digest: SHA_HELLO, data: Buffer.from('hello') },
+        { name: 'b', digest: Buffer.from('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'hex'), data: Buffer.alloc(0) },
+      ],
+    },
+    `0000005a180000000c0800020005612e74787400000005${SHA_HELLO.toString('hex')}68656c6c6f00016200000000e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855`,
+  ],
+  [
+    { type: 'BATCH_RESULTS', id: 12, results: [{ status: 'stored', mtimeMs: 1795300000000 }, { status: 'refused', code: 5, message: '"b" already exists' }] },
+    '00000022970000000c000200000001a200380100030005001222622220616c726561647920657869737473',
+  ],
+  [
+    { type: 'BATCH_RESULTS', id: 13, results: [{ status: 'stored', name: 'a (1).txt', mtimeMs: 1795300000000 }, { status: 'identical', mtimeMs: 1795300000000 }] },
+    '0000001f970000000d000201000961202831292e747874000001a20038010002000001a200380100',
+  ],
   // v4: the client offers BLAKE3 (HELLO flag 1), the server agrees (SERVER_HELLO flag 2), and
   // every digest field then carries BLAKE3: here of "hello".
   [{ type: 'HELLO', id: 0, version: 4, clientName: 'cli', flags: 1 }, '0000000f01000000004652525900040003636c6900000001'],

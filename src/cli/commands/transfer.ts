@@ -1,14 +1,14 @@
-import { createWriteStream, promises as fs } from 'node:fs';
+import { createWriteStream, mkdirSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { FerryError, printableName, type Entry, type FerryClient, type Progress, type TransferResult } from '../../client/index.js';
+import { BatchBuilder, FerryError, printableName, type BatchPutOptions, type Entry, type FerryClient, type Progress, type TransferResult } from '../../client/index.js';
 import { UsageError } from '../exit.js';
 import { duration, humanSize, rate } from '../format.js';
 import { onInterrupt } from '../interrupt.js';
-import { localPathFor, walkLocalTree } from '../local-tree.js';
+import { Feed, inLanes } from '../feed.js';
+import { localPathFor, streamLocalTree } from '../local-tree.js';
 import { digestOfFile, localTarget, prepareFolder } from '../local-target.js';
 import { cannotWrite, userMessage } from '../messages.js';
 import { MAX_PARALLEL, parseCount } from '../numbers.js';
-import { balance, runPool } from '../pool.js';
 import { batchProgressBar, progressBar } from '../progress.js';
 import { withClient, type ClientOptions } from '../session.js';
 
@@ -37,10 +37,35 @@ interface Job {
   name: string;
   local: string;
   size: number | undefined;
+  /** The local file's modification time, when a tree walk already read it. */
+  mtimeMs?: number;
   /** The stored file, when a listing already said what it is. */
   remote?: Entry;
   /** Why this job cannot run, found while planning (a missing local file, a missing folder…). */
   problem?: unknown;
+}
+
+/**
+ * The files of one command. `single`: exactly one file was named (no tree), moved alone with
+ * its own bar; its failure is the command's error. Otherwise `jobs` streams them, produced as
+ * the transfer asks (a tree is walked or listed as it is sent, never held whole); `listing`
+ * is the client a remote tree is listed on, once one is connected.
+ */
+interface Plan {
+  single?: Job;
+  jobs(listing: () => Promise<FerryClient>): AsyncIterable<Job>;
+  /** Count and bytes when known up front (no tree): the progress bar's totals. */
+  known?: { files: number; bytes: number };
+}
+
+function planOf(jobs: Job[]): Plan {
+  return {
+    single: jobs.length === 1 ? jobs[0] : undefined,
+    jobs: async function* () {
+      yield* jobs;
+    },
+    known: { files: jobs.length, bytes: jobs.reduce((sum, j) => sum + (j.size ?? 0), 0) },
+  };
 }
 
 /** What happened to one file: moved, or left alone because the destination already holds the same bytes. */
@@ -48,64 +73,59 @@ export type Outcome = { skipped: false; result: TransferResult } | { skipped: tr
 
 /** Requests kept in flight per connection when many files move: enough to hide latency, few open files. */
 const PIPELINE_WINDOW = 32;
+/**
+ * Files up to this size go to a protocol-5 server in batches (PUT_BATCH, many to a frame):
+ * no round trip or frame of their own, and a few system calls each on the server.
+ */
+const SMALL_FILE_BYTES = 32 * 1024;
+/**
+ * Files per batch: with the window of batches per connection this bounds the files read ahead
+ * (and held by the server) per connection to PIPELINE_WINDOW × 64.
+ */
+const BATCH_FILES = 64;
 /** Connections used for many files unless --parallel says otherwise (see bench/RESULTS.md). */
 export const DEFAULT_PARALLEL = 2;
 
 export async function put(files: string[], options: PutCliOptions): Promise<number> {
   if (options.overwrite && options.rename) throw new UsageError('--overwrite and --rename exclude each other: give one of them');
-  const jobs = await planPuts(files, options);
-  const resumable = options.resume !== false && jobs.some((j) => j.local !== '-');
-  // Many files: one recursive listing per top folder says what is stored already, instead of a
-  // request per file. One file: the server's EXISTS says when to look (a fresh upload costs no
-  // extra request); with --overwrite/--rename nothing is refused, so the check comes first.
-  const stored = jobs.length > 1 ? new StoredTrees() : undefined;
-  return transfer('put', jobs, options, resumable, async (client, job, hooks) => {
+  const plan = await planPuts(files, options);
+  const resumable = options.resume !== false && files.some((f) => f !== '-');
+  // The server's EXISTS says when to look for an identical file (a fresh upload costs no extra
+  // request); with --overwrite/--rename nothing is refused, so the check comes first.
+  const batches: SmallFiles = {
+    withMtime: options.preserve === true,
+    // An identical file is skipped by the server; a different one is refused (EXISTS) unless
+    // --overwrite or --rename says otherwise.
+    options: { overwrite: options.overwrite, rename: options.rename, skipIdentical: true },
+    sameAfterAll: async (client, job) => {
+      const same = await storedCopy(client, job.name, job.local, job.size);
+      return same === undefined ? undefined : { skipped: true, entry: same };
+    },
+  };
+  return transfer('put', plan, options, resumable, batches, async (client, job, hooks) => {
     const fromFile = job.local !== '-';
     const identical = async (): Promise<Outcome | undefined> => {
       if (!fromFile) return undefined;
-      const known = await stored?.entry(client, job.name);
-      const same = known === null ? undefined : await storedCopy(client, job.name, job.local, job.size, known);
+      const same = await storedCopy(client, job.name, job.local, job.size);
       return same === undefined ? undefined : { skipped: true, entry: same };
     };
-    if (stored || options.overwrite || options.rename) {
+    if (options.overwrite || options.rename) {
       const skipped = await identical();
       if (skipped) return skipped;
     }
     const source = fromFile ? job.local : process.stdin;
     // -p: the stored file keeps the local file's modification time (a pipe has none to keep).
-    const mtimeMs = options.preserve && fromFile ? (await fs.stat(job.local)).mtimeMs : undefined;
+    const mtimeMs = options.preserve && fromFile ? (job.mtimeMs ?? (await fs.stat(job.local)).mtimeMs) : undefined;
     try {
       const result = await client.put(source, job.name, { overwrite: options.overwrite, rename: options.rename, resume: options.resume, mtimeMs, ...hooks });
       return { skipped: false, result };
     } catch (error) {
-      if (stored || !(error instanceof FerryError && error.code === 'EXISTS')) throw error;
+      if (!(error instanceof FerryError && error.code === 'EXISTS')) throw error;
       const skipped = await identical();
       if (skipped) return skipped;
       throw error;
     }
   });
-}
-
-/** What is stored under each top folder of many uploads, listed once (recursively) when first asked. */
-class StoredTrees {
-  private readonly listings = new Map<string, Promise<Map<string, Entry> | undefined>>();
-
-  /** The stored entry `name`, null when the listing shows none, undefined when unknown (no folder, or the listing failed). */
-  async entry(client: FerryClient, name: string): Promise<Entry | null | undefined> {
-    const slash = name.indexOf('/');
-    if (slash < 0) return undefined;
-    const top = name.slice(0, slash);
-    let listing = this.listings.get(top);
-    if (!listing) {
-      listing = client.list(top, { recursive: true }).then(
-        (entries) => new Map(entries.map((e) => [e.name, e])),
-        () => undefined,
-      );
-      this.listings.set(top, listing);
-    }
-    const entries = await listing;
-    return entries === undefined ? undefined : (entries.get(name) ?? null);
-  }
 }
 
 /** The stored file `name` if it already holds the bytes of local file `local` (same size, same digest). */
@@ -121,9 +141,9 @@ export async function storedCopy(client: FerryClient, name: string, local: strin
 }
 
 export async function get(names: string[], options: GetCliOptions): Promise<number> {
-  const jobs = await planGets(names, options);
-  const resumable = options.resume !== false && jobs.some((j) => j.local !== '-');
-  return transfer('get', jobs, options, resumable, async (client, job, hooks) => {
+  const plan = await planGets(names, options);
+  const resumable = options.resume !== false && options.output !== '-';
+  return transfer('get', plan, options, resumable, undefined, async (client, job, hooks) => {
     if (job.local === '-') return { skipped: false, result: await client.get(job.name, process.stdout, hooks) };
     try {
       return await download(client, job.name, job.local, { resume: options.resume, preserve: options.preserve, remote: job.remote }, hooks);
@@ -178,15 +198,17 @@ async function downloadInto(client: FerryClient, name: string, file: string, hoo
   }
 }
 
-async function planPuts(files: string[], options: PutCliOptions): Promise<Job[]> {
+async function planPuts(files: string[], options: PutCliOptions): Promise<Plan> {
   if (options.as !== undefined && (files.length !== 1 || options.recursive)) {
     throw new UsageError('--as names one file: give exactly one FILE without -r');
   }
-  const jobs: Job[] = [];
+  // Each argument is looked at now (a usage error comes before any transfer); folders are
+  // walked later, as their files are sent.
+  const named: (Job | { tree: string; base: string })[] = [];
   for (const file of files) {
     if (file === '-') {
       if (options.as === undefined) throw new UsageError('reading stdin needs a name: ferry put - --as NAME');
-      jobs.push({ name: options.as, local: '-', size: undefined });
+      named.push({ name: options.as, local: '-', size: undefined });
       continue;
     }
     const name = options.as ?? path.basename(file);
@@ -196,25 +218,38 @@ async function planPuts(files: string[], options: PutCliOptions): Promise<Job[]>
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       const problem = new FerryError('LOCAL_IO', code === 'ENOENT' ? `no such local file: ${file}` : `cannot read ${file}: ${userMessage(error)}`);
-      jobs.push({ name, local: file, size: undefined, problem });
+      named.push({ name, local: file, size: undefined, problem });
       continue;
     }
     if (stats.isDirectory()) {
       if (!options.recursive) {
-        jobs.push({ name, local: file, size: undefined, problem: new FerryError('LOCAL_IO', `${file} is a folder: use -r to upload it with its contents`) });
+        named.push({ name, local: file, size: undefined, problem: new FerryError('LOCAL_IO', `${file} is a folder: use -r to upload it with its contents`) });
         continue;
       }
-      const base = path.basename(path.resolve(file));
-      const tree = await walkLocalTree(file, (warning) => process.stderr.write(`ferry: warning: ${warning}\n`));
-      for (const entry of tree) jobs.push({ name: `${base}/${entry.relative}`, local: entry.path, size: entry.size });
+      named.push({ tree: file, base: path.basename(path.resolve(file)) });
     } else {
-      jobs.push({ name, local: file, size: stats.size });
+      named.push({ name, local: file, size: stats.size, mtimeMs: stats.mtimeMs });
     }
   }
-  return jobs;
+  const plain = named.filter((n): n is Job => !('tree' in n));
+  if (plain.length === named.length) return planOf(plain);
+  const warn = (warning: string): boolean => process.stderr.write(`ferry: warning: ${warning}\n`);
+  return {
+    jobs: async function* () {
+      for (const item of named) {
+        if (!('tree' in item)) {
+          yield item;
+          continue;
+        }
+        for await (const file of streamLocalTree(item.tree, warn)) {
+          yield { name: `${item.base}/${file.relative}`, local: file.path, size: file.size, mtimeMs: file.mtimeMs };
+        }
+      }
+    },
+  };
 }
 
-async function planGets(names: string[], options: GetCliOptions): Promise<Job[]> {
+async function planGets(names: string[], options: GetCliOptions): Promise<Plan> {
   const toStdout = options.output === '-';
   if (toStdout && (names.length !== 1 || options.recursive)) throw new UsageError('-o - writes one file to stdout: give exactly one NAME without -r');
   if (options.recursive) return planTreeGets(names, options);
@@ -228,45 +263,98 @@ async function planGets(names: string[], options: GetCliOptions): Promise<Job[]>
       local = path.join(options.output, base);
     }
     if (local === '') throw new UsageError('no output file: use -o FILE');
-    return [{ name, local, size: undefined }];
+    return planOf([{ name, local, size: undefined }]);
   }
   const folder = options.output ?? '.';
   await prepareFolder(folder);
-  return names.map((name) => ({ name, local: path.join(folder, name.split('/').pop() ?? name), size: undefined }));
+  return planOf(names.map((name) => ({ name, local: path.join(folder, name.split('/').pop() ?? name), size: undefined })));
 }
 
-/** get -r: every file under each NAME, each at its place under the destination folder. */
-async function planTreeGets(names: string[], options: GetCliOptions): Promise<Job[]> {
-  const jobs: Job[] = [];
+/**
+ * get -r: every file under each NAME, each at its place under the destination folder. The
+ * remote tree is listed one folder at a time as the files are fetched (never whole), on the
+ * first connection of the transfer.
+ */
+async function planTreeGets(names: string[], options: GetCliOptions): Promise<Plan> {
   const root = options.output;
   if (root !== undefined && names.length > 1) await prepareFolder(root);
-  await withClient(options, async (client) => {
-    for (const name of names) {
-      const prefix = name.replace(/\/+$/, '');
-      const base = prefix.split('/').pop() ?? prefix;
-      const destination = root === undefined ? base : names.length > 1 ? path.join(root, base) : root;
-      const entries = await client.list(prefix, { recursive: true });
-      if (entries.length === 0) {
-        jobs.push({ name: prefix, local: destination, size: undefined, problem: new FerryError('NOT_FOUND', `no folder named "${printableName(prefix)}"`) });
-        continue;
-      }
-      for (const entry of entries) {
-        const local = localPathFor(destination, prefix, entry.name);
-        if (local === undefined) {
-          throw new FerryError('PROTOCOL', `server sent "${printableName(entry.name)}", which is outside "${printableName(prefix)}": refusing to write it`);
+  return {
+    jobs: async function* (listing) {
+      const client = await listing();
+      for (const name of names) {
+        const prefix = name.replace(/\/+$/, '');
+        const base = prefix.split('/').pop() ?? prefix;
+        const destination = root === undefined ? base : names.length > 1 ? path.join(root, base) : root;
+        let found = false;
+        // Folders inside each destination are the tree's own: created as needed (the last one remembered).
+        let made = '';
+        for await (const entry of remoteTree(client, prefix)) {
+          const local = localPathFor(destination, prefix, entry.name);
+          if (local === undefined) {
+            throw new FerryError('PROTOCOL', `server sent "${printableName(entry.name)}", which is outside "${printableName(prefix)}": refusing to write it`);
+          }
+          if (!found) {
+            found = true;
+            await prepareFolder(destination);
+          }
+          const folder = path.dirname(local);
+          if (folder !== made) {
+            mkdirSync(folder, { recursive: true });
+            made = folder;
+          }
+          yield { name: entry.name, local, size: entry.size, remote: entry };
         }
-        jobs.push({ name: entry.name, local, size: entry.size, remote: entry });
+        if (!found) yield { name: prefix, local: destination, size: undefined, problem: new FerryError('NOT_FOUND', `no folder named "${printableName(prefix)}"`) };
       }
-      await prepareFolder(destination);
+    },
+  };
+}
+
+/** Folder listings requested ahead of the one being fetched, so lanes never wait at a folder's end. */
+const LIST_AHEAD = 4;
+
+/**
+ * Every file under `prefix`, one folder's listing at a time (breadth first: the order files
+ * come in does not matter), with the next LIST_AHEAD listings already requested. Holds at
+ * most that many folders' entries, and the names of the folders still to list.
+ */
+async function* remoteTree(client: FerryClient, prefix: string): AsyncGenerator<Entry> {
+  const folders = [prefix];
+  const listings: Promise<Entry[]>[] = [];
+  const requestAhead = (): void => {
+    while (listings.length < LIST_AHEAD && folders.length > 0) {
+      const listing = client.list(folders.shift()!, { recursive: false });
+      listing.catch(() => undefined); // awaited in turn, or abandoned with the walk
+      listings.push(listing);
     }
-  });
-  // Folders inside each destination are the tree's own: create them as needed.
-  for (const job of jobs) if (job.problem === undefined) await fs.mkdir(path.dirname(job.local), { recursive: true });
-  return jobs;
+  };
+  requestAhead();
+  while (listings.length > 0) {
+    const entries = await listings.shift()!;
+    for (const entry of entries) if (entry.kind === 'folder') folders.push(entry.name);
+    requestAhead();
+    for (const entry of entries) if (entry.kind === 'file') yield entry;
+  }
 }
 
 async function isFolder(local: string): Promise<boolean> {
   return (await fs.stat(local).catch(() => undefined))?.isDirectory() === true;
+}
+
+/** How `put` sends small files to a protocol-5 server: many to a PUT_BATCH. */
+interface SmallFiles {
+  /** -p: each file carries its modification time. */
+  withMtime: boolean;
+  options: BatchPutOptions;
+  /** A file the server refused with EXISTS: skipped if it holds the same bytes after all (no digest record to compare). */
+  sameAfterAll(client: FerryClient, job: Job): Promise<Outcome | undefined>;
+}
+
+/** Whether `job` travels in a batch on `client`. */
+function batchable(client: FerryClient, job: Job, small: SmallFiles): boolean {
+  return (
+    client.version >= 5 && job.local !== '-' && job.size !== undefined && job.size <= SMALL_FILE_BYTES && BatchBuilder.carries(job.name, job.size, small.withMtime)
+  );
 }
 
 export interface Hooks {
@@ -275,26 +363,25 @@ export interface Hooks {
 }
 
 /**
- * Moves every job: one connection per group of files (--parallel), each pipelining its
- * requests. Prints one line (or JSON object) per file and one line per failure; returns the
- * exit code. A single file's failure is thrown, so it prints as the command's one error line.
- * Ctrl-C restores the terminal and says how to continue.
+ * Moves every job: over --parallel connections, each pipelining up to PIPELINE_WINDOW
+ * requests. Jobs are taken from the plan's stream as lanes free up, so the walk (or listing)
+ * is never more than the window ahead, and only counts are kept. Prints one line (or JSON
+ * object) per file and one line per failure; returns the exit code. A single named file's
+ * failure is thrown, so it prints as the command's one error line. Ctrl-C restores the
+ * terminal and says how to continue.
  */
 async function transfer(
   verb: 'put' | 'get',
-  jobs: Job[],
+  plan: Plan,
   options: CommonOptions,
   resumable: boolean,
+  small: SmallFiles | undefined,
   move: (client: FerryClient, job: Job, hooks: Hooks) => Promise<Outcome>,
 ): Promise<number> {
-  if (jobs.length === 0) {
-    if (!options.quiet) process.stderr.write(`ferry: nothing to ${verb}\n`);
-    return 0;
-  }
   const parallel = options.parallel === undefined ? DEFAULT_PARALLEL : parseCount(options.parallel, '--parallel', 1, MAX_PARALLEL);
-  if (jobs.length === 1 && jobs[0]!.problem !== undefined) throw jobs[0]!.problem;
+  if (plan.single?.problem !== undefined) throw plan.single.problem;
   // With data on stdout, everything else goes to stderr.
-  const out = jobs.some((j) => j.local === '-' && verb === 'get') ? process.stderr : process.stdout;
+  const out = verb === 'get' && plan.single?.local === '-' ? process.stderr : process.stdout;
   const silentBars = options.quiet || options.json;
   const resumeNote = (job: Job) => (offset: number) => {
     if (!options.quiet) process.stderr.write(`resuming at ${offset} bytes: ${printableName(job.name)}\n`);
@@ -305,8 +392,8 @@ async function transfer(
     hint: () => (resumable ? 'run the same command again to resume' : undefined),
   });
   try {
-    if (jobs.length === 1) {
-      const job = jobs[0]!;
+    if (plan.single) {
+      const job = plan.single;
       const bar = await progressBar(`${verb} ${printableName(job.name)}`, silentBars);
       stopBar = () => bar.stop();
       const started = performance.now();
@@ -322,49 +409,147 @@ async function transfer(
       failures += count;
       process.stderr.write(`ferry: ${job ? `${printableName(job.name)}: ` : ''}${userMessage(error)}\n`);
     };
-    for (const job of jobs) if (job.problem !== undefined) fail(job, job.problem);
-    const runnable = jobs.filter((j) => j.problem === undefined);
-    const totalBytes = runnable.reduce((sum, j) => sum + (j.size ?? 0), 0);
-    const bar = await batchProgressBar(verb, runnable.length, totalBytes, silentBars);
+    const bar = await batchProgressBar(verb, plan.known?.files ?? 0, plan.known?.bytes ?? 0, silentBars);
     stopBar = () => bar.stop();
+    let connected!: (client: FerryClient) => void;
+    let unreachable!: (error: unknown) => void;
+    const listing = new Promise<FerryClient>((resolve, reject) => ((connected = resolve), (unreachable = reject)));
+    listing.catch(() => undefined);
+    const feed = new Feed(plan.jobs(() => listing));
+    let connectionError: unknown;
     try {
       await Promise.all(
-        balance(runnable, Math.min(parallel, runnable.length), (j) => j.size ?? 0).map(async (group) => {
-          const settled = new Set<Job>();
+        Array.from({ length: parallel }, async () => {
           try {
             await withClient(options, async (client) => {
-              const results = await runPool(group, PIPELINE_WINDOW, async (job) => {
-                const started = performance.now();
-                let last = 0;
-                const outcome = await move(client, job, {
-                  onProgress: (p) => {
-                    bar.bytes(p.bytes - last);
-                    last = p.bytes;
-                  },
-                  onResume: resumeNote(job),
-                });
+              connected(client);
+              // A lane stops taking jobs once this connection has failed: the others take them.
+              let lost = false;
+              const take = async (): Promise<Job | undefined> => {
+                for (;;) {
+                  const job = await feed.next();
+                  if (job === undefined) return undefined;
+                  if (plan.known === undefined) bar.found(1, job.size ?? 0);
+                  if (job.problem === undefined) return job;
+                  fail(job, job.problem);
+                }
+              };
+              const settle = (job: Job, outcome: Outcome, ms: number): void => {
                 bar.fileDone();
-                report(out, verb, job, outcome, performance.now() - started, options);
-                return outcome;
-              });
-              results.forEach((r, i) => {
-                settled.add(group[i]!);
-                if (r.status === 'rejected') fail(group[i], r.reason);
+                report(out, verb, job, outcome, ms, options);
+              };
+              const failed = (job: Job, error: unknown): void => {
+                fail(job, error);
+                if (error instanceof FerryError && error.fatal) lost = true;
+              };
+              /** Fills a batch from `first` on; returns the job that did not fit, if any. */
+              const sendBatch = async (first: Job, small: SmallFiles): Promise<Job | undefined> => {
+                const started = performance.now();
+                const batch = new BatchBuilder(small.withMtime, BATCH_FILES);
+                const jobs: Job[] = [];
+                let carry: Job | undefined;
+                for (let job: Job | undefined = first; job !== undefined; job = await take()) {
+                  if (!batchable(client, job, small)) {
+                    carry = job;
+                    break;
+                  }
+                  let data: Buffer;
+                  try {
+                    data = readFileSync(job.local);
+                  } catch (error) {
+                    fail(job, new FerryError('LOCAL_IO', `cannot read ${job.local}: ${userMessage(error)}`));
+                    continue;
+                  }
+                  if (!batch.fits(job.name, data.length)) {
+                    carry = job; // read again in its own batch (or alone, if it grew)
+                    if (jobs.length > 0) break;
+                    job.size = data.length;
+                    return carry;
+                  }
+                  batch.add({ name: job.name, data, mtimeMs: small.withMtime ? job.mtimeMs : undefined });
+                  jobs.push(job);
+                  if (!batch.fits('', 0)) break;
+                }
+                if (jobs.length === 0) return carry;
+                let results;
+                try {
+                  results = await client.putBatch(batch.files, small.options);
+                } catch (error) {
+                  for (const job of jobs) failed(job, error);
+                  return carry;
+                }
+                const ms = performance.now() - started;
+                for (const [i, result] of results.entries()) {
+                  const job = jobs[i]!;
+                  if (result.status === 'stored') {
+                    bar.bytes(result.result.size);
+                    settle(job, { skipped: false, result: result.result }, ms);
+                  } else if (result.status === 'identical') {
+                    settle(job, { skipped: true, entry: result.entry }, ms);
+                  } else {
+                    const same = result.error.code === 'EXISTS' ? await small.sameAfterAll(client, job).catch(() => undefined) : undefined;
+                    if (same) settle(job, same, ms);
+                    else failed(job, result.error);
+                  }
+                }
+                return carry;
+              };
+              await inLanes(PIPELINE_WINDOW, async () => {
+                let carry: Job | undefined;
+                while (!lost) {
+                  const job = carry ?? (await take());
+                  carry = undefined;
+                  if (job === undefined) return;
+                  if (small !== undefined && batchable(client, job, small)) {
+                    carry = await sendBatch(job, small);
+                    continue;
+                  }
+                  const started = performance.now();
+                  let last = 0;
+                  try {
+                    const outcome = await move(client, job, {
+                      onProgress: (p) => {
+                        bar.bytes(p.bytes - last);
+                        last = p.bytes;
+                      },
+                      onResume: resumeNote(job),
+                    });
+                    settle(job, outcome, performance.now() - started);
+                  } catch (error) {
+                    failed(job, error);
+                  }
+                }
+                // Taken but not sent when the connection was lost.
+                if (carry !== undefined) fail(carry, new FerryError('CLOSED', 'not sent: the connection was lost'));
               });
             });
           } catch (error) {
-            // The connection itself failed: every file of this group that had not finished
-            // (one line when none had started: the server could not be reached at all).
-            const unfinished = group.filter((job) => !settled.has(job));
-            if (settled.size === 0) fail(undefined, error, unfinished.length);
-            else for (const job of unfinished) fail(job, error);
+            connectionError = error;
           }
         }),
       );
+      if (!feed.done) {
+        // Every connection failed: what is left cannot move (one line for all of it).
+        unreachable(connectionError);
+        let left = 0;
+        while ((await feed.next()) !== undefined) left++;
+        if (left > 0) fail(undefined, connectionError, left);
+        else if (feed.taken === 0 && feed.failure === connectionError) throw connectionError;
+      }
+      if (feed.failure !== undefined && feed.failure !== connectionError) {
+        // A walk or listing that failed before any file: the command's one error line.
+        if (feed.taken === 0 && failures === 0) throw feed.failure;
+        fail(undefined, feed.failure);
+      }
     } finally {
       bar.stop();
+      await feed.close();
     }
-    if (failures > 0) process.stderr.write(`ferry: ${failures} of ${jobs.length} files failed\n`);
+    if (feed.taken === 0 && failures === 0) {
+      if (!options.quiet) process.stderr.write(`ferry: nothing to ${verb}\n`);
+      return 0;
+    }
+    if (failures > 0) process.stderr.write(`ferry: ${failures} of ${Math.max(feed.taken, failures)} files failed\n`);
     return failures > 0 ? 1 : 0;
   } finally {
     removeInterrupt();

@@ -1,0 +1,56 @@
+import { FerryError, WireErrorCode, type WireErrorName } from '../errors.js';
+import { BatchFlag, shortMessage, type BatchResult, type MessageOf } from '../protocol/index.js';
+import type { BatchOutcome } from '../storage/store.js';
+import type { SessionIo } from './session-io.js';
+
+/** PUT_BATCH flag bits this server knows; others refuse the whole batch with UNSUPPORTED. */
+const KNOWN_BATCH_FLAGS = BatchFlag.OVERWRITE | BatchFlag.RENAME | BatchFlag.MTIME | BatchFlag.SKIP_IDENTICAL;
+
+/**
+ * PUT_BATCH (PROTOCOL.md §5.5, v5): many small files in one frame, one BATCH_RESULTS with a
+ * result per file once every stored one is durable. The batch holds one slot of the server's
+ * open-file allowance (the store writes at most a few of its temporaries at once). A refusal of
+ * the whole request (version, flags, BUSY) is an ERROR for its id.
+ */
+export async function putBatch(io: SessionIo, message: MessageOf<'PUT_BATCH'>): Promise<void> {
+  if (io.version < 5) throw new FerryError('UNSUPPORTED', `PUT_BATCH needs protocol 5; this connection speaks ${io.version}`);
+  const unknown = message.flags & ~KNOWN_BATCH_FLAGS;
+  if (unknown !== 0) throw new FerryError('UNSUPPORTED', `unknown PUT_BATCH flag bits 0x${unknown.toString(16)}`);
+  const { store, files, log } = io.ctx;
+  const release = await io.working(files.acquire());
+  let outcomes: BatchOutcome[];
+  try {
+    outcomes = await io.working(
+      store.storeBatch(
+        message.files.map((file) => ({ name: file.name, data: file.data, digest: file.digest, mtimeMs: message.flags & BatchFlag.MTIME ? file.mtimeMs : undefined })),
+        {
+          overwrite: (message.flags & BatchFlag.OVERWRITE) !== 0,
+          rename: (message.flags & BatchFlag.RENAME) !== 0,
+          skipIdentical: (message.flags & BatchFlag.SKIP_IDENTICAL) !== 0,
+          algorithm: io.algorithm,
+        },
+      ),
+    );
+  } finally {
+    release();
+  }
+  let stored = 0;
+  let bytes = 0;
+  const results = outcomes.map((outcome, i): BatchResult => {
+    const requested = message.files[i]!.name;
+    if (outcome.status === 'identical') return { status: 'identical', mtimeMs: outcome.entry.mtimeMs };
+    if (outcome.status === 'stored') {
+      stored++;
+      bytes += outcome.entry.size;
+      return { status: 'stored', name: outcome.entry.name === requested ? undefined : outcome.entry.name, mtimeMs: outcome.entry.mtimeMs };
+    }
+    const error = outcome.error;
+    if (error instanceof FerryError && error.code in WireErrorCode) {
+      return { status: 'refused', code: WireErrorCode[error.code as WireErrorName], message: shortMessage(error.message) };
+    }
+    log.error({ peer: io.peer, name: requested, err: error }, 'internal error');
+    return { status: 'refused', code: WireErrorCode.INTERNAL, message: 'internal server error' };
+  });
+  log.info({ peer: io.peer, files: message.files.length, stored, bytes }, 'stored batch');
+  io.send({ type: 'BATCH_RESULTS', id: message.id, results });
+}

@@ -1,0 +1,294 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fdatasync, fstatSync, fsync, futimesSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { FerryError } from '../errors.js';
+import { digestOf, type DigestAlgorithm } from '../io/digest.js';
+import { matches } from './digest-cache.js';
+import { checkName, mapFsError } from './errors.js';
+import { pickLeaf } from './leaf.js';
+import { isCode, type Folder } from './safe-path.js';
+import { freeSpace } from './usage.js';
+import type { StoredEntry, StoreParts } from './types.js';
+
+/** One small file of a batch upload: its bytes whole in memory, and the digest the client sent. */
+export interface BatchFile {
+  name: string;
+  data: Buffer;
+  /** The client's digest of `data`, in `BatchOptions.algorithm`. */
+  digest: Buffer;
+  /** The stored file's modification time (put -p); the commit's time when undefined. */
+  mtimeMs?: number;
+}
+
+export interface BatchOptions {
+  overwrite?: boolean;
+  rename?: boolean;
+  /** A file already stored with the same size and digest is left alone: `identical`. */
+  skipIdentical?: boolean;
+  algorithm?: DigestAlgorithm;
+}
+
+/** What became of one file of a batch: each file is committed (or refused) on its own. */
+export type BatchOutcome = { status: 'stored'; entry: StoredEntry } | { status: 'identical'; entry: StoredEntry } | { status: 'refused'; error: unknown };
+
+/** Files written (and synced) at once: bounds the descriptors a batch holds, and keeps the thread pool's syncs overlapping. */
+const SYNC_WINDOW = 8;
+
+interface Pending {
+  index: number;
+  file: BatchFile;
+  /** The leaf in its folder. */
+  leaf: string;
+  tempName?: string;
+  stats?: Stats;
+}
+
+/**
+ * Batch uploads (PROTOCOL.md §5.5): many small files, each whole in memory, committed with
+ * a few system calls each and no thread-pool round trip but the syncs. Per folder of the
+ * batch: existing names are checked, the new bytes written to temporaries synchronously and
+ * fdatasynced several at a time, each renamed into place under its name lock (its digest
+ * record written first, as a single upload's), then the folder fsynced once. A file is
+ * acknowledged only once all of that is done, so an acknowledged file survives a crash; each
+ * file is atomic on its own (whole or absent), the batch as a whole is not.
+ */
+export class BatchUploads {
+  constructor(private readonly parts: StoreParts) {}
+
+  async store(files: BatchFile[], options: BatchOptions): Promise<BatchOutcome[]> {
+    const algorithm = options.algorithm ?? 'sha256';
+    const outcomes: BatchOutcome[] = new Array(files.length);
+    const refuse = (index: number, error: unknown): void => {
+      outcomes[index] = { status: 'refused', error: mapFsError(error) };
+    };
+    // Checks that need no disk: name, size limit, digest.
+    const folders = new Map<string, Pending[]>();
+    for (const [index, file] of files.entries()) {
+      try {
+        checkName(file.name);
+        this.parts.root.checkPathLength(file.name);
+        if (file.data.length > this.parts.maxFileSize) {
+          throw new FerryError('TOO_LARGE', `${file.data.length} bytes is over the server's limit of ${this.parts.maxFileSize}`);
+        }
+        if (!digestOf(algorithm, file.data).equals(file.digest)) {
+          throw new FerryError('INTEGRITY', `${algorithm} mismatch: the bytes received are not the bytes sent`);
+        }
+      } catch (error) {
+        refuse(index, error);
+        continue;
+      }
+      const components = file.name.split('/');
+      const leaf = components.pop()!;
+      const key = components.join('/');
+      let group = folders.get(key);
+      if (!group) folders.set(key, (group = []));
+      group.push({ index, file, leaf });
+    }
+    // The batch's room is reserved at once (per file only when the whole does not fit).
+    const reserved = this.reserve(folders, refuse);
+    try {
+      await this.checkDisk(folders, reserved.bytes, refuse);
+      for (const [key, group] of folders) {
+        if (group.length > 0) await this.storeFolder(key === '' ? [] : key.split('/'), group, options, algorithm, outcomes, refuse);
+      }
+    } finally {
+      this.parts.ledger.release(reserved.bytes);
+    }
+    return outcomes;
+  }
+
+  /** Reserves the bytes of every file still in `folders`; files that do not fit are refused (QUOTA). */
+  private reserve(folders: Map<string, Pending[]>, refuse: (index: number, error: unknown) => void): { bytes: number } {
+    const { ledger, partials } = this.parts;
+    let total = 0;
+    for (const group of folders.values()) for (const p of group) total += p.file.data.length;
+    try {
+      ledger.reserve(total, () => partials.evictOldest());
+      return { bytes: total };
+    } catch {
+      let bytes = 0;
+      for (const [key, group] of folders) {
+        folders.set(
+          key,
+          group.filter((p) => {
+            try {
+              ledger.reserve(p.file.data.length, () => partials.evictOldest());
+              bytes += p.file.data.length;
+              return true;
+            } catch (error) {
+              refuse(p.index, error);
+              return false;
+            }
+          }),
+        );
+      }
+      return { bytes };
+    }
+  }
+
+  /** One look at the free disk for the whole batch (its bytes and a file per entry). */
+  private async checkDisk(folders: Map<string, Pending[]>, bytes: number, refuse: (index: number, error: unknown) => void): Promise<void> {
+    let count = 0;
+    for (const group of folders.values()) count += group.length;
+    if (count === 0) return;
+    const free = await freeSpace(this.parts.root.top.path);
+    if (bytes <= free.bytes + this.parts.ledger.partials && count + folders.size <= free.files) return;
+    const error = new FerryError('NO_SPACE', `the server has less than ${bytes} bytes of free disk space`);
+    for (const group of folders.values()) for (const p of group) refuse(p.index, error);
+    folders.clear();
+  }
+
+  private async storeFolder(
+    components: string[],
+    group: Pending[],
+    options: BatchOptions,
+    algorithm: DigestAlgorithm,
+    outcomes: BatchOutcome[],
+    refuse: (index: number, error: unknown) => void,
+  ): Promise<void> {
+    const { root, syncs, fsync: durable } = this.parts;
+    let folder: Folder | undefined;
+    try {
+      folder = await root.openFolder(components, {
+        create: true,
+        name: group[0]!.file.name,
+        // A new folder's entry must survive a power cut too: its parent is synced.
+        onCreating: (parent, made) => (durable ? syncs.creating(made, parent) : { made: async () => undefined, notMade: () => undefined }),
+      });
+      if (folder === undefined) throw new FerryError('CONFLICT', 'its folder was removed while the file was being stored');
+    } catch (error) {
+      for (const p of group) refuse(p.index, error);
+      return;
+    }
+    try {
+      // Names already taken are answered before any byte is written (checked again at the rename).
+      const toWrite: Pending[] = [];
+      for (const p of group) {
+        const existing = lstatSync(folder.entry(p.leaf), { throwIfNoEntry: false });
+        if (existing?.isDirectory()) refuse(p.index, new FerryError('CONFLICT', `"${p.file.name}" is a folder`));
+        else if (existing && options.skipIdentical && (await this.identical(p, existing, algorithm))) {
+          outcomes[p.index] = { status: 'identical', entry: entryOf(p.file.name, existing, p.file.digest) };
+        } else if (existing && !options.overwrite && !options.rename) refuse(p.index, new FerryError('EXISTS', `"${p.file.name}" already exists`));
+        else toWrite.push(p);
+      }
+      for (let start = 0; start < toWrite.length; start += SYNC_WINDOW) {
+        await this.writeTemporaries(toWrite.slice(start, start + SYNC_WINDOW), refuse);
+      }
+      let renamed = false;
+      for (const p of toWrite) {
+        if (p.tempName === undefined || p.stats === undefined) continue;
+        try {
+          const entry = await this.publish(folder, components, p, options, algorithm);
+          outcomes[p.index] = { status: 'stored', entry };
+          renamed = true;
+        } catch (error) {
+          refuse(p.index, error);
+          try {
+            unlinkSync(this.parts.tmp.entry(p.tempName));
+          } catch {
+            // already gone
+          }
+        }
+      }
+      if (renamed && durable) {
+        await syncs.sync(folder);
+        await syncs.pathDurable(components);
+      }
+    } catch (error) {
+      // The folder's sync failed (or worse): nothing of this folder is acknowledged.
+      for (const p of group) if (outcomes[p.index]?.status !== 'refused') refuse(p.index, error);
+    } finally {
+      await folder.close();
+    }
+  }
+
+  /** The stored file has the same size and, by a record that still describes it, the same digest. */
+  private async identical(p: Pending, existing: Stats, algorithm: DigestAlgorithm): Promise<boolean> {
+    if (!existing.isFile() || existing.size !== p.file.data.length) return false;
+    const record = await this.parts.digests.read(p.file.name).catch(() => undefined);
+    return record !== undefined && matches(record, existing) && record.digests[algorithm]?.equals(p.file.digest) === true;
+  }
+
+  /** Writes up to SYNC_WINDOW temporaries, syncs them at once (on the thread pool), and closes them. */
+  private async writeTemporaries(pending: Pending[], refuse: (index: number, error: unknown) => void): Promise<void> {
+    const { tmp, fsync: durable } = this.parts;
+    const opened: { p: Pending; fd: number }[] = [];
+    for (const p of pending) {
+      const tempName = `${randomBytes(12).toString('hex')}.part`;
+      let fd: number | undefined;
+      try {
+        fd = openSync(tmp.entry(tempName), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+        p.tempName = tempName;
+        for (let written = 0; written < p.file.data.length; ) written += writeSync(fd, p.file.data, written);
+        if (p.file.mtimeMs !== undefined) futimesSync(fd, new Date(), new Date(p.file.mtimeMs));
+        opened.push({ p, fd });
+      } catch (error) {
+        if (fd !== undefined) this.drop(p, fd);
+        refuse(p.index, error);
+      }
+    }
+    // fdatasync covers the bytes and the size; a set mtime needs fsync to be as durable.
+    const synced = await Promise.all(
+      opened.map(({ p, fd }) =>
+        durable
+          ? new Promise<unknown>((resolve) => (p.file.mtimeMs === undefined ? fdatasync : fsync)(fd, (error) => resolve(error ?? undefined)))
+          : undefined,
+      ),
+    );
+    opened.forEach(({ p, fd }, i) => {
+      const error = synced[i];
+      try {
+        if (error) throw error;
+        p.stats = fstatSync(fd);
+        closeSync(fd);
+      } catch (failure) {
+        this.drop(p, fd);
+        refuse(p.index, failure);
+      }
+    });
+  }
+
+  /** Closes and removes a temporary that will not be published. */
+  private drop(p: Pending, fd: number): void {
+    try {
+      closeSync(fd);
+    } catch {
+      // closed already
+    }
+    try {
+      if (p.tempName !== undefined) unlinkSync(this.parts.tmp.entry(p.tempName));
+    } catch {
+      // never made
+    }
+    p.tempName = undefined;
+  }
+
+  /**
+   * Renames one temporary into place under its name lock, as a single upload's commit: the
+   * name is checked again (a PUT may have stored it meanwhile), the digest record written first.
+   */
+  private async publish(folder: Folder, components: string[], p: Pending, options: BatchOptions, algorithm: DigestAlgorithm): Promise<StoredEntry> {
+    const { locks, digests, ledger } = this.parts;
+    const stats = p.stats!;
+    return locks.with(p.file.name, async () => {
+      const { leaf, existing } = pickLeaf(folder, p.leaf, p.file.name, options);
+      const name = components.length === 0 ? leaf : `${components.join('/')}/${leaf}`;
+      if (existing?.isDirectory()) throw new FerryError('CONFLICT', `"${name}" is a folder`);
+      const mtimeMs = Math.trunc(stats.mtimeMs);
+      await digests.write(name, { digests: { [algorithm]: p.file.digest }, size: stats.size, mtimeMs, ino: stats.ino });
+      try {
+        renameSync(this.parts.tmp.entry(p.tempName!), folder.entry(leaf));
+      } catch (error) {
+        if (isCode(error, 'EISDIR') || isCode(error, 'ENOTEMPTY')) throw new FerryError('CONFLICT', `"${name}" is a folder`);
+        if (isCode(error, 'ENOENT')) throw new FerryError('CONFLICT', `"${name}": its folder was removed while the file was being stored`);
+        throw error;
+      }
+      p.tempName = undefined;
+      ledger.storedChanged(stats.size - (existing?.isFile() ? existing.size : 0));
+      return entryOf(name, stats, p.file.digest);
+    });
+  }
+}
+
+function entryOf(name: string, stats: Stats, digest: Buffer): StoredEntry {
+  return { name, kind: 'file', size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), digest };
+}
