@@ -198,6 +198,33 @@ export function storeContract(label: string, open: () => Promise<ContractSubject
       assert.equal((await subject.store.stat('way')).size, 6);
     });
 
+    it('stores a batch of small files, each on its own: stored, identical, refused', async () => {
+      const first = randomData(1000);
+      const second = randomData(2000);
+      await store(subject, 'batch/taken.bin', randomData(10));
+      const outcomes = await subject.store.storeBatch(
+        [
+          { name: 'batch/one.bin', data: first, digest: digestOf('sha256', first) },
+          { name: 'batch/taken.bin', data: second, digest: digestOf('sha256', second) }, // no-clobber
+          { name: 'batch/bad.bin', data: second, digest: digestOf('sha256', first) }, // wrong digest
+          { name: 'batch/two.bin', data: second, digest: digestOf('sha256', second), mtimeMs: 1_700_000_000_000 },
+        ],
+        { algorithm: 'sha256' },
+      );
+      assert.deepEqual(
+        outcomes.map((o) => o.status),
+        ['stored', 'refused', 'refused', 'stored'],
+      );
+      const clash = outcomes[1]!;
+      assert.equal(clash.status === 'refused' && (clash.error as FerryError).code, 'EXISTS');
+      assert.ok((await readAll(subject, 'batch/one.bin')).equals(first));
+      assert.ok((await readAll(subject, 'batch/two.bin')).equals(second));
+      assert.equal((await subject.store.stat('batch/two.bin')).mtimeMs, 1_700_000_000_000);
+      assert.equal(await subject.store.exists('batch/bad.bin'), false, 'a file that fails verification is not stored');
+      const again = await subject.store.storeBatch([{ name: 'batch/one.bin', data: first, digest: digestOf('sha256', first) }], { algorithm: 'sha256', skipIdentical: true });
+      assert.equal(again[0]!.status, 'identical');
+    });
+
     it('refuses bad names', async () => {
       await rejectsWith(subject.store.beginUpload('../x', {}), 'BAD_NAME');
       await rejectsWith(subject.store.beginUpload('.ferry/x', {}), 'BAD_NAME');
