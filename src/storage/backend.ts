@@ -1,6 +1,7 @@
 import type { promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { DigestAlgorithm } from '../io/digest.js';
+import type { BatchFile, BatchOptions, BatchOutcome } from './batch.js';
 import type { PartialInfo } from './partials.js';
 import type { ListOptions, StoredEntry, UploadOptions } from './types.js';
 
@@ -38,6 +39,11 @@ export interface StoreBackend {
   removeTree(prefix: string): Promise<number>;
   rename(from: string, to: string, options?: { overwrite?: boolean }): Promise<{ kind: 'file' | 'folder' }>;
   makeFolder(name: string): Promise<boolean>;
+  /**
+   * Stores many small files, each whole in memory, each on its own (atomic per file, not per
+   * batch): one outcome per file, in order, once every stored one is durable.
+   */
+  storeBatch(files: BatchFile[], options?: BatchOptions): Promise<BatchOutcome[]>;
   close(): Promise<void>;
 }
 

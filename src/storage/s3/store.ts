@@ -13,6 +13,8 @@ import { decodeMeta, encodeMeta, Keys, type FileMeta } from './keys.js';
 import { formatS3Location, type S3Location } from './location.js';
 import { S3Partials } from './partials.js';
 import { S3Upload, type UploadContext } from './upload.js';
+import { storeEachFile } from '../batch-each.js';
+import type { BatchFile, BatchOptions, BatchOutcome } from '../batch.js';
 
 export interface S3StoreOptions {
   /** The local folder for the server's own state (certificate, counters). */
@@ -296,6 +298,11 @@ export class S3Store implements StoreBackend {
     if (file !== undefined || folder) throw new FerryError('EXISTS', `"${name}" already exists`);
     const blocking = parentFiles.findIndex((head) => head !== undefined);
     if (blocking >= 0) throw new FerryError('CONFLICT', `"${parents[blocking]}" is a file`);
+  }
+
+  /** Each file through its own upload (see storeEachFile): S3 has no batched write. */
+  storeBatch(files: BatchFile[], options: BatchOptions = {}): Promise<BatchOutcome[]> {
+    return storeEachFile(this, files, options);
   }
 
   async beginUpload(name: string, options: UploadOptions = {}): Promise<S3Upload> {

@@ -1,0 +1,49 @@
+import type { StoreBackend } from './backend.js';
+import type { BatchFile, BatchOptions, BatchOutcome } from './batch.js';
+
+/** Files of one batch in flight at once on a backend without a batched write path. */
+const EACH_WINDOW = 8;
+
+/**
+ * `storeBatch` for a backend that has no batched write path (S3): every file goes through its
+ * own upload (verified, no-clobber or overwrite, atomic) with a few in flight at once. The
+ * outcomes are the local backend's: one per file, in order, each committed or refused alone.
+ */
+export async function storeEachFile(store: Pick<StoreBackend, 'stat' | 'beginUpload'>, files: BatchFile[], options: BatchOptions): Promise<BatchOutcome[]> {
+  const algorithm = options.algorithm ?? 'sha256';
+  const outcomes: BatchOutcome[] = new Array<BatchOutcome>(files.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < files.length) {
+      const index = next++;
+      outcomes[index] = await storeOne(store, files[index]!, options, algorithm);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(EACH_WINDOW, files.length) }, lane));
+  return outcomes;
+}
+
+async function storeOne(store: Pick<StoreBackend, 'stat' | 'beginUpload'>, file: BatchFile, options: BatchOptions, algorithm: BatchOptions['algorithm'] & string): Promise<BatchOutcome> {
+  try {
+    if (options.skipIdentical) {
+      const stored = await store.stat(file.name, algorithm).catch(() => undefined);
+      if (stored?.kind === 'file' && stored.size === file.data.length && stored.digest.equals(file.digest)) return { status: 'identical', entry: stored };
+    }
+    const upload = await store.beginUpload(file.name, {
+      overwrite: options.overwrite,
+      rename: options.rename,
+      size: file.data.length,
+      mtimeMs: file.mtimeMs,
+      algorithm,
+    });
+    try {
+      upload.write(file.data);
+      return { status: 'stored', entry: await upload.commit({ size: file.data.length, digest: file.digest }) };
+    } catch (error) {
+      await upload.abort().catch(() => undefined);
+      throw error;
+    }
+  } catch (error) {
+    return { status: 'refused', error };
+  }
+}
