@@ -74,12 +74,14 @@ async function main(): Promise<void> {
   const sdk = (args: string[]): string => [process.execPath, SDK, ...args].map(sh).join(' ');
   const down = path.join(T, 'down');
   mkdirSync(down);
-  const cases: Array<{ what: string; tool: string; cmd: string; ferry: boolean; prepare?: () => void; verify: () => Promise<string | null> }> = [
-    { what: 'upload 1 file', tool: 'ferry put', cmd: f(['put', big, '--as', 'big.bin', '--overwrite']), ferry: true, verify: async () => null },
+  // A ferry put of what is already stored would only be skipped as identical: remove it first (untimed).
+  const removeRemote = async (args: string[]): Promise<void> => void (await runShell(f(args), { timeoutMs: 300_000, timeV: false }));
+  const cases: Array<{ what: string; tool: string; cmd: string; ferry: boolean; prepare?: () => unknown; verify: () => Promise<string | null> }> = [
+    { what: 'upload 1 file', tool: 'ferry put', cmd: f(['put', big, '--as', 'big.bin']), ferry: true, prepare: () => removeRemote(['rm', 'big.bin']), verify: async () => null },
     { what: 'upload 1 file', tool: 'SDK multipart (aws s3 cp settings)', cmd: sdk(['put', big, `${prefix}sdk/big.bin`]), ferry: false, verify: async () => null },
     { what: 'download 1 file', tool: 'ferry get', cmd: f(['get', 'big.bin', '-o', path.join(down, 'ferry.bin')]), ferry: true, prepare: () => rmrf(path.join(down, 'ferry.bin')), verify: () => verifyFile(path.join(down, 'ferry.bin'), bigWant) },
     { what: 'download 1 file', tool: 'SDK ranged GETs (aws s3 cp settings)', cmd: sdk(['get', `${prefix}sdk/big.bin`, path.join(down, 'sdk.bin')]), ferry: false, prepare: () => rmrf(path.join(down, 'sdk.bin')), verify: () => verifyFile(path.join(down, 'sdk.bin'), bigWant) },
-    { what: 'upload 1,000 × 4 KiB', tool: 'ferry put -r', cmd: f(['put', '-r', tree, '--overwrite']), ferry: true, verify: async () => null },
+    { what: 'upload 1,000 × 4 KiB', tool: 'ferry put -r', cmd: f(['put', '-r', tree]), ferry: true, prepare: () => removeRemote(['rm', '-r', 'small']), verify: async () => null },
     { what: 'upload 1,000 × 4 KiB', tool: 'SDK PutObject × 1,000 (10 at once)', cmd: sdk(['put-tree', tree, `${prefix}sdk/small/`]), ferry: false, verify: async () => null },
     { what: 'download 1,000 × 4 KiB', tool: 'ferry get -r', cmd: f(['get', '-r', 'small', '-o', path.join(down, 'ferry-small')]), ferry: true, prepare: () => rmrf(path.join(down, 'ferry-small')), verify: () => verifyTree(path.join(down, 'ferry-small'), treeWant) },
     { what: 'download 1,000 × 4 KiB', tool: 'SDK GetObject × 1,000 (10 at once)', cmd: sdk(['get-tree', `${prefix}sdk/small/`, path.join(down, 'sdk-small')]), ferry: false, prepare: () => rmrf(path.join(down, 'sdk-small')), verify: () => verifyTree(path.join(down, 'sdk-small'), treeWant) },
@@ -91,13 +93,14 @@ async function main(): Promise<void> {
     for (let i = 0; i < cases.length; i += 2) {
       const pair = rep % 2 === 0 ? [cases[i]!, cases[i + 1]!] : [cases[i + 1]!, cases[i]!];
       for (const c of pair) {
-        c.prepare?.();
+        await c.prepare?.();
         await runShell('sync', { timeoutMs: 120_000, timeV: false });
         const meter = c.ferry ? await startCpuMeter(ferry.daemon.pid) : undefined;
         const r = await runShell(c.cmd, { timeoutMs: 900_000 });
         const server = await meter?.stop();
         const problem = r.code !== 0 ? `exit ${r.code}: ${r.stderr.trim().split('\n')[0]}` : await c.verify();
-        log(`${c.what} · ${c.tool}: ${r.wallS.toFixed(2)} s${problem ? ` FAILED (${problem})` : ''}`);
+        const serverRss = c.ferry ? ` (ferry serve peak RSS so far ${Math.round(((await procStatusKb(ferry.daemon.pid, 'VmHWM')) ?? 0) / 1024)} MB)` : '';
+        log(`${c.what} · ${c.tool}: ${r.wallS.toFixed(2)} s${serverRss}${problem ? ` FAILED (${problem})` : ''}`);
         if (problem) {
           failures.push(`${c.what} · ${c.tool}: ${problem}`);
           continue;
