@@ -17,26 +17,12 @@ export interface LocalFile {
  */
 export async function walkLocalTree(root: string, warn: (message: string) => void): Promise<LocalFile[]> {
   const out: LocalFile[] = [];
-  async function walk(dir: string, relative: string): Promise<void> {
-    const entries = await fs.readdir(dir, { withFileTypes: true });
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const entry of entries) {
-      const full = path.join(dir, entry.name);
-      const rel = relative === '' ? entry.name : `${relative}/${entry.name}`;
-      if (entry.isSymbolicLink()) warn(`skipping symbolic link ${full}`);
-      else if (entry.isDirectory()) await walk(full, rel);
-      else if (entry.isFile()) {
-        const stats = await fs.stat(full);
-        out.push({ path: full, relative: rel, size: stats.size, mtimeMs: stats.mtimeMs });
-      } else warn(`skipping special file ${full}`);
-    }
-  }
-  await walk(root, '');
+  for await (const file of streamLocalTree(root, warn)) out.push(file);
   return out;
 }
 
 /**
- * `walkLocalTree` as a stream: files are found as they are asked for, holding one folder's
+ * The walk as a stream: files are found as they are asked for, holding one folder's
  * names per level of depth, never the whole tree. A file that vanishes before it is reached
  * is skipped. The stat is synchronous: a few microseconds, less than a thread-pool round trip.
  */
