@@ -1,5 +1,6 @@
-import type { promises as fs } from 'node:fs';
+import { writeSync, type promises as fs } from 'node:fs';
 import { DIGEST_HIGH_WATER, type Digester } from './digester.js';
+import { processWriteGate, type InlineWriteGate } from './inline-writes.js';
 
 
 /** Queued bytes after which `write` asks the source to pause, and when it may go on. */
@@ -20,11 +21,17 @@ export interface FileSinkOptions {
    * slower than the network. The pause reaches the source through `write`/`onDrain`.
    */
   maxUnsynced?: number;
+  /**
+   * When chunks may be written synchronously on the event loop (see inline-writes.ts); false:
+   * always through the thread pool. Default: the process-wide gate.
+   */
+  inlineWrites?: InlineWriteGate | false;
 }
 
 /**
- * Hashes and writes a byte stream to an open file, batching queued chunks into one writev so
- * a burst of small socket reads costs one system call. `write` returns false when the queue
+ * Hashes and writes a byte stream to an open file: each chunk at once, on the event loop, while
+ * the write gate allows it and nothing is queued; otherwise through the thread pool, batching
+ * queued chunks into one writev so a burst of small socket reads costs one system call. `write` returns false when the queue
  * is over the high-water mark; the caller pauses its source until `onDrain` fires.
  * Chunks are kept by reference until written, so callers must not reuse them.
  */
@@ -41,6 +48,7 @@ export class FileSink {
   private drainWaiter: (() => void) | undefined;
   private readonly syncEvery: number;
   private readonly maxUnsynced: number;
+  private readonly gate: InlineWriteGate | undefined;
 
   /** The background fdatasync in flight (at most one); it never rejects (see startSync). */
   private syncing: Promise<void> | undefined;
@@ -61,6 +69,7 @@ export class FileSink {
     this.digester = digester;
     this.syncEvery = options.syncEvery ?? 0;
     this.maxUnsynced = options.maxUnsynced ?? 4 * this.syncEvery;
+    this.gate = options.inlineWrites === false ? undefined : (options.inlineWrites ?? processWriteGate);
 
     this.syncStartedAt = startAt;
     this.syncedTo = startAt;
@@ -87,11 +96,41 @@ export class FileSink {
     }
     this.digester.update(chunk);
     this.received += chunk.length;
+    if (this.mayWriteInline()) {
+      this.writeInline(chunk);
+      release?.();
+      return this.digester.pending < DIGEST_HIGH_WATER;
+    }
     this.queue.push(chunk);
     this.releases.push(release);
     this.queuedBytes += chunk.length;
     this.flushing ??= this.flush();
     return this.queuedBytes < HIGH_WATER && this.digester.pending < DIGEST_HIGH_WATER;
+  }
+
+  /** Inline only in order (nothing queued or being written) and within the unsynced bound. */
+  private mayWriteInline(): boolean {
+    if (this.gate === undefined || this.flushing !== undefined || this.queue.length > 0) return false;
+    if (this.syncing !== undefined && this.position - this.syncedTo > this.maxUnsynced) return false;
+    return this.gate.open;
+  }
+
+  private writeInline(chunk: Buffer): void {
+    try {
+      const fd = this.handle.fd;
+      const position = this.position;
+      this.gate!.run(() => {
+        for (let done = 0; done < chunk.length; ) {
+          const written = writeSync(fd, chunk, done, chunk.length - done, position + done);
+          if (written === 0) throw new Error(`wrote 0 of ${chunk.length - done} bytes`);
+          done += written;
+        }
+      });
+      this.position += chunk.length;
+      this.startSyncIfDue();
+    } catch (error) {
+      this.failure = error; // surfaces from finish(); later chunks are dropped
+    }
   }
 
   /** Calls `callback` once both the write queue and the hashing have caught up. */

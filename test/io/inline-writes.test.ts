@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createHasher } from '../../src/io/digest.js';
+import { InlineDigester } from '../../src/io/digester.js';
+import { FileSink } from '../../src/io/file-sink.js';
+import { InlineWriteGate } from '../../src/io/inline-writes.js';
+import { randomData, sha256, tempDir } from '../helpers/fixtures.js';
+import { ManualClock } from '../helpers/manual-clock.js';
+
+const KiB = 1024;
+
+describe('InlineWriteGate (issue 11: writes on the event loop while they are fast)', () => {
+  it('stays open after fast writes', () => {
+    const clock = new ManualClock();
+    const gate = new InlineWriteGate(clock, 20, 5000);
+    for (let i = 0; i < 100; i++) gate.run(() => clock.advance(19));
+    assert.equal(gate.open, true);
+  });
+
+  it('one slow write sends writes to the pool for a while, then inline again', () => {
+    const clock = new ManualClock();
+    const gate = new InlineWriteGate(clock, 20, 5000);
+    gate.run(() => clock.advance(25));
+    assert.equal(gate.open, false);
+    clock.advance(4999);
+    assert.equal(gate.open, false);
+    clock.advance(1);
+    assert.equal(gate.open, true);
+  });
+
+  it('a write that throws is timed too, and its error passes through', () => {
+    const clock = new ManualClock();
+    const gate = new InlineWriteGate(clock, 20, 5000);
+    const failure = new Error('EIO');
+    assert.throws(
+      () =>
+        gate.run(() => {
+          clock.advance(30);
+          throw failure;
+        }),
+      (error) => error === failure,
+    );
+    assert.equal(gate.open, false);
+  });
+});
+
+describe('FileSink inline writes', () => {
+  let dir: string;
+  let n = 0;
+  const file = (): string => path.join(dir, `f${n++}`);
+  before(async () => {
+    dir = await tempDir();
+  });
+  after(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+  const digester = (): InlineDigester => new InlineDigester(createHasher('sha256'));
+
+  it('with the gate open, the bytes are in the file when write returns, and the chunk is released', async () => {
+    const handle = await fs.open(file(), 'w');
+    const sink = new FileSink(handle, 0, digester(), { inlineWrites: new InlineWriteGate(new ManualClock()) });
+    const data = randomData(300 * KiB);
+    let released = 0;
+    assert.equal(sink.write(data, () => released++), true);
+    assert.equal((await handle.stat()).size, data.length);
+    assert.equal(released, 1);
+    assert.equal((await sink.finish()).digest.toString('hex'), sha256(data));
+    await handle.close();
+  });
+
+  it('with inlineWrites false, the chunk is queued for the pool and held until written', async () => {
+    const handle = await fs.open(file(), 'w');
+    const sink = new FileSink(handle, 0, digester(), { inlineWrites: false });
+    const data = randomData(300 * KiB);
+    let released = 0;
+    sink.write(data, () => released++);
+    assert.equal(released, 0);
+    assert.equal((await sink.finish()).size, data.length);
+    assert.equal(released, 1);
+    assert.equal(sha256(await fs.readFile(path.join(dir, `f${n - 1}`))), sha256(data));
+    await handle.close();
+  });
+
+  it('keeps the byte order when the gate opens while pool writes are still queued', async () => {
+    const clock = new ManualClock();
+    const gate = new InlineWriteGate(clock, 20, 5000);
+    gate.run(() => clock.advance(50)); // closed: the next chunks go to the pool
+    const name = file();
+    const handle = await fs.open(name, 'w');
+    const sink = new FileSink(handle, 0, digester(), { inlineWrites: gate });
+    const data = randomData(1024 * KiB);
+    sink.write(data.subarray(0, 256 * KiB));
+    sink.write(data.subarray(256 * KiB, 512 * KiB));
+    clock.advance(5000); // open again, with the pool's writev still in flight
+    assert.equal(gate.open, true);
+    sink.write(data.subarray(512 * KiB, 768 * KiB));
+    sink.write(data.subarray(768 * KiB));
+    const { size, digest } = await sink.finish();
+    assert.equal(size, data.length);
+    assert.equal(digest.toString('hex'), sha256(data));
+    assert.equal(sha256(await fs.readFile(name)), sha256(data), 'the file holds the bytes in order');
+    await handle.close();
+  });
+
+  it('a failed inline write fails finish, and later chunks are dropped', async () => {
+    const name = file();
+    await fs.writeFile(name, '');
+    const handle = await fs.open(name, 'r'); // writes fail: EBADF
+    const sink = new FileSink(handle, 0, digester(), { inlineWrites: new InlineWriteGate(new ManualClock()) });
+    let released = 0;
+    sink.write(randomData(64 * KiB), () => released++);
+    sink.write(randomData(64 * KiB), () => released++);
+    assert.equal(released, 2, 'each chunk is given back');
+    await assert.rejects(sink.finish(), (error: NodeJS.ErrnoException) => error.code === 'EBADF');
+    await handle.close();
+  });
+});
