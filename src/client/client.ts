@@ -7,6 +7,7 @@ import { putBatch, type BatchPutFile, type BatchPutOptions, type BatchPutResult 
 import { bufferSource, fileSource, streamSource } from './body-source.js';
 import { Connection, type ConnectOptions } from './connection.js';
 import { downloadToFile, downloadToStream } from './download.js';
+import { listStream } from './listing.js';
 import { openLocal } from './local-files.js';
 import { checkedName, partialOf, request, toEntry } from './requests.js';
 import type { Entry, GetOptions, PutOptions, TransferResult } from './types.js';
@@ -70,6 +71,14 @@ export class FerryClient {
         return true;
       },
     );
+  }
+
+  /**
+   * `list` as batches, read as the server sends them: a few batches are held ahead of the
+   * consumer, so a listing of any size takes bounded memory. Breaking out early is safe.
+   */
+  listStream(prefix = '', options: { recursive?: boolean } = {}): AsyncIterableIterator<Entry[]> {
+    return listStream(this.connection, prefix, options.recursive ?? true);
   }
 
   stat(name: string): Promise<Entry> {

@@ -88,6 +88,8 @@ export interface RequestHandler {
   body?(data: Buffer, hold: () => () => void): void;
   bodyEnd?(): void;
   fail(error: FerryError): void;
+  /** A listing consumed as it arrives: the listing size cap does not apply (listing.ts). */
+  streaming?: boolean;
 }
 
 /**
@@ -308,7 +310,7 @@ export class Connection {
     if (this.failure) throw this.failure;
     const id = this.ids.take();
     this.handlers.set(id, handler);
-    this.silence?.start(); // counts from now; arms the timer if no request had
+    if (!this.paused) this.silence?.start(); // counts from now; arms the timer if no request had
     return id;
   }
 
@@ -330,16 +332,22 @@ export class Connection {
     this.outbox.frame(encodeMessage(message));
   }
 
-  /** Backpressure from a local sink: stop reading the socket until `resume`. */
+  /**
+   * Backpressure from a local sink: stop reading the socket until `resume`. The server is not
+   * silent while we are not reading, so the silence deadline waits too (a listing piped into a
+   * pager may sit for minutes).
+   */
   pause(): void {
     this.paused = true;
     this.socket.pause();
+    this.silence?.stop();
   }
 
   resume(): void {
     if (this.paused) {
       this.paused = false;
       this.socket.resume();
+      if (this.ids.size > 0 && this.failure === undefined) this.silence?.start();
     }
   }
 
@@ -355,7 +363,7 @@ export class Connection {
       const problem = nameProblem(entry.name);
       if (problem !== undefined) throw new ProtocolError(`server sent an unusable name "${printableName(entry.name)}": ${problem}`);
     }
-    if (message.type === 'ENTRIES') {
+    if (message.type === 'ENTRIES' && handler.streaming !== true) {
       // A peer's listing can only be as large as we allow, whatever it claims.
       let total = this.listed.get(message.id) ?? 0;
       for (const entry of message.entries) total += entryWireSize(entry);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, openSync, promises as fs, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, openSync, promises as fs, readSync, writeSync, type Stats } from 'node:fs';
 import { isDigestAlgorithm, type DigestAlgorithm } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { isCode, type Folder, type SafeRoot } from './safe-path.js';
@@ -26,6 +26,8 @@ export interface DigestRecord {
  */
 const RECORD_LENGTH = 256;
 const HEX_DIGEST = /^[0-9a-f]{64}$/;
+/** Read buffer for records (one at a time: reads are synchronous); a longer file is no record. */
+const recordBuffer = Buffer.alloc(2 * RECORD_LENGTH);
 
 export class DigestCache {
   constructor(
@@ -50,17 +52,32 @@ export class DigestCache {
   }
 
   async read(name: string): Promise<DigestRecord | undefined> {
-    let text: string | undefined;
+    return this.readSync(name);
+  }
+
+  /**
+   * The record, read with synchronous calls: 256 bytes from the page cache cost less than the
+   * five thread-pool round trips of an async read (one per listed or downloaded file).
+   */
+  readSync(name: string): DigestRecord | undefined {
+    const key = this.keyOf(name);
+    const folder = this.root.openExistingSync(this.meta, key.slice(0, 2));
+    if (folder === undefined) return undefined;
     try {
-      text = await this.inRecordFolder(name, false, (folder, file) =>
-        fs.readFile(folder.entry(file), { encoding: 'utf8', flag: constants.O_RDONLY | constants.O_NOFOLLOW }),
-      );
+      const fd = openSync(folder.entry(key), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      try {
+        const bytes = readSync(fd, recordBuffer, 0, recordBuffer.length, 0);
+        return bytes < recordBuffer.length ? parseRecord(recordBuffer.toString('utf8', 0, bytes)) : undefined;
+      } finally {
+        closeSync(fd);
+      }
     } catch (error) {
-      if (isCode(error, 'ENOENT') || isCode(error, 'ELOOP')) return undefined;
+      // Missing, a link, a folder or a FIFO planted in its place: no record (the file is hashed).
+      if (isCode(error, 'ENOENT') || isCode(error, 'ELOOP') || isCode(error, 'EISDIR') || isCode(error, 'EAGAIN')) return undefined;
       throw error;
+    } finally {
+      void folder.close();
     }
-    if (text === undefined) return undefined;
-    return parseRecord(text);
   }
 
   /**
@@ -87,12 +104,18 @@ export class DigestCache {
     await this.inRecordFolder(name, false, (folder, file) => fs.rm(folder.entry(file), { force: true }));
   }
 
+  /** The digest in `algorithm` the record keeps for the file described by `stats`, if it still describes it. */
+  knownDigest(name: string, stats: Stats, algorithm: DigestAlgorithm): Buffer | undefined {
+    const record = this.readSync(name);
+    return record && matches(record, stats) ? record.digests[algorithm] : undefined;
+  }
+
   /**
    * The digest of an open file in `algorithm`, from the record if it still describes this very
    * file; otherwise computed and added to the record (keeping its other algorithms' digests).
    */
   async digestOf(name: string, handle: fs.FileHandle, stats: Stats, algorithm: DigestAlgorithm): Promise<Buffer> {
-    const record = await this.read(name);
+    const record = this.readSync(name);
     const current = record && matches(record, stats) ? record : undefined;
     const known = current?.digests[algorithm];
     if (known) return known;

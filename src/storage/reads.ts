@@ -8,6 +8,10 @@ import type { LocalFile } from './backend.js';
 import type { ListOptions, StoredEntry, StoreParts } from './types.js';
 
 const NO_DIGEST = Buffer.alloc(32);
+/** A listed file that vanished (or became something else) between readdir and its lstat. */
+const GONE = Symbol('gone');
+/** Files listed with synchronous calls between two turns of the event loop (~2–5 ms). */
+const YIELD_EVERY = 128;
 /** Entries per batch of `listStream`. */
 const LIST_BATCH = 1000;
 /** O_NONBLOCK: opening a FIFO planted in the root must not hang; no effect on regular files. */
@@ -15,6 +19,8 @@ const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBL
 
 /** Reading: stat, open for download, and listings. */
 export class Reader {
+  private syncListed = 0;
+
   constructor(private readonly parts: StoreParts) {}
 
   /** Opens a file for download; the handle keeps reading this version even if it is replaced. */
@@ -129,6 +135,20 @@ export class Reader {
   }
 
   /**
+   * A listed file's entry from lstat and its digest record, with synchronous calls (a few
+   * microseconds each from the caches, against seven thread-pool round trips to open, stat,
+   * read the record and close): GONE when it is no longer a regular file, undefined when the
+   * record is missing or stale (the caller opens and hashes the file).
+   */
+  private listedFromRecord(folder: Folder, leaf: string, name: string, algorithm: DigestAlgorithm): StoredEntry | typeof GONE | undefined {
+    const stats = lstatSync(folder.entry(leaf), { throwIfNoEntry: false });
+    if (stats === undefined || !stats.isFile()) return GONE;
+    const digest = this.parts.digests.knownDigest(name, stats, algorithm);
+    if (digest === undefined) return undefined;
+    return { name, kind: 'file', size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), digest };
+  }
+
+  /**
    * Entries of `folder` in full-name order: each folder's names sorted, with "/" after the
    * names of sub-folders when they are walked into (so "a-b" comes before the files of "a/").
    */
@@ -164,6 +184,13 @@ export class Reader {
           await child.close();
         }
       } else if (dirent.isFile()) {
+        const listed = this.listedFromRecord(folder, dirent.name, name, algorithm);
+        if (listed !== undefined) {
+          if (listed !== GONE) yield listed;
+          // Synchronous calls above: let other sessions in every so often.
+          if (++this.syncListed % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+          continue;
+        }
         try {
           const opened = await this.openIn(folder, dirent.name, name, algorithm);
           await opened.handle.close();

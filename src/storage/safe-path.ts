@@ -167,6 +167,21 @@ export class SafeRoot {
   }
 
   /**
+   * Opens an existing folder `component` of `parent` with no thread-pool round trip, for hot
+   * read paths (listings, digest records). Undefined when it is missing, is not a folder, or is
+   * a link (never followed). The caller closes it.
+   */
+  openExistingSync(parent: Folder, component: string): Folder | undefined {
+    const name = parent.name === '' ? component : `${parent.name}/${component}`;
+    try {
+      return this.openDirectory(parent.entry(component), name);
+    } catch (error) {
+      if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR') || isCode(error, 'ELOOP') || error instanceof FerryError) return undefined;
+      throw error;
+    }
+  }
+
+  /**
    * Opens (creating) one of the server's own folders under the root and keeps it open for the
    * store's lifetime (closed by `close`): its contents are reached through it, never by path.
    */
@@ -195,7 +210,7 @@ export class SafeRoot {
     const target = parent.entry(component);
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.openDirectory(target, name, options.name ?? name);
+        return this.openDirectory(target, name, options.name ?? name);
       } catch (error) {
         if (!isCode(error, 'ENOENT') || !options.create || attempt > 0) {
           if (isCode(error, 'ENOENT')) return undefined;
@@ -216,14 +231,15 @@ export class SafeRoot {
     }
   }
 
-  private async openDirectory(target: string, name: string, forName: string): Promise<Folder> {
+  /** Opens the folder at `target` without following a link (synchronous: no pool round trip). */
+  private openDirectory(target: string, name: string, forName = name): Folder {
     if (this.pinned) {
       const fd = openSync(target, DIRECTORY_FLAGS);
       return new Folder(fd, procPath(fd), name, true);
     }
     // Fallback: lstat, open without following, and check both saw the same folder.
     const seen = lstatSync(target);
-    if (!seen.isDirectory()) throw await whyNotFolder(target, forName);
+    if (!seen.isDirectory()) throw Object.assign(new Error(`${target} is not a folder`), { code: 'ENOTDIR' });
     const fd = openSync(target, DIRECTORY_FLAGS);
     let opened: Stats;
     try {
