@@ -532,68 +532,45 @@ async function transfer(
                 }
               };
               /**
-               * Fills a GET_BATCH from `first` on and puts each verified file in place; files that
-               * need the single-file path (a link, FIFO or folder in the way, a file too large for
-               * a batch) go that way afterwards. Returns the job that did not fit, if any.
+               * Small downloads gather in one GET_BATCH per connection, filled by every lane (the
+               * feed deals files out to the lanes in turn, so a batch per lane would stay small);
+               * the lane that fills it sends it and puts each verified file in place.
                */
-              const fetchBatch = async (first: Job, gets: SmallGets): Promise<Job | undefined> => {
-                const started = performance.now();
-                const batch = new GetBatchBuilder(BATCH_FILES);
-                const asked: { job: Job; state: LocalState }[] = [];
-                const alone: Job[] = [];
-                let bytes = 0;
-                let looked = 0;
-                let carry: Job | undefined;
-                for (let job: Job | undefined = first; job !== undefined; job = await take()) {
-                  const size = job.size ?? BATCH_GET_MAX_FILE;
-                  if (!getBatchable(client, job) || !batch.fits(job.name) || (asked.length > 0 && bytes + size > GET_BATCH_BYTES)) {
-                    carry = job;
-                    break;
-                  }
-                  looked++;
-                  let state: LocalState;
-                  try {
-                    state = localState(job.local, job.remote);
-                    // Without a listing, an existing file is compared with the stored one by the single-file path.
-                    if (state.kind === 'replace' && job.remote === undefined) state = { kind: 'other' };
-                    if (state.kind === 'identical') {
-                      if (gets.preserve) touchIdentical(job.local, job.remote!);
-                      settle(job, { skipped: true, entry: job.remote! }, performance.now() - started);
-                    } else if (state.kind === 'other') {
-                      alone.push(job);
-                    } else {
-                      batch.add(job.name);
-                      asked.push({ job, state });
-                      bytes += size;
-                    }
-                  } catch (error) {
-                    failed(job, cannotWrite(job.local, error));
-                  }
-                  if (looked >= BATCH_FILES || bytes >= GET_BATCH_BYTES) break;
+              let gathering: { job: Job; state: LocalState }[] = [];
+              let gatheringNames = new GetBatchBuilder(BATCH_FILES);
+              let gatheringBytes = 0;
+              let gatheringSince = 0;
+              /** Sends what has gathered (if anything) and places the files; files too large for a batch go alone. */
+              const flushGets = async (gets: SmallGets): Promise<void> => {
+                if (gathering.length === 0) return;
+                const asked = gathering;
+                const names = gatheringNames.names;
+                const started = gatheringSince;
+                gathering = [];
+                gatheringNames = new GetBatchBuilder(BATCH_FILES);
+                gatheringBytes = 0;
+                let results: BatchGetResult[];
+                try {
+                  results = await client.getBatch(names);
+                } catch (error) {
+                  for (const { job } of asked) failed(job, error);
+                  return;
                 }
-                if (asked.length > 0) {
-                  let results: BatchGetResult[];
-                  try {
-                    results = await client.getBatch(batch.names);
-                  } catch (error) {
-                    for (const { job } of asked) failed(job, error);
-                    results = [];
-                  }
-                  const ms = performance.now() - started;
-                  for (const [i, result] of results.entries()) {
-                    const { job, state } = asked[i]!;
-                    if (result.status === 'large') {
-                      alone.push(job);
-                    } else if (result.status === 'refused') {
-                      failed(job, result.error);
-                    } else {
-                      try {
-                        placeFile(job.local, result.data, result.result, state, gets.preserve);
-                        bar.bytes(result.result.size);
-                        settle(job, { skipped: false, result: result.result }, ms);
-                      } catch (error) {
-                        failed(job, cannotWrite(job.local, error));
-                      }
+                const ms = performance.now() - started;
+                const alone: Job[] = [];
+                for (const [i, result] of results.entries()) {
+                  const { job, state } = asked[i]!;
+                  if (result.status === 'large') {
+                    alone.push(job);
+                  } else if (result.status === 'refused') {
+                    failed(job, result.error);
+                  } else {
+                    try {
+                      placeFile(job.local, result.data, result.result, state, gets.preserve);
+                      bar.bytes(result.result.size);
+                      settle(job, { skipped: false, result: result.result }, ms);
+                    } catch (error) {
+                      failed(job, cannotWrite(job.local, error));
                     }
                   }
                 }
@@ -601,20 +578,51 @@ async function transfer(
                   if (lost) fail(job, new FerryError('CLOSED', 'not fetched: the connection was lost'));
                   else await moveOne(job);
                 }
-                return carry;
+              };
+              /**
+               * One small download: left alone if the destination already holds it, fetched alone
+               * if something other than a regular file is in the way, else added to the batch.
+               */
+              const gatherGet = async (job: Job, gets: SmallGets): Promise<void> => {
+                const size = job.size ?? BATCH_GET_MAX_FILE;
+                let state: LocalState;
+                try {
+                  state = localState(job.local, job.remote);
+                  // Without a listing, an existing file is compared with the stored one by the single-file path.
+                  if (state.kind === 'replace' && job.remote === undefined) state = { kind: 'other' };
+                  if (state.kind === 'identical') {
+                    if (gets.preserve) touchIdentical(job.local, job.remote!);
+                    settle(job, { skipped: true, entry: job.remote! }, 0);
+                    return;
+                  }
+                } catch (error) {
+                  failed(job, cannotWrite(job.local, error));
+                  return;
+                }
+                if (state.kind === 'other') return moveOne(job);
+                if (!gatheringNames.fits(job.name) || gatheringBytes + size > GET_BATCH_BYTES) await flushGets(gets);
+                if (gathering.length === 0) gatheringSince = performance.now();
+                gatheringNames.add(job.name);
+                gathering.push({ job, state });
+                gatheringBytes += size;
+                if (!gatheringNames.fits('') || gatheringBytes >= GET_BATCH_BYTES) await flushGets(gets);
               };
               await inLanes(PIPELINE_WINDOW, async () => {
                 let carry: Job | undefined;
                 while (!lost) {
                   const job = carry ?? (await take());
                   carry = undefined;
-                  if (job === undefined) return;
+                  if (job === undefined) {
+                    // The feed is done: what has gathered goes now (every lane ends here).
+                    if (smallGets !== undefined) await flushGets(smallGets);
+                    return;
+                  }
                   if (small !== undefined && batchable(client, job, small)) {
                     carry = await sendBatch(job, small);
                     continue;
                   }
                   if (smallGets !== undefined && getBatchable(client, job)) {
-                    carry = await fetchBatch(job, smallGets);
+                    await gatherGet(job, smallGets);
                     continue;
                   }
                   await moveOne(job);
@@ -622,6 +630,7 @@ async function transfer(
                 // Taken but not sent when the connection was lost.
                 if (carry !== undefined) fail(carry, new FerryError('CLOSED', 'not sent: the connection was lost'));
               });
+              for (const { job } of gathering.splice(0)) fail(job, new FerryError('CLOSED', 'not fetched: the connection was lost'));
             });
           } catch (error) {
             connectionError = error;
