@@ -64,6 +64,9 @@ export async function getBatch(connection: Connection, names: string[]): Promise
     // cannot keep a batch going for ever.
     if (message.more && message.items.length === 0) throw new ProtocolError('an empty BATCH_FILES frame that is not the last');
     if (items.length + message.items.length > wanted.length) throw new ProtocolError(`more than the ${wanted.length} files asked for in a batch`);
+    for (const item of message.items) {
+      if (item.status === 'large' && item.size <= MAX_GET_BATCH_FILE) throw new ProtocolError(`a file of ${item.size} bytes reported too large for a batch`);
+    }
     items.push(...message.items);
     if (message.more) return true;
     if (items.length !== wanted.length) throw new ProtocolError(`${items.length} files for a batch of ${wanted.length}`);
@@ -73,10 +76,7 @@ export async function getBatch(connection: Connection, names: string[]): Promise
   const { algorithm } = connection;
   return items.map((item, i): BatchGetResult => {
     const name = wanted[i]!;
-    if (item.status === 'large') {
-      if (item.size <= MAX_GET_BATCH_FILE) throw new ProtocolError(`"${printableName(name)}" of ${item.size} bytes reported too large for a batch`);
-      return { status: 'large', name, size: item.size };
-    }
+    if (item.status === 'large') return { status: 'large', name, size: item.size };
     if (item.status === 'refused') return { status: 'refused', name, error: refusal(name, item.code, item.message) };
     if (!digestOf(algorithm, item.data).equals(item.digest)) {
       const error = new FerryError('INTEGRITY', `${algorithm} of the ${item.data.length} bytes received does not match the server's: the download is corrupt`);

@@ -50,6 +50,7 @@ describe('client against a hostile GET_BATCH server', () => {
   const replies: [string, Reply][] = [
     ['more files than asked', (m) => encodeMessage({ type: 'BATCH_FILES', id: m.id, more: false, items: goods(m.names.length + 1) })],
     ['fewer files than asked', (m) => encodeMessage({ type: 'BATCH_FILES', id: m.id, more: false, items: goods(m.names.length - 1) })],
+    ['a small file called too large for a batch', (m) => encodeMessage({ type: 'BATCH_FILES', id: m.id, more: false, items: m.names.map(() => ({ status: 'large' as const, size: 10 })) })],
     ['an empty frame that is not the last', (m) => encodeMessage({ type: 'BATCH_FILES', id: m.id, more: true, items: [] })],
     [
       'a file over the batch limit',
