@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, futimesSync, linkSync, lstatSync, openSync, readFileSync, renameSync, rmSync, utimesSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fchmodSync, futimesSync, linkSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, utimesSync, writeSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { FerryError, type Entry, type TransferResult } from '../client/index.js';
 import { linkUnsupported } from '../client/download-lock.js';
@@ -49,10 +49,9 @@ export function touchIdentical(local: string, remote: Entry): void {
  * mtime. System errors are thrown as they are (cannotWrite words them, naming `local`).
  */
 export function placeFile(local: string, data: Buffer, result: TransferResult, state: LocalState, preserve: boolean): void {
-  const temp = path.join(path.dirname(local), `.ferry-batch-${randomBytes(8).toString('hex')}.tmp`);
+  const { temp, fd } = createTemporary(path.dirname(local));
   let placed = false;
   try {
-    const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
     try {
       for (let written = 0; written < data.length; ) written += writeSync(fd, data, written, data.length - written);
       if (state.kind === 'replace') fchmodSync(fd, state.before.mode & 0o7777); // like cp: the replaced file's mode
@@ -69,7 +68,30 @@ export function placeFile(local: string, data: Buffer, result: TransferResult, s
       placeNew(temp, local);
     }
   } finally {
-    if (!placed) rmSync(temp, { force: true });
+    if (!placed) unlinkIfThere(temp);
+  }
+}
+
+/** This process's temporaries: `.ferry-batch-<random>-<n>.tmp`, created with O_EXCL (a clash takes the next number). */
+const temporaryPrefix = `.ferry-batch-${randomBytes(6).toString('hex')}-`;
+let temporaryCount = 0;
+
+function createTemporary(folder: string): { temp: string; fd: number } {
+  for (;;) {
+    const temp = path.join(folder, `${temporaryPrefix}${temporaryCount++}.tmp`);
+    try {
+      return { temp, fd: openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+}
+
+function unlinkIfThere(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, openSync, promises as fs, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, openSync, promises as fs, readSync, writeSync, type Stats } from 'node:fs';
 import { isDigestAlgorithm, type DigestAlgorithm } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { isCode, type Folder, type SafeRoot } from './safe-path.js';
@@ -61,6 +61,31 @@ export class DigestCache {
     }
     if (text === undefined) return undefined;
     return parseRecord(text);
+  }
+
+  /**
+   * The recorded digest in `algorithm` of the very file `stats` describes, read synchronously
+   * (a batch's hot path: no thread-pool round trips); undefined when no record describes it
+   * (then `digestOf` computes and records it).
+   */
+  recordedSync(name: string, stats: Stats, algorithm: DigestAlgorithm): Buffer | undefined {
+    const key = this.keyOf(name);
+    let fd: number;
+    try {
+      fd = openSync(this.meta.entry(`${key.slice(0, 2)}/${key}`), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (error) {
+      if (isCode(error, 'ENOENT') || isCode(error, 'ELOOP') || isCode(error, 'ENOTDIR')) return undefined;
+      throw error;
+    }
+    const bytes = Buffer.allocUnsafe(RECORD_LENGTH);
+    let length: number;
+    try {
+      length = readSync(fd, bytes, 0, RECORD_LENGTH, 0);
+    } finally {
+      closeSync(fd);
+    }
+    const record = parseRecord(bytes.toString('utf8', 0, length));
+    return record && matches(record, stats) ? record.digests[algorithm] : undefined;
   }
 
   /**

@@ -43,10 +43,11 @@ describe('batched downloads (protocol 6)', () => {
     await client.put(small, 'st/small');
     await client.put(large, 'st/large');
     await client.put(Buffer.from('x'), 'st/dir/x');
-    await client.put(rotten, 'st/rotten');
+    // Whole seconds: utimes takes seconds as a double, so this mtime can be put back exactly.
+    const mtime = new Date(1_700_000_000_000);
+    await client.put(rotten, 'st/rotten', { mtimeMs: mtime.getTime() });
     // Bit rot: the bytes change in place, the inode, size and mtime (what the record names) do not.
     const file = path.join(server.root, 'st/rotten');
-    const { mtime } = await fs.stat(file);
     const handle = await fs.open(file, 'r+');
     await handle.write(Buffer.from('ROT'), 0, 3, 100);
     await handle.close();
@@ -60,6 +61,23 @@ describe('batched downloads (protocol 6)', () => {
     assert.equal(results[2]!.error.message, 'no file named "st/missing"');
     // A bad name is refused before anything is sent.
     await assert.rejects(client.getBatch(['ok', '../up']), (e: { code?: string }) => e.code === 'BAD_NAME');
+    await client.close();
+  });
+
+  it('serves files placed by hand (no digest record yet) and names across folders, a file in the way', async () => {
+    await fs.mkdir(path.join(server.root, 'hand/sub'), { recursive: true });
+    await fs.writeFile(path.join(server.root, 'hand/one'), 'one');
+    await fs.writeFile(path.join(server.root, 'hand/sub/two'), 'two');
+    const client = await connect({ port: server.address.port });
+    const results = await client.getBatch(['hand/one', 'hand/sub/two', 'hand/one/under-a-file', 'top-missing', 'hand/sub/two']);
+    // (a file on the path is CONFLICT, as for a GET)
+    assert.deepEqual(statuses(results), ['file', 'file', 'refused CONFLICT', 'refused NOT_FOUND', 'file']);
+    assert.ok(results[0]!.status === 'file' && results[0]!.data.toString() === 'one');
+    assert.ok(results[1]!.status === 'file' && results[1]!.data.toString() === 'two');
+    // Its digest is recorded now, as a GET would have done: the listing serves the same one.
+    const [listed] = await client.list('hand/one');
+    assert.ok(results[0]!.status === 'file');
+    assert.equal(listed!.digest, results[0]!.result.digest);
     await client.close();
   });
 
