@@ -14,8 +14,14 @@ const LIST_BATCH = 1000;
 /** O_NONBLOCK: opening a FIFO planted in the root must not hang; no effect on regular files. */
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
+/** Files a listing walks synchronously before it lets other work in (about a millisecond). */
+const SYNC_STRETCH = 64;
+
 /** Reading: stat, open for download, and listings. */
 export class Reader {
+  /** Files walked since the walk last let other work in. */
+  private sinceYield = 0;
+
   constructor(private readonly parts: StoreParts) {}
 
   /** Opens a file for download; the handle keeps reading this version even if it is replaced. */
@@ -130,6 +136,32 @@ export class Reader {
     }
   }
 
+  /**
+   * A listed file's entry the fast way: open, fstat and its digest record read synchronously
+   * (no thread-pool round trips: a listing is on the path of every `get -r`). 'gone' if it
+   * vanished or is not a regular file any more; undefined when no record describes it (then
+   * `openIn` hashes and records it).
+   */
+  private recordedEntry(folder: Folder, leaf: string, name: string, algorithm: DigestAlgorithm): StoredEntry | 'gone' | undefined {
+    let fd: number;
+    try {
+      fd = openSync(folder.entry(leaf), READ_FLAGS);
+    } catch (error) {
+      if (isCode(error, 'ENOENT') || isCode(error, 'ELOOP') || isCode(error, 'EISDIR')) return 'gone';
+      return undefined; // the slow path reports it
+    }
+    try {
+      const stats = fstatSync(fd);
+      if (!stats.isFile()) return 'gone';
+      const digest = this.parts.digests.recordedSync(name, stats, algorithm);
+      return digest === undefined ? undefined : { name, kind: 'file', size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), digest };
+    } catch {
+      return undefined;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   /** Whether anything (file, folder, link) has this name; a link or file on the way is an error. */
   async exists(name: string): Promise<boolean> {
     return this.parts.root.inParent(
@@ -237,6 +269,17 @@ export class Reader {
           await child.close();
         }
       } else if (dirent.isFile()) {
+        // Let other connections in now and then: the fast path below never leaves the thread.
+        if (++this.sinceYield >= SYNC_STRETCH) {
+          this.sinceYield = 0;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        const known = this.recordedEntry(folder, dirent.name, name, algorithm);
+        if (known === 'gone') continue;
+        if (known !== undefined) {
+          yield known;
+          continue;
+        }
         try {
           const opened = await this.openIn(folder, dirent.name, name, algorithm);
           await opened.handle.close();
