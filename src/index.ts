@@ -3,8 +3,8 @@
  *
  *   import { connect, createServer } from 'ferry';
  */
-export { BatchBuilder, connect, FerryClient } from './client/client.js';
-export type { BatchPutFile, BatchPutOptions, BatchPutResult, ConnectOptions, Entry, GetOptions, Progress, PutOptions, TransferResult } from './client/client.js';
+export { BATCH_GET_MAX_FILE, BatchBuilder, connect, FerryClient, GetBatchBuilder } from './client/client.js';
+export type { BatchGetResult, BatchPutFile, BatchPutOptions, BatchPutResult, ConnectOptions, Entry, GetOptions, Progress, PutOptions, TransferResult } from './client/client.js';
 export { FerryServer, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_ROOT } from './server/server.js';
 export { createServer } from './create-server.js';
 export type { ServerOptions } from './create-server.js';

@@ -4,6 +4,7 @@ import { FerryError } from '../errors.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { ListFlag } from '../protocol/index.js';
 import { putBatch, type BatchPutFile, type BatchPutOptions, type BatchPutResult } from './batch.js';
+import { getBatch, type BatchGetResult } from './get-batch.js';
 import { bufferSource, fileSource, streamSource } from './body-source.js';
 import { Connection, type ConnectOptions } from './connection.js';
 import { downloadToFile, downloadToStream } from './download.js';
@@ -15,6 +16,8 @@ import { AWAIT_READY_THRESHOLD, upload, type Resumable } from './upload.js';
 
 export type { ConnectOptions } from './connection.js';
 export { BatchBuilder } from './batch.js';
+export { BATCH_GET_MAX_FILE, GetBatchBuilder } from './get-batch.js';
+export type { BatchGetResult } from './get-batch.js';
 export type { BatchPutFile, BatchPutOptions, BatchPutResult } from './batch.js';
 export type { Entry, GetOptions, Progress, PutOptions, TransferResult } from './types.js';
 
@@ -42,7 +45,7 @@ export class FerryClient {
     return this.connection.maxFileSize;
   }
 
-  /** The protocol version agreed with the server (5: batches of small files, `putBatch`). */
+  /** The protocol version agreed with the server (5: `putBatch`; 6: `getBatch`). */
   get version(): number {
     return this.connection.version;
   }
@@ -55,6 +58,17 @@ export class FerryClient {
    */
   putBatch(files: BatchPutFile[], options: BatchPutOptions = {}): Promise<BatchPutResult[]> {
     return putBatch(this.connection, files, options);
+  }
+
+  /**
+   * Downloads many small files in one request (protocol 6) into memory: one result per name,
+   * in order — the bytes (verified against the digest sent with them), `large` (over
+   * BATCH_GET_MAX_FILE: use `get`), or refused on its own. The names must fit one batch (see
+   * GetBatchBuilder); the call rejects only for the whole request (UNSUPPORTED on an older
+   * server, BUSY, a failed connection, a malformed reply).
+   */
+  getBatch(names: string[]): Promise<BatchGetResult[]> {
+    return getBatch(this.connection, names);
   }
 
   /** Files under `prefix` ('' for all). `recursive: false` lists one folder, with subfolders. */

@@ -143,15 +143,16 @@ export class Connection {
 
   /**
    * Connects and handshakes, offering this client's protocol version; a server that answers
-   * VERSION (it speaks only older ones) is asked again with 4, then with 2 (ferry 0.1).
+   * VERSION (it speaks only older ones) is asked again with 5, then 4, then 2 (ferry 0.1).
    */
   static async open(options: ConnectOptions = {}): Promise<Connection> {
     for (let offered = PROTOCOL_VERSION; ; ) {
       try {
         return await Connection.openOffering(options, offered);
       } catch (error) {
-        // A version-4 server (ferry 0.2–0.4) is asked with 4, a version-2 one (ferry 0.1) with 2.
-        const older = offered > 4 ? 4 : offered > 2 ? 2 : undefined;
+        // A version-5 server is asked with 5, a version-4 one (ferry 0.2–0.4) with 4, a
+        // version-2 one (ferry 0.1) with 2.
+        const older = offered > 5 ? 5 : offered > 4 ? 4 : offered > 2 ? 2 : undefined;
         if (!(error instanceof FerryError && error.code === 'VERSION') || older === undefined) throw error;
         offered = older;
       }

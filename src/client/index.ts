@@ -2,8 +2,8 @@
  * The client half of ferry's public API, importable alone (`ferry/client`) so a program
  * that only talks to servers never loads the server, its logger or its storage.
  */
-export { BatchBuilder, connect, FerryClient } from './client.js';
-export type { BatchPutFile, BatchPutOptions, BatchPutResult, ConnectOptions, Entry, GetOptions, Progress, PutOptions, TransferResult } from './client.js';
+export { BATCH_GET_MAX_FILE, BatchBuilder, connect, FerryClient, GetBatchBuilder } from './client.js';
+export type { BatchGetResult, BatchPutFile, BatchPutOptions, BatchPutResult, ConnectOptions, Entry, GetOptions, Progress, PutOptions, TransferResult } from './client.js';
 export type { TlsClientOptions } from './connection.js';
 export { KnownHosts, defaultKnownHostsPath } from './known-hosts.js';
 export { FerryError, ProtocolError, isFerryError, WireErrorCode } from '../errors.js';

@@ -3,7 +3,7 @@
 /** "FRRY": the first four bytes of every HELLO payload. */
 export const MAGIC = 0x46525259;
 /** The version this implementation speaks; it also accepts clients of every older version. */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 export const MIN_PROTOCOL_VERSION = 1;
 
 /** Frame header: u32 payload length, u8 type, u32 request id. */
@@ -30,6 +30,7 @@ export const MessageType = {
   PUT_END: 0x16,
   HASH_PREFIX: 0x17,
   PUT_BATCH: 0x18,
+  GET_BATCH: 0x19,
   // server → client
   OK: 0x80,
   SERVER_HELLO: 0x81,
@@ -40,6 +41,7 @@ export const MessageType = {
   PUT_READY: 0x95,
   PARTIAL: 0x96,
   BATCH_RESULTS: 0x97,
+  BATCH_FILES: 0x98,
   ERROR: 0xff,
 } as const;
 
@@ -84,6 +86,24 @@ export const BatchStatus = {
   STORED_AS: 1,
   IDENTICAL: 2,
   REFUSED: 3,
+} as const;
+
+/** Most names one GET_BATCH may carry (v6; its payload is also under MAX_CONTROL_PAYLOAD). */
+export const MAX_GET_BATCH_NAMES = 256;
+/**
+ * Largest file a BATCH_FILES reply carries inline (v6): 60 KiB, so any such file with its
+ * item header fits one frame. A larger one is answered LARGE and fetched with GET.
+ */
+export const MAX_GET_BATCH_FILE = 60 * 1024;
+
+/** BATCH_FILES item status (u8, v6). */
+export const GetBatchStatus = {
+  /** The file's size, mtime, digest and bytes follow. */
+  FILE: 0,
+  /** Over MAX_GET_BATCH_FILE: its size follows; fetch it with GET. */
+  LARGE: 1,
+  /** Not served: code and message follow (as a GET of it would be refused). */
+  REFUSED: 2,
 } as const;
 
 /** LIST and DELETE flags (u8); DELETE honours RECURSIVE from v2 on (removes a folder). */

@@ -11,6 +11,9 @@ import {
   BatchStatus,
   MAX_BATCH_FILES,
   MAX_BATCH_MESSAGE,
+  GetBatchStatus,
+  MAX_GET_BATCH_FILE,
+  MAX_GET_BATCH_NAMES,
 } from './constants.js';
 
 /** A stored file as it travels in ENTRY, ENTRIES. */
@@ -39,6 +42,12 @@ export type BatchResult =
   | { status: 'identical'; mtimeMs: number }
   | { status: 'refused'; code: number; message: string };
 
+/** One file of a BATCH_FILES reply (v6), in the order the GET_BATCH named them. */
+export type BatchItem =
+  | { status: 'file'; mtimeMs: number; digest: Buffer; data: Buffer }
+  | { status: 'large'; size: number }
+  | { status: 'refused'; code: number; message: string };
+
 export type Message =
   | { type: 'HELLO'; id: number; version: number; clientName: string; flags: number }
   | { type: 'AUTH'; id: number; token: string }
@@ -53,6 +62,8 @@ export type Message =
   | { type: 'PARTIAL'; id: number; offset: number; digest: Buffer }
   | { type: 'PUT_BATCH'; id: number; flags: number; files: BatchFile[] }
   | { type: 'BATCH_RESULTS'; id: number; results: BatchResult[] }
+  | { type: 'GET_BATCH'; id: number; names: string[] }
+  | { type: 'BATCH_FILES'; id: number; more: boolean; items: BatchItem[] }
   | { type: 'OK'; id: number }
   | {
       type: 'SERVER_HELLO';
@@ -124,6 +135,23 @@ export function batchFileWireSize(nameBytes: number, size: number, withMtime: bo
   return 2 + nameBytes + 4 + (withMtime ? 8 : 0) + DIGEST_SIZE + size;
 }
 
+/** Bytes of a GET_BATCH payload before its names (count). */
+export const GET_BATCH_OVERHEAD = 2;
+/** Bytes of a BATCH_FILES payload before its items (more flag, count). */
+export const BATCH_FILES_OVERHEAD = 1 + 2;
+
+/** Encoded size of one name in a GET_BATCH. */
+export function getBatchNameWireSize(name: string): number {
+  return 2 + Buffer.byteLength(name, 'utf8');
+}
+
+/** Encoded size of one item of a BATCH_FILES reply, so the server can fill frames under the cap. */
+export function batchItemWireSize(item: BatchItem): number {
+  if (item.status === 'file') return 1 + 4 + 8 + DIGEST_SIZE + item.data.length;
+  if (item.status === 'large') return 1 + 8;
+  return 1 + 2 + 2 + Buffer.byteLength(shortMessage(item.message), 'utf8');
+}
+
 /** A refusal message cut to MAX_BATCH_MESSAGE bytes on a character boundary. */
 export function shortMessage(text: string): string {
   let out = text;
@@ -189,6 +217,19 @@ export function encodePayload(message: Message): Buffer {
         else if (result.status === 'stored') w.u8(BatchStatus.STORED).u64(result.mtimeMs);
         else if (result.status === 'identical') w.u8(BatchStatus.IDENTICAL).u64(result.mtimeMs);
         else w.u8(BatchStatus.REFUSED).u16(result.code).string(shortMessage(result.message));
+      }
+      break;
+    case 'GET_BATCH':
+      if (message.names.length > MAX_GET_BATCH_NAMES) throw new RangeError(`a GET_BATCH names at most ${MAX_GET_BATCH_NAMES} files`);
+      w.u16(message.names.length);
+      for (const name of message.names) w.string(name);
+      break;
+    case 'BATCH_FILES':
+      w.u8(message.more ? 1 : 0).u16(message.items.length);
+      for (const item of message.items) {
+        if (item.status === 'file') w.u8(GetBatchStatus.FILE).u32(item.data.length).u64(item.mtimeMs).raw(checkDigest(item.digest)).raw(item.data);
+        else if (item.status === 'large') w.u8(GetBatchStatus.LARGE).u64(item.size);
+        else w.u8(GetBatchStatus.REFUSED).u16(item.code).string(shortMessage(item.message));
       }
       break;
     case 'OK':
@@ -305,6 +346,38 @@ export function decodePayload(typeNumber: number, id: number, payload: Buffer): 
         else throw new ProtocolError(`unknown batch result status ${status}`);
       }
       message = { type, id, results };
+      break;
+    }
+    case 'GET_BATCH': {
+      const count = r.u16('name count');
+      if (count > MAX_GET_BATCH_NAMES) throw new ProtocolError(`GET_BATCH of ${count} names: at most ${MAX_GET_BATCH_NAMES}`);
+      const names: string[] = [];
+      for (let i = 0; i < count; i++) names.push(r.string('name'));
+      message = { type, id, names };
+      break;
+    }
+    case 'BATCH_FILES': {
+      const more = r.u8('more flag');
+      if (more > 1) throw new ProtocolError('BATCH_FILES more flag must be 0 or 1');
+      const count = r.u16('item count');
+      const items: BatchItem[] = [];
+      for (let i = 0; i < count; i++) {
+        const status = r.u8('status');
+        if (status === GetBatchStatus.FILE) {
+          const size = r.u32('size');
+          if (size > MAX_GET_BATCH_FILE) throw new ProtocolError(`BATCH_FILES carries a file of ${size} bytes: at most ${MAX_GET_BATCH_FILE}`);
+          const mtimeMs = r.u64('mtime');
+          const digest = r.bytesOf(DIGEST_SIZE, 'digest');
+          items.push({ status: 'file', mtimeMs, digest, data: r.bytesOf(size, 'file bytes') });
+        } else if (status === GetBatchStatus.LARGE) {
+          items.push({ status: 'large', size: r.u64('size') });
+        } else if (status === GetBatchStatus.REFUSED) {
+          items.push({ status: 'refused', code: r.u16('code'), message: r.string('message') });
+        } else {
+          throw new ProtocolError(`unknown batch item status ${status}`);
+        }
+      }
+      message = { type, id, more: more === 1, items };
       break;
     }
     case 'OK':

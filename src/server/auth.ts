@@ -98,6 +98,7 @@ export function permissionFor(type: MessageTypeName): Permission | undefined {
     case 'STAT':
     case 'GET':
     case 'HASH_PREFIX': // (v2) digest of a stored file's first bytes: a read
+    case 'GET_BATCH': // (v6) many GETs in one request
       return 'read';
     default:
       return 'write';

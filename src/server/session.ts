@@ -8,6 +8,7 @@ import { Outbox } from '../transport/outbox.js';
 import { NO_RELEASE, type SlabReader } from '../transport/read-slab.js';
 import { looksLikeTls } from '../transport/tls.js';
 import { putBatch } from './batches.js';
+import { getBatch } from './get-batches.js';
 import { Downloads } from './downloads.js';
 import { RequestMeter } from './events.js';
 import { Handshake } from './handshake.js';
@@ -360,6 +361,9 @@ export class Session implements SessionIo {
         return;
       case 'PUT_BATCH':
         this.run(message.id, () => putBatch(this, message));
+        return;
+      case 'GET_BATCH':
+        this.track(this.meter.whole(message.id, getBatch(this, message, this.socket)));
         return;
       case 'PROBE_UPLOAD':
         this.run(message.id, async () => {

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { DigestAlgorithm } from '../io/digest.js';
 import type { BatchFile, BatchOptions, BatchOutcome } from './batch.js';
 import type { PartialInfo } from './partials.js';
+import type { SmallOutcome } from './read-batch.js';
 import type { ListOptions, StoredEntry, UploadOptions } from './types.js';
 
 /**
@@ -44,6 +45,13 @@ export interface StoreBackend {
    * batch): one outcome per file, in order, once every stored one is durable.
    */
   storeBatch(files: BatchFile[], options?: BatchOptions): Promise<BatchOutcome[]>;
+  /**
+   * (Optional) Reads many small files at once (GET_BATCH): per name, in order, the file whole
+   * and verified against its digest, `large` (over `maxBytes`), or the error a GET of it would
+   * get; `undefined` for a file the caller must read through `openRead`. Without it, files are
+   * read one by one through `openRead` (read-batch.ts).
+   */
+  readSmallFiles?(names: string[], algorithm: DigestAlgorithm, maxBytes: number): Promise<(SmallOutcome | undefined)[]>;
   close(): Promise<void>;
 }
 

@@ -1,4 +1,4 @@
-import { constants, lstatSync, promises as fs, type Dirent } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readSync, type Dirent } from 'node:fs';
 import { FerryError } from '../errors.js';
 import type { DigestAlgorithm } from '../io/digest.js';
 import { nameProblem, normalizePrefix } from '../protocol/names.js';
@@ -6,6 +6,7 @@ import { checkName } from './errors.js';
 import { isCode, notFound, type Folder } from './safe-path.js';
 import type { LocalFile } from './backend.js';
 import type { ListOptions, StoredEntry, StoreParts } from './types.js';
+import { verifiedRead, type SmallOutcome, type SmallRead } from './read-batch.js';
 
 const NO_DIGEST = Buffer.alloc(32);
 /** A listed file that vanished (or became something else) between readdir and its lstat. */
@@ -34,6 +35,78 @@ export class Reader {
         throw notFound(name);
       },
     );
+  }
+
+  /**
+   * Small files of a batch (GET_BATCH): the folder of each run of names in the same folder is
+   * reached once (the safe walk), then each file is read synchronously — open, fstat, read, its
+   * digest record, close — with no thread-pool round trip. A file that no record describes yet
+   * is left `undefined`, for `openRead` (which hashes and records it).
+   */
+  async readSmall(names: string[], algorithm: DigestAlgorithm, maxBytes: number): Promise<(SmallOutcome | undefined)[]> {
+    const out = new Array<SmallOutcome | undefined>(names.length);
+    let i = 0;
+    while (i < names.length) {
+      const name = names[i]!;
+      try {
+        checkName(name);
+      } catch (error) {
+        out[i++] = { error };
+        continue;
+      }
+      const parent = name.slice(0, name.lastIndexOf('/') + 1);
+      let end = i + 1;
+      while (end < names.length && names[end]!.lastIndexOf('/') === parent.length - 1 && names[end]!.startsWith(parent) && nameProblem(names[end]!) === undefined) end++;
+      const run = names.slice(i, end);
+      const start = i;
+      try {
+        await this.parts.root.inParent(
+          name,
+          {},
+          async (folder) => {
+            for (const [k, each] of run.entries()) out[start + k] = this.readSmallIn(folder, each.slice(parent.length), each, algorithm, maxBytes);
+          },
+          () => {
+            for (const [k, each] of run.entries()) out[start + k] = { error: notFound(each) };
+          },
+        );
+      } catch (error) {
+        for (const k of run.keys()) out[start + k] ??= { error };
+      }
+      i = end;
+    }
+    return out;
+  }
+
+  private readSmallIn(folder: Folder, leaf: string, name: string, algorithm: DigestAlgorithm, maxBytes: number): SmallOutcome | undefined {
+    let fd: number;
+    try {
+      fd = openSync(folder.entry(leaf), READ_FLAGS);
+    } catch (error) {
+      if (isCode(error, 'ENOENT') || isCode(error, 'ELOOP')) return { error: notFound(name) };
+      if (isCode(error, 'EISDIR')) return { error: new FerryError('CONFLICT', `"${name}" is a folder`) };
+      return { error };
+    }
+    try {
+      const stats = fstatSync(fd);
+      if (!stats.isFile()) return { error: stats.isDirectory() ? new FerryError('CONFLICT', `"${name}" is a folder`) : notFound(name) };
+      if (stats.size > maxBytes) return { read: { status: 'large', size: stats.size } };
+      const recorded = this.parts.digests.knownDigest(name, stats, algorithm);
+      if (recorded === undefined) return undefined;
+      const data = Buffer.allocUnsafe(stats.size);
+      let filled = 0;
+      while (filled < data.length) {
+        const n = readSync(fd, data, filled, data.length - filled, filled);
+        if (n === 0) break;
+        filled += n;
+      }
+      const read: SmallRead = verifiedRead(data.subarray(0, filled), { size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), digest: recorded }, algorithm);
+      return { read };
+    } catch (error) {
+      return { error };
+    } finally {
+      closeSync(fd);
+    }
   }
 
   async stat(name: string, algorithm: DigestAlgorithm): Promise<StoredEntry> {

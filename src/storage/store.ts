@@ -17,6 +17,7 @@ import { SpaceLedger } from './space.js';
 import { Upload, Uploads } from './uploads.js';
 import { freeSpace, storedBytes } from './usage.js';
 import type { LocalFile, SpaceUse, StoreBackend } from './backend.js';
+import type { SmallOutcome } from './read-batch.js';
 import type { ListOptions, StoredEntry, StoreOptions, StoreParts, UploadOptions } from './types.js';
 
 export { checkName, mapFsError } from './errors.js';
@@ -146,6 +147,10 @@ export class Store implements StoreBackend {
   }
 
   /** Opens a file for download; the handle keeps reading this version even if it is replaced. */
+  readSmallFiles(names: string[], algorithm: DigestAlgorithm, maxBytes: number): Promise<(SmallOutcome | undefined)[]> {
+    return this.track(() => this.reader.readSmall(names, algorithm, maxBytes));
+  }
+
   openRead(name: string, algorithm: DigestAlgorithm = 'sha256'): Promise<LocalFile> {
     return this.track(() => this.reader.openRead(name, algorithm));
   }

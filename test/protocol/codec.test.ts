@@ -76,6 +76,21 @@ const FIXTURES: [Message, string][] = [
     { type: 'BATCH_RESULTS', id: 13, results: [{ status: 'stored', name: 'a (1).txt', mtimeMs: 1795300000000 }, { status: 'identical', mtimeMs: 1795300000000 }] },
     '0000001f970000000d000201000961202831292e747874000001a20038010002000001a200380100',
   ],
+  // v6: a GET_BATCH of "a.txt" ("hello"), "big" (70000 bytes) and the missing "nope"; its one frame.
+  [{ type: 'GET_BATCH', id: 14, names: ['a.txt', 'big', 'nope'] }, '00000014190000000e00030005612e747874000362696700046e6f7065'],
+  [
+    {
+      type: 'BATCH_FILES',
+      id: 14,
+      more: false,
+      items: [
+        { status: 'file', mtimeMs: 1795300000000, digest: SHA_HELLO, data: Buffer.from('hello') },
+        { status: 'large', size: 70000 },
+        { status: 'refused', code: 4, message: 'no file named "nope"' },
+      ],
+    },
+    `00000057980000000e00000300000000050000${'01a200380100'}${SHA_HELLO.toString('hex')}68656c6c6f01000000000001117002000400146e6f2066696c65206e616d656420226e6f706522`,
+  ],
   // v4: the client offers BLAKE3 (HELLO flag 1), the server agrees (SERVER_HELLO flag 2), and
   // every digest field then carries BLAKE3: here of "hello".
   [{ type: 'HELLO', id: 0, version: 4, clientName: 'cli', flags: 1 }, '0000000f01000000004652525900040003636c6900000001'],

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { FerryError } from '../../src/errors.js';
 import { digestOf, EMPTY_DIGEST } from '../../src/io/digest.js';
 import { readRange, type StoreBackend, type StoreUpload } from '../../src/storage/backend.js';
+import { readSmallFiles } from '../../src/storage/read-batch.js';
 import type { UploadOptions } from '../../src/storage/types.js';
 import { randomData } from '../helpers/fixtures.js';
 
@@ -223,6 +224,22 @@ export function storeContract(label: string, open: () => Promise<ContractSubject
       assert.equal(await subject.store.exists('batch/bad.bin'), false, 'a file that fails verification is not stored');
       const again = await subject.store.storeBatch([{ name: 'batch/one.bin', data: first, digest: digestOf('sha256', first) }], { algorithm: 'sha256', skipIdentical: true });
       assert.equal(again[0]!.status, 'identical');
+    });
+
+    it('reads a batch of small files (GET_BATCH), each verified: file, large, missing, folder, bad name', async () => {
+      const small = randomData(3000);
+      const large = randomData(5000);
+      await store(subject, 'rb/small.bin', small);
+      await store(subject, 'rb/empty', Buffer.alloc(0));
+      await store(subject, 'rb/large.bin', large);
+      await store(subject, 'rb/dir/x', Buffer.from('x'));
+      const outcomes = await readSmallFiles(subject.store, ['rb/small.bin', 'rb/empty', 'rb/large.bin', 'rb/missing', 'rb/dir', '../up', 'rb/small.bin'], 'blake3', 4096);
+      const shown = outcomes.map((o) => (o.read ? o.read.status : o.error instanceof FerryError ? o.error.code : String(o.error)));
+      assert.deepEqual(shown, ['file', 'file', 'large', 'NOT_FOUND', 'CONFLICT', 'BAD_NAME', 'file']);
+      const first = outcomes[0]!.read;
+      assert.ok(first?.status === 'file' && first.data.equals(small) && first.digest.equals(digestOf('blake3', small)));
+      assert.ok(outcomes[1]!.read?.status === 'file' && outcomes[1]!.read.data.length === 0);
+      assert.ok(outcomes[2]!.read?.status === 'large' && outcomes[2]!.read.size === large.length);
     });
 
     it('refuses bad names', async () => {

@@ -1,6 +1,6 @@
 import { createWriteStream, mkdirSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { BatchBuilder, FerryError, printableName, type BatchPutOptions, type Entry, type FerryClient, type Progress, type TransferResult } from '../../client/index.js';
+import { BATCH_GET_MAX_FILE, BatchBuilder, FerryError, GetBatchBuilder, printableName, type BatchGetResult, type BatchPutOptions, type Entry, type FerryClient, type Progress, type TransferResult } from '../../client/index.js';
 import { UsageError } from '../exit.js';
 import { duration, humanSize, rate } from '../format.js';
 import { onInterrupt } from '../interrupt.js';
@@ -8,6 +8,7 @@ import { Feed, inLanes } from '../feed.js';
 import { localPathFor, streamLocalTree } from '../local-tree.js';
 import { digestOfFile, localTarget, prepareFolder } from '../local-target.js';
 import { cannotWrite, userMessage } from '../messages.js';
+import { localState, placeFile, touchIdentical, type LocalState } from '../batch-get.js';
 import { MAX_PARALLEL, parseCount } from '../numbers.js';
 import { batchProgressBar, progressBar } from '../progress.js';
 import { withClient, type ClientOptions } from '../session.js';
@@ -83,6 +84,12 @@ const SMALL_FILE_BYTES = 32 * 1024;
  * (and held by the server) per connection to PIPELINE_WINDOW × 64.
  */
 const BATCH_FILES = 64;
+/**
+ * File bytes one GET_BATCH may bring back (from the listing's sizes; a file of unknown size
+ * counts as the largest a batch carries): with the window, at most PIPELINE_WINDOW × 256 KiB
+ * of downloads are held in memory per connection.
+ */
+const GET_BATCH_BYTES = 256 * 1024;
 /** Connections used for many files unless --parallel says otherwise (see bench/RESULTS.md). */
 export const DEFAULT_PARALLEL = 2;
 
@@ -102,7 +109,7 @@ export async function put(files: string[], options: PutCliOptions): Promise<numb
       return same === undefined ? undefined : { skipped: true, entry: same };
     },
   };
-  return transfer('put', plan, options, resumable, batches, async (client, job, hooks) => {
+  return transfer('put', plan, options, resumable, batches, undefined, async (client, job, hooks) => {
     const fromFile = job.local !== '-';
     const identical = async (): Promise<Outcome | undefined> => {
       if (!fromFile) return undefined;
@@ -143,7 +150,8 @@ export async function storedCopy(client: FerryClient, name: string, local: strin
 export async function get(names: string[], options: GetCliOptions): Promise<number> {
   const plan = await planGets(names, options);
   const resumable = options.resume !== false && options.output !== '-';
-  return transfer('get', plan, options, resumable, undefined, async (client, job, hooks) => {
+  const smallGets: SmallGets = { preserve: options.preserve === true };
+  return transfer('get', plan, options, resumable, undefined, smallGets, async (client, job, hooks) => {
     if (job.local === '-') return { skipped: false, result: await client.get(job.name, process.stdout, hooks) };
     try {
       return await download(client, job.name, job.local, { resume: options.resume, preserve: options.preserve, remote: job.remote }, hooks);
@@ -357,6 +365,17 @@ function batchable(client: FerryClient, job: Job, small: SmallFiles): boolean {
   );
 }
 
+/** How `get` fetches small files from a protocol-6 server: many to a GET_BATCH. */
+interface SmallGets {
+  /** -p: each file keeps the stored modification time. */
+  preserve: boolean;
+}
+
+/** Whether `job` may travel in a GET_BATCH on `client` (the server answers LARGE for a file that grew). */
+function getBatchable(client: FerryClient, job: Job): boolean {
+  return client.version >= 6 && job.local !== '-' && (job.size === undefined || job.size <= BATCH_GET_MAX_FILE);
+}
+
 export interface Hooks {
   onProgress: (progress: Progress) => void;
   onResume: (offset: number) => void;
@@ -376,6 +395,7 @@ async function transfer(
   options: CommonOptions,
   resumable: boolean,
   small: SmallFiles | undefined,
+  smallGets: SmallGets | undefined,
   move: (client: FerryClient, job: Job, hooks: Hooks) => Promise<Outcome>,
 ): Promise<number> {
   const parallel = options.parallel === undefined ? DEFAULT_PARALLEL : parseCount(options.parallel, '--parallel', 1, MAX_PARALLEL);
@@ -494,34 +514,123 @@ async function transfer(
                 }
                 return carry;
               };
+              /** One file on its own (GET or PUT with a body). */
+              const moveOne = async (job: Job): Promise<void> => {
+                const started = performance.now();
+                let last = 0;
+                try {
+                  const outcome = await move(client, job, {
+                    onProgress: (p) => {
+                      bar.bytes(p.bytes - last);
+                      last = p.bytes;
+                    },
+                    onResume: resumeNote(job),
+                  });
+                  settle(job, outcome, performance.now() - started);
+                } catch (error) {
+                  failed(job, error);
+                }
+              };
+              /**
+               * Small downloads gather in one GET_BATCH per connection, filled by every lane (the
+               * feed deals files out to the lanes in turn, so a batch per lane would stay small);
+               * the lane that fills it sends it and puts each verified file in place.
+               */
+              let gathering: { job: Job; state: LocalState }[] = [];
+              let gatheringNames = new GetBatchBuilder(BATCH_FILES);
+              let gatheringBytes = 0;
+              let gatheringSince = 0;
+              /** Sends what has gathered (if anything) and places the files; files too large for a batch go alone. */
+              const flushGets = async (gets: SmallGets): Promise<void> => {
+                if (gathering.length === 0) return;
+                const asked = gathering;
+                const names = gatheringNames.names;
+                const started = gatheringSince;
+                gathering = [];
+                gatheringNames = new GetBatchBuilder(BATCH_FILES);
+                gatheringBytes = 0;
+                let results: BatchGetResult[];
+                try {
+                  results = await client.getBatch(names);
+                } catch (error) {
+                  for (const { job } of asked) failed(job, error);
+                  return;
+                }
+                const ms = performance.now() - started;
+                const alone: Job[] = [];
+                for (const [i, result] of results.entries()) {
+                  const { job, state } = asked[i]!;
+                  if (result.status === 'large') {
+                    alone.push(job);
+                  } else if (result.status === 'refused') {
+                    failed(job, result.error);
+                  } else {
+                    try {
+                      placeFile(job.local, result.data, result.result, state, gets.preserve);
+                      bar.bytes(result.result.size);
+                      settle(job, { skipped: false, result: result.result }, ms);
+                    } catch (error) {
+                      failed(job, cannotWrite(job.local, error));
+                    }
+                  }
+                }
+                for (const job of alone) {
+                  if (lost) fail(job, new FerryError('CLOSED', 'not fetched: the connection was lost'));
+                  else await moveOne(job);
+                }
+              };
+              /**
+               * One small download: left alone if the destination already holds it, fetched alone
+               * if something other than a regular file is in the way, else added to the batch.
+               */
+              const gatherGet = async (job: Job, gets: SmallGets): Promise<void> => {
+                const size = job.size ?? BATCH_GET_MAX_FILE;
+                let state: LocalState;
+                try {
+                  state = localState(job.local, job.remote);
+                  // Without a listing, an existing file is compared with the stored one by the single-file path.
+                  if (state.kind === 'replace' && job.remote === undefined) state = { kind: 'other' };
+                  if (state.kind === 'identical') {
+                    if (gets.preserve) touchIdentical(job.local, job.remote!);
+                    settle(job, { skipped: true, entry: job.remote! }, 0);
+                    return;
+                  }
+                } catch (error) {
+                  failed(job, cannotWrite(job.local, error));
+                  return;
+                }
+                if (state.kind === 'other') return moveOne(job);
+                if (!gatheringNames.fits(job.name) || gatheringBytes + size > GET_BATCH_BYTES) await flushGets(gets);
+                if (gathering.length === 0) gatheringSince = performance.now();
+                gatheringNames.add(job.name);
+                gathering.push({ job, state });
+                gatheringBytes += size;
+                if (!gatheringNames.fits('') || gatheringBytes >= GET_BATCH_BYTES) await flushGets(gets);
+              };
               await inLanes(PIPELINE_WINDOW, async () => {
                 let carry: Job | undefined;
                 while (!lost) {
                   const job = carry ?? (await take());
                   carry = undefined;
-                  if (job === undefined) return;
+                  if (job === undefined) {
+                    // The feed is done: what has gathered goes now (every lane ends here).
+                    if (smallGets !== undefined) await flushGets(smallGets);
+                    return;
+                  }
                   if (small !== undefined && batchable(client, job, small)) {
                     carry = await sendBatch(job, small);
                     continue;
                   }
-                  const started = performance.now();
-                  let last = 0;
-                  try {
-                    const outcome = await move(client, job, {
-                      onProgress: (p) => {
-                        bar.bytes(p.bytes - last);
-                        last = p.bytes;
-                      },
-                      onResume: resumeNote(job),
-                    });
-                    settle(job, outcome, performance.now() - started);
-                  } catch (error) {
-                    failed(job, error);
+                  if (smallGets !== undefined && getBatchable(client, job)) {
+                    await gatherGet(job, smallGets);
+                    continue;
                   }
+                  await moveOne(job);
                 }
                 // Taken but not sent when the connection was lost.
                 if (carry !== undefined) fail(carry, new FerryError('CLOSED', 'not sent: the connection was lost'));
               });
+              for (const { job } of gathering.splice(0)) fail(job, new FerryError('CLOSED', 'not fetched: the connection was lost'));
             });
           } catch (error) {
             connectionError = error;
