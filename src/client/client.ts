@@ -90,6 +90,9 @@ export class FerryClient {
   /**
    * `list` as batches, read as the server sends them: a few batches are held ahead of the
    * consumer, so a listing of any size takes bounded memory. Breaking out early is safe.
+   * Backpressure stops the whole connection (the protocol has no per-request window): while
+   * the loop does not pull, other calls on this client wait too, so do not await them from
+   * inside the loop; use a second client for that.
    */
   listStream(prefix = '', options: { recursive?: boolean } = {}): AsyncIterableIterator<Entry[]> {
     return listStream(this.connection, prefix, options.recursive ?? true);
