@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto';
 import { FerryError } from '../../errors.js';
 import { createHasher, EMPTY_DIGEST, type DigestAlgorithm, type Hasher } from '../../io/digest.js';
 import { createDigester, DIGEST_HIGH_WATER, type Digester } from '../../io/digester.js';
@@ -57,6 +58,8 @@ export class S3Upload implements StoreUpload, UploadSink {
   private readonly hasher: Hasher | undefined;
   private readonly other: Digester | undefined;
   private part: Buffer | undefined;
+  /** The Content-MD5 of the part being filled, hashed as its bytes are copied in. */
+  private partMd5: Hash | undefined;
   /** Part buffers back from finished part uploads: a long upload cycles through three. */
   private readonly spare: Buffer[] = [];
   private filled = 0;
@@ -117,6 +120,7 @@ export class S3Upload implements StoreUpload, UploadSink {
         const copied = this.part.subarray(this.filled, this.filled + n);
         this.hasher?.update(copied);
         this.other?.update(copied);
+        if (this.part.length === this.partSize) (this.partMd5 ??= createHash('md5')).update(copied);
         this.filled += n;
         at += n;
         if (this.filled === this.part.length && this.part.length === this.partSize) this.sendPart();
@@ -158,7 +162,9 @@ export class S3Upload implements StoreUpload, UploadSink {
   private sendPart(): void {
     const buffer = this.part!;
     const body = buffer.subarray(0, this.filled);
+    const md5 = this.partMd5?.digest('base64');
     this.part = undefined;
+    this.partMd5 = undefined;
     this.filled = 0;
     this.multipart ??= this.startMultipart();
     const multipart = this.multipart;
@@ -168,7 +174,7 @@ export class S3Upload implements StoreUpload, UploadSink {
     if (this.hasher) this.boundaryDigests.set(number, this.hasher.peek());
     const sending = (async () => {
       const uploadId = await multipart.uploadId;
-      const etag = await this.ctx.bucket.uploadPart(multipart.blob, uploadId, number, body);
+      const etag = await this.ctx.bucket.uploadPart(multipart.blob, uploadId, number, body, md5);
       multipart.parts[number - 1] = { number, etag };
       if (buffer.length === this.partSize && this.spare.length <= PARTS_IN_FLIGHT) this.spare.push(buffer);
       this.recordProgress(multipart, uploadId);
@@ -305,6 +311,7 @@ export class S3Upload implements StoreUpload, UploadSink {
     this.recording = false;
     this.other?.abort();
     this.part = undefined;
+    this.partMd5 = undefined;
     await Promise.allSettled([...this.inFlight]);
     await this.recordWrites;
     const multipart = this.multipart;
