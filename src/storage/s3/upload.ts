@@ -1,15 +1,25 @@
 import { createHash, type Hash } from 'node:crypto';
 import { FerryError } from '../../errors.js';
 import { createHasher, EMPTY_DIGEST, type DigestAlgorithm, type Hasher } from '../../io/digest.js';
-import { createDigester, DIGEST_HIGH_WATER, type Digester } from '../../io/digester.js';
+import { createDigester, type Digester } from '../../io/digester.js';
 import type { StoreUpload, UploadSink } from '../backend.js';
 import type { StoredEntry, UploadOptions } from '../types.js';
 import type { Bucket } from './bucket.js';
 import type { FileMeta, Keys } from './keys.js';
 import { heldBy, type PartialRecord, type S3Partials } from './partials.js';
 
-/** Parts uploading at once per upload: with the part being filled, memory is 3 parts. */
-const PARTS_IN_FLIGHT = 2;
+/**
+ * Part buffers per upload, and so parts uploading at once: one uploads while the other fills,
+ * and when both are full both upload (writes pause until one is back). The upload's memory is
+ * these buffers and at most one read waiting for a buffer (see `overflow`).
+ */
+const PART_BUFFERS = 2;
+/**
+ * Bytes handed to the other digest's thread, not yet hashed, at which writes pause: under the
+ * digester's own mark (DIGEST_HIGH_WATER, 6 MiB), as the thread keeps up at a third of it. Not
+ * below its low-water mark + one batch (3 MiB), or onCapacity would wake writes too early.
+ */
+const DIGEST_WINDOW = 3 * 1024 * 1024;
 /** S3 allows 10,000 parts; a little is kept spare. */
 const MAX_PARTS = 9_900;
 
@@ -44,9 +54,9 @@ interface Multipart {
  * One upload to the bucket. Bytes are copied into part buffers and hashed (in the session's
  * algorithm and the other one, so every file records both). A file that fits one part is
  * sent with one PutObject when committed; a larger one goes as a multipart upload to a
- * private blob, two parts in flight, and the record of a kept partial is updated after each
- * part (a resume through another server continues it). Nothing is visible under the name until
- * `commit` has checked size and digest and published it.
+ * private blob through two part buffers (up to two parts in flight), and the record of a kept
+ * partial is updated after each part (a resume through another server continues it). Nothing is
+ * visible under the name until `commit` has checked size and digest and published it.
  */
 export class S3Upload implements StoreUpload, UploadSink {
   readonly algorithm: DigestAlgorithm;
@@ -60,12 +70,16 @@ export class S3Upload implements StoreUpload, UploadSink {
   private part: Buffer | undefined;
   /** The Content-MD5 of the part being filled, hashed as its bytes are copied in. */
   private partMd5: Hash | undefined;
-  /** Part buffers back from finished part uploads: a long upload cycles through three. */
+  /** Part buffers back from finished part uploads: a long upload cycles through two. */
   private readonly spare: Buffer[] = [];
+  /** The rest of a read that filled a part while the other was uploading: it waits for a buffer. */
+  private overflow: Buffer | undefined;
   private filled = 0;
   private received = 0;
   private multipart: Multipart | undefined;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Bytes of the part buffers uploading now. */
+  private inFlightBytes = 0;
   private failure: unknown;
   private drainWaiters: (() => void)[] = [];
   private finished = false;
@@ -106,30 +120,65 @@ export class S3Upload implements StoreUpload, UploadSink {
     return this.received;
   }
 
+  /** Bytes of part data held in memory: the buffers (filling, uploading, spare) and a waiting read. */
+  get heldBytes(): number {
+    return (this.part?.length ?? 0) + this.spare.reduce((sum, b) => sum + b.length, 0) + this.inFlightBytes + (this.overflow?.length ?? 0);
+  }
+
   write(chunk: Buffer, release?: () => void): boolean {
     try {
       if (this.failure !== undefined) throw this.failure;
       const total = this.offset + this.received + chunk.length;
       if (total > this.ctx.maxFileSize) throw new FerryError('TOO_LARGE', `upload is over the server's limit of ${this.ctx.maxFileSize} bytes`);
       if (this.size !== undefined && total > this.size) throw new FerryError('INTEGRITY', `received more than the ${this.size} bytes declared`);
-      let at = 0;
-      while (at < chunk.length) {
-        this.part ??= this.spare.pop() ?? Buffer.allocUnsafeSlow(this.bufferSize());
-        const n = chunk.copy(this.part, this.filled, at);
-        // Both digesters are done with the bytes when update returns (the thread's copies them).
-        const copied = this.part.subarray(this.filled, this.filled + n);
-        this.hasher?.update(copied);
-        this.other?.update(copied);
-        if (this.part.length === this.partSize) (this.partMd5 ??= createHash('md5')).update(copied);
-        this.filled += n;
-        at += n;
-        if (this.filled === this.part.length && this.part.length === this.partSize) this.sendPart();
-      }
+      this.place(chunk);
       this.received += chunk.length;
     } finally {
       release?.();
     }
     return this.ready();
+  }
+
+  /** Copies bytes into part buffers, sending each full one; what finds no free buffer waits in `overflow`. */
+  private place(bytes: Buffer): void {
+    let at = 0;
+    while (at < bytes.length) {
+      this.part ??= this.takeBuffer();
+      if (this.part === undefined) {
+        const rest = bytes.subarray(at);
+        this.overflow = this.overflow === undefined ? Buffer.from(rest) : Buffer.concat([this.overflow, rest]);
+        return;
+      }
+      const n = bytes.copy(this.part, this.filled, at);
+      // Hashed here, not as the read came: a part's boundary digest must end at its last byte.
+      // Both digesters are done with the bytes when update returns (the thread's copies them).
+      const copied = this.part.subarray(this.filled, this.filled + n);
+      this.hasher?.update(copied);
+      this.other?.update(copied);
+      if (this.part.length === this.partSize) (this.partMd5 ??= createHash('md5')).update(copied);
+      this.filled += n;
+      at += n;
+      if (this.filled === this.part.length && this.part.length === this.partSize) this.sendPart();
+    }
+  }
+
+  /** A buffer to fill: one back from an upload, or a new one while fewer than PART_BUFFERS are held. */
+  private takeBuffer(): Buffer | undefined {
+    const spare = this.spare.pop();
+    if (spare !== undefined) return spare;
+    return this.inFlight.size < PART_BUFFERS ? Buffer.allocUnsafeSlow(this.bufferSize()) : undefined;
+  }
+
+  /** Moves a waiting read into the buffer a finished part gave back. */
+  private placeOverflow(): void {
+    const rest = this.overflow;
+    if (rest === undefined || this.failure !== undefined) return;
+    this.overflow = undefined;
+    try {
+      this.place(rest);
+    } catch (error) {
+      this.failure ??= error;
+    }
   }
 
   /** A part's buffer: small uploads of a declared size get only what they need. */
@@ -139,7 +188,8 @@ export class S3Upload implements StoreUpload, UploadSink {
   }
 
   private ready(): boolean {
-    return this.inFlight.size < PARTS_IN_FLIGHT && (this.other === undefined || this.other.pending < DIGEST_HIGH_WATER);
+    const room = this.overflow === undefined && (this.part !== undefined || this.spare.length > 0 || this.inFlight.size < PART_BUFFERS);
+    return room && (this.other === undefined || this.other.pending < DIGEST_WINDOW);
   }
 
   onDrain(callback: () => void): void {
@@ -148,7 +198,7 @@ export class S3Upload implements StoreUpload, UploadSink {
       return;
     }
     this.drainWaiters.push(callback);
-    if (this.other !== undefined && this.other.pending >= DIGEST_HIGH_WATER) this.other.onCapacity(() => this.wake());
+    if (this.other !== undefined && this.other.pending >= DIGEST_WINDOW) this.other.onCapacity(() => this.wake());
   }
 
   private wake(): void {
@@ -172,17 +222,20 @@ export class S3Upload implements StoreUpload, UploadSink {
     if (number > MAX_PARTS) throw new FerryError('TOO_LARGE', `upload is over the ${MAX_PARTS} parts of ${this.partSize} bytes the S3 store takes`);
     multipart.parts.push(undefined);
     if (this.hasher) this.boundaryDigests.set(number, this.hasher.peek());
+    this.inFlightBytes += buffer.length;
     const sending = (async () => {
       const uploadId = await multipart.uploadId;
       const etag = await this.ctx.bucket.uploadPart(multipart.blob, uploadId, number, body, md5);
       multipart.parts[number - 1] = { number, etag };
-      if (buffer.length === this.partSize && this.spare.length <= PARTS_IN_FLIGHT) this.spare.push(buffer);
+      if (buffer.length === this.partSize && this.spare.length < PART_BUFFERS) this.spare.push(buffer);
       this.recordProgress(multipart, uploadId);
     })().catch((error: unknown) => {
       this.failure ??= error;
     });
     const tracked = sending.finally(() => {
       this.inFlight.delete(tracked);
+      this.inFlightBytes -= buffer.length;
+      this.placeOverflow();
       this.wake();
     });
     this.inFlight.add(tracked);
@@ -244,6 +297,8 @@ export class S3Upload implements StoreUpload, UploadSink {
         this.part = undefined;
         return await this.ctx.publish(this.name, this.options, { size, mtimeMs, digests }, body);
       }
+      // A read still waiting for a buffer gets one as soon as a part is back.
+      while (this.overflow !== undefined && this.failure === undefined && this.inFlight.size > 0) await Promise.race(this.inFlight);
       if (this.filled > 0 || this.multipart.parts.length === 0) this.sendPart();
       await this.settle();
       const multipart = this.multipart;
@@ -312,6 +367,7 @@ export class S3Upload implements StoreUpload, UploadSink {
     this.other?.abort();
     this.part = undefined;
     this.partMd5 = undefined;
+    this.overflow = undefined;
     await Promise.allSettled([...this.inFlight]);
     await this.recordWrites;
     const multipart = this.multipart;
