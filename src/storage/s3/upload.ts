@@ -20,6 +20,12 @@ const PART_BUFFERS = 2;
  * below its low-water mark + one batch (3 MiB), or onCapacity would wake writes too early.
  */
 const DIGEST_WINDOW = 3 * 1024 * 1024;
+/**
+ * Parts finished between two writes of a kept partial's record while an upload runs (each write
+ * is a PutObject: one per part doubled the requests of a large upload). A cut or aborted upload
+ * writes its record at once; a server killed outright loses at most these parts' progress.
+ */
+const RECORD_EVERY_PARTS = 8;
 /** S3 allows 10,000 parts; a little is kept spare. */
 const MAX_PARTS = 9_900;
 
@@ -82,12 +88,15 @@ export class S3Upload implements StoreUpload, UploadSink {
   private inFlightBytes = 0;
   private failure: unknown;
   private drainWaiters: (() => void)[] = [];
+  private awaitingDigest = false;
   private finished = false;
   /** Prefix digests at part boundaries, by part number (for the partial record). */
   private readonly boundaryDigests = new Map<number, Buffer>();
   private recordWrites: Promise<void> = Promise.resolve();
   /** Parts finishing update the partial record until the upload is committed or discarded. */
   private recording = true;
+  /** Parts the last partial record written (or read, when resumed) names. */
+  private recordedParts = 0;
 
   constructor(
     private readonly ctx: UploadContext,
@@ -198,11 +207,29 @@ export class S3Upload implements StoreUpload, UploadSink {
       return;
     }
     this.drainWaiters.push(callback);
-    if (this.other !== undefined && this.other.pending >= DIGEST_WINDOW) this.other.onCapacity(() => this.wake());
+    this.awaitDigest();
+  }
+
+  /**
+   * Wakes the writer once the hashing thread's backlog is under the window. Asked for whenever
+   * writes wait and the backlog is over it, also after a waiting read was placed (which adds to
+   * the backlog while writes wait: without this, nothing would wake them).
+   */
+  private awaitDigest(): void {
+    if (this.awaitingDigest || this.other === undefined || this.other.pending < DIGEST_WINDOW) return;
+    this.awaitingDigest = true;
+    this.other.onCapacity(() => {
+      this.awaitingDigest = false;
+      this.wake();
+    });
   }
 
   private wake(): void {
-    if (!this.ready() && this.failure === undefined) return;
+    if (this.drainWaiters.length === 0) return;
+    if (!this.ready() && this.failure === undefined) {
+      this.awaitDigest();
+      return;
+    }
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const waiter of waiters) waiter();
@@ -248,13 +275,19 @@ export class S3Upload implements StoreUpload, UploadSink {
     return { blob, uploadId, parts: [] };
   }
 
-  /** Writes the partial record for the parts finished in order so far (kept if the upload is cut). */
-  private recordProgress(multipart: Multipart, uploadId: string): void {
+  /**
+   * Writes the partial record for the parts finished in order so far (kept if the upload is cut):
+   * after the first part, then every RECORD_EVERY_PARTS parts, and when `final`, whatever is new.
+   */
+  private recordProgress(multipart: Multipart, uploadId: string, final = false): void {
     if (this.size === undefined || !this.recording) return;
     let done = 0;
     while (done < multipart.parts.length && multipart.parts[done] !== undefined) done++;
     const digest = done === 0 ? undefined : this.boundaryDigests.get(done);
     if (digest === undefined && done > this.resumedParts()) return;
+    if (done <= this.recordedParts) return;
+    if (!final && this.recordedParts > this.resumedParts() && done - this.recordedParts < RECORD_EVERY_PARTS) return;
+    this.recordedParts = done;
     const record: PartialRecord = {
       name: this.name,
       size: this.size,
@@ -353,6 +386,9 @@ export class S3Upload implements StoreUpload, UploadSink {
       const keep = keepPartial && this.size !== undefined && this.multipart !== undefined;
       if (keep) {
         await this.settle().catch(() => undefined);
+        const uploadId = await this.multipart!.uploadId.catch(() => undefined);
+        if (uploadId !== undefined) this.recordProgress(this.multipart!, uploadId, true);
+        await this.recordWrites;
         // The part being filled is lost; the record names the parts finished in order.
         if (this.multipart!.parts.some((p) => p !== undefined)) return;
       }
