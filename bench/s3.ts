@@ -3,8 +3,11 @@
 // S3_ENDPOINT, S3_BUCKET and AWS_* — `bash scripts/s3-local/with-s3.sh npm run bench:s3` starts a
 // local Ceph RGW for it. Measures one 1 GiB random file (64 MiB with --quick) and 1,000 × 4 KiB
 // files, up and down; every result is verified. Writes its section of bench/RESULTS.md.
+// `--big10g` measures instead one 10 GiB `ferry put` to the end with ferry serve's peak RSS (the
+// issue's memory goal) and writes its own section; it needs a store with ~11 GB free, not the
+// shared test RGW (20 GB): see the section's text for how to start one.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +22,9 @@ const REPO = path.resolve(here, '..', '..');
 const CLI = path.join(REPO, 'dist', 'bin', 'cli', 'main.js');
 const SDK = path.join(here, 'peers', 's3-sdk.js');
 const SECTION = '## S3 backend (issue 14)';
+/** Starts with "## S3 backend" so bench/run.ts keeps it (keptSections) and bench:s3 leaves it alone. */
+const BIG_SECTION = '## S3 backend: 10 GiB upload, server memory (issue 14)';
+const BIG_SIZE = 10 * 1024 * 1024 * 1024;
 
 interface Row {
   what: string;
@@ -58,6 +64,11 @@ async function main(): Promise<void> {
   delete process.env.NODE_EXTRA_CA_CERTS; // +130 ms per Node start here, an environment cost (see bench/RESULTS.md)
   const T = mkdtempSync(path.join(os.tmpdir(), 'ferry-bench-s3-'));
   registerTempPath(T);
+  if (process.argv.includes('--big10g')) {
+    await bigUpload(T);
+    await cleanupAll();
+    return;
+  }
   const bigSize = quick ? 64 * 1024 * 1024 : 1024 * 1024 * 1024;
   const big = path.join(T, 'big.bin');
   const tree = path.join(T, 'small');
@@ -122,6 +133,42 @@ async function main(): Promise<void> {
   await cleanupAll();
 }
 
+/**
+ * One 10 GiB `ferry put` through a fresh `ferry serve --store s3://…`, to the end: wall time,
+ * the server's CPU and its peak RSS (VmHWM, the issue's goal: under 150 MB). The source is a
+ * sparse file (zeros: no 10 GB of local disk; neither ferry nor the store compresses).
+ */
+async function bigUpload(T: string): Promise<void> {
+  const file = path.join(T, 'big10g.bin');
+  writeFileSync(file, '');
+  truncateSync(file, BIG_SIZE);
+  const prefix = `bench-big-${Date.now()}-${randomBytes(3).toString('hex')}/`;
+  const ferry = await startFerry(T, `s3://${process.env.S3_BUCKET}/${prefix}`);
+  log(`ferry serve on ${ferry.addr}: putting 10 GiB`);
+  const idleKb = await procStatusKb(ferry.daemon.pid, 'VmRSS');
+  const meter = await startCpuMeter(ferry.daemon.pid);
+  const cmd = [process.execPath, CLI, 'put', file, '--as', 'big10g.bin', '-s', ferry.addr, '--quiet'].map(sh).join(' ');
+  const r = await runShell(cmd, { timeoutMs: 3600_000 });
+  const server = await meter.stop();
+  const peakKb = await procStatusKb(ferry.daemon.pid, 'VmHWM');
+  await ferry.daemon.stop();
+  await runShell([process.execPath, SDK, 'delete-prefix', prefix].map(sh).join(' '), { timeoutMs: 300_000, timeV: false });
+  const failed = r.code !== 0 ? `exit ${r.code}: ${r.stderr.trim().split('\n')[0]}` : undefined;
+  const mb = (kb: number | null): string => (kb === null ? 'unknown' : `${Math.round(kb / 1024)} MB`);
+  log(`10 GiB put: ${r.wallS.toFixed(1)} s, ferry serve peak RSS ${mb(peakKb)}${failed ? ` FAILED (${failed})` : ''}`);
+  if (failed) throw new Error(`the 10 GiB put failed: ${failed}`);
+  const lines = [
+    BIG_SECTION,
+    '',
+    `\`npm run bench:s3 -- --big10g\`, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, against ${process.env.S3_ENDPOINT}: one \`ferry put\` of a 10 GiB file (sparse, zeros) through a fresh \`ferry serve --store s3://…\`, measured to the end. The shared test RGW (20 GB OSD) is too small: start one with a 40 GB OSD on other ports, e.g. \`S3_PORT=17580 MON_PORT=16889 MON2_PORT=13400 MS_PORT_MIN=16900 MS_PORT_MAX=16999 OSD_SIZE_GB=40 bash scripts/s3-local/start-s3.sh /tmp/ferry-s3-big\`, then \`FERRY_S3_DATA=/tmp/ferry-s3-big npm run bench:s3 -- --big10g\`.`,
+    '',
+    '| transfer | wall s | MiB/s | ferry serve CPU s | ferry serve RSS idle | ferry serve peak RSS | client peak RSS |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    `| ferry put 10 GiB | ${r.wallS.toFixed(1)} | ${(BIG_SIZE / 1048576 / r.wallS).toFixed(1)} | ${server ? (server.userS + server.sysS).toFixed(1) : '–'} | ${mb(idleKb)} | **${mb(peakKb)}** | ${mb(r.maxRssKb)} |`,
+  ];
+  writeSection(lines.join('\n'), false, BIG_SECTION);
+}
+
 function render(rows: Map<string, Row>, run: { quick: boolean; reps: number; bigSize: number; failures: string[]; serverPeakKb: number | null; endpoint: string }): string {
   const lines = [
     SECTION,
@@ -147,14 +194,14 @@ function render(rows: Map<string, Row>, run: { quick: boolean; reps: number; big
 }
 
 /** Replaces this benchmark's section of bench/RESULTS.md (or appends it); a quick run's goes to bench/.work/. */
-function writeSection(section: string, quick: boolean): void {
+function writeSection(section: string, quick: boolean, heading = SECTION): void {
   const file = quick ? path.join(REPO, 'bench', '.work', 'RESULTS-s3-quick.md') : path.join(REPO, 'bench', 'RESULTS.md');
   mkdirSync(path.dirname(file), { recursive: true });
   const old = existsSync(file) ? readFileSync(file, 'utf8') : '# ferry benchmark results\n';
   const parts = old.split(/\n(?=## )/);
-  const kept = parts.filter((part) => !part.startsWith(SECTION));
+  const kept = parts.filter((part) => part.split('\n')[0] !== heading);
   writeFileSync(file, `${[...kept.map((p) => p.trimEnd()), section].join('\n\n')}\n`);
-  log(`wrote the "${SECTION.slice(3)}" section of ${path.relative(REPO, file)}`);
+  log(`wrote the "${heading.slice(3)}" section of ${path.relative(REPO, file)}`);
 }
 
 main().catch(async (error: unknown) => {

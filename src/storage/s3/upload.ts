@@ -1,14 +1,31 @@
+import { createHash, type Hash } from 'node:crypto';
 import { FerryError } from '../../errors.js';
 import { createHasher, EMPTY_DIGEST, type DigestAlgorithm, type Hasher } from '../../io/digest.js';
-import { createDigester, DIGEST_HIGH_WATER, type Digester } from '../../io/digester.js';
+import { createDigester, type Digester } from '../../io/digester.js';
 import type { StoreUpload, UploadSink } from '../backend.js';
 import type { StoredEntry, UploadOptions } from '../types.js';
 import type { Bucket } from './bucket.js';
 import type { FileMeta, Keys } from './keys.js';
 import { heldBy, type PartialRecord, type S3Partials } from './partials.js';
 
-/** Parts uploading at once per upload: with the part being filled, memory is 3 parts. */
-const PARTS_IN_FLIGHT = 2;
+/**
+ * Part buffers per upload, and so parts uploading at once: one uploads while the other fills,
+ * and when both are full both upload (writes pause until one is back). The upload's memory is
+ * these buffers and at most one read waiting for a buffer (see `overflow`).
+ */
+const PART_BUFFERS = 2;
+/**
+ * Bytes handed to the other digest's thread, not yet hashed, at which writes pause: under the
+ * digester's own mark (DIGEST_HIGH_WATER, 6 MiB), as the thread keeps up at a third of it. Not
+ * below its low-water mark + one batch (3 MiB), or onCapacity would wake writes too early.
+ */
+const DIGEST_WINDOW = 3 * 1024 * 1024;
+/**
+ * Parts finished between two writes of a kept partial's record while an upload runs (each write
+ * is a PutObject: one per part doubled the requests of a large upload). A cut or aborted upload
+ * writes its record at once; a server killed outright loses at most these parts' progress.
+ */
+const RECORD_EVERY_PARTS = 8;
 /** S3 allows 10,000 parts; a little is kept spare. */
 const MAX_PARTS = 9_900;
 
@@ -43,9 +60,9 @@ interface Multipart {
  * One upload to the bucket. Bytes are copied into part buffers and hashed (in the session's
  * algorithm and the other one, so every file records both). A file that fits one part is
  * sent with one PutObject when committed; a larger one goes as a multipart upload to a
- * private blob, two parts in flight, and the record of a kept partial is updated after each
- * part (a resume through another server continues it). Nothing is visible under the name until
- * `commit` has checked size and digest and published it.
+ * private blob through two part buffers (up to two parts in flight), and the record of a kept
+ * partial is updated after each part (a resume through another server continues it). Nothing is
+ * visible under the name until `commit` has checked size and digest and published it.
  */
 export class S3Upload implements StoreUpload, UploadSink {
   readonly algorithm: DigestAlgorithm;
@@ -57,20 +74,29 @@ export class S3Upload implements StoreUpload, UploadSink {
   private readonly hasher: Hasher | undefined;
   private readonly other: Digester | undefined;
   private part: Buffer | undefined;
-  /** Part buffers back from finished part uploads: a long upload cycles through three. */
+  /** The Content-MD5 of the part being filled, hashed as its bytes are copied in. */
+  private partMd5: Hash | undefined;
+  /** Part buffers back from finished part uploads: a long upload cycles through two. */
   private readonly spare: Buffer[] = [];
+  /** The rest of a read that filled a part while the other was uploading: it waits for a buffer. */
+  private overflow: Buffer | undefined;
   private filled = 0;
   private received = 0;
   private multipart: Multipart | undefined;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Bytes of the part buffers uploading now. */
+  private inFlightBytes = 0;
   private failure: unknown;
   private drainWaiters: (() => void)[] = [];
+  private awaitingDigest = false;
   private finished = false;
   /** Prefix digests at part boundaries, by part number (for the partial record). */
   private readonly boundaryDigests = new Map<number, Buffer>();
   private recordWrites: Promise<void> = Promise.resolve();
   /** Parts finishing update the partial record until the upload is committed or discarded. */
   private recording = true;
+  /** Parts the last partial record written (or read, when resumed) names. */
+  private recordedParts = 0;
 
   constructor(
     private readonly ctx: UploadContext,
@@ -103,29 +129,65 @@ export class S3Upload implements StoreUpload, UploadSink {
     return this.received;
   }
 
+  /** Bytes of part data held in memory: the buffers (filling, uploading, spare) and a waiting read. */
+  get heldBytes(): number {
+    return (this.part?.length ?? 0) + this.spare.reduce((sum, b) => sum + b.length, 0) + this.inFlightBytes + (this.overflow?.length ?? 0);
+  }
+
   write(chunk: Buffer, release?: () => void): boolean {
     try {
       if (this.failure !== undefined) throw this.failure;
       const total = this.offset + this.received + chunk.length;
       if (total > this.ctx.maxFileSize) throw new FerryError('TOO_LARGE', `upload is over the server's limit of ${this.ctx.maxFileSize} bytes`);
       if (this.size !== undefined && total > this.size) throw new FerryError('INTEGRITY', `received more than the ${this.size} bytes declared`);
-      let at = 0;
-      while (at < chunk.length) {
-        this.part ??= this.spare.pop() ?? Buffer.allocUnsafeSlow(this.bufferSize());
-        const n = chunk.copy(this.part, this.filled, at);
-        // Both digesters are done with the bytes when update returns (the thread's copies them).
-        const copied = this.part.subarray(this.filled, this.filled + n);
-        this.hasher?.update(copied);
-        this.other?.update(copied);
-        this.filled += n;
-        at += n;
-        if (this.filled === this.part.length && this.part.length === this.partSize) this.sendPart();
-      }
+      this.place(chunk);
       this.received += chunk.length;
     } finally {
       release?.();
     }
     return this.ready();
+  }
+
+  /** Copies bytes into part buffers, sending each full one; what finds no free buffer waits in `overflow`. */
+  private place(bytes: Buffer): void {
+    let at = 0;
+    while (at < bytes.length) {
+      this.part ??= this.takeBuffer();
+      if (this.part === undefined) {
+        const rest = bytes.subarray(at);
+        this.overflow = this.overflow === undefined ? Buffer.from(rest) : Buffer.concat([this.overflow, rest]);
+        return;
+      }
+      const n = bytes.copy(this.part, this.filled, at);
+      // Hashed here, not as the read came: a part's boundary digest must end at its last byte.
+      // Both digesters are done with the bytes when update returns (the thread's copies them).
+      const copied = this.part.subarray(this.filled, this.filled + n);
+      this.hasher?.update(copied);
+      this.other?.update(copied);
+      if (this.part.length === this.partSize) (this.partMd5 ??= createHash('md5')).update(copied);
+      this.filled += n;
+      at += n;
+      if (this.filled === this.part.length && this.part.length === this.partSize) this.sendPart();
+    }
+  }
+
+  /** A buffer to fill: one back from an upload, or a new one while fewer than PART_BUFFERS are held. */
+  private takeBuffer(): Buffer | undefined {
+    const spare = this.spare.pop();
+    if (spare !== undefined) return spare;
+    return this.inFlight.size < PART_BUFFERS ? Buffer.allocUnsafeSlow(this.bufferSize()) : undefined;
+  }
+
+  /** Moves a waiting read into the buffer a finished part gave back. */
+  private placeOverflow(): void {
+    const rest = this.overflow;
+    if (rest === undefined || this.failure !== undefined) return;
+    this.overflow = undefined;
+    try {
+      this.place(rest);
+    } catch (error) {
+      this.failure ??= error;
+    }
   }
 
   /** A part's buffer: small uploads of a declared size get only what they need. */
@@ -135,7 +197,8 @@ export class S3Upload implements StoreUpload, UploadSink {
   }
 
   private ready(): boolean {
-    return this.inFlight.size < PARTS_IN_FLIGHT && (this.other === undefined || this.other.pending < DIGEST_HIGH_WATER);
+    const room = this.overflow === undefined && (this.part !== undefined || this.spare.length > 0 || this.inFlight.size < PART_BUFFERS);
+    return room && (this.other === undefined || this.other.pending < DIGEST_WINDOW);
   }
 
   onDrain(callback: () => void): void {
@@ -144,11 +207,29 @@ export class S3Upload implements StoreUpload, UploadSink {
       return;
     }
     this.drainWaiters.push(callback);
-    if (this.other !== undefined && this.other.pending >= DIGEST_HIGH_WATER) this.other.onCapacity(() => this.wake());
+    this.awaitDigest();
+  }
+
+  /**
+   * Wakes the writer once the hashing thread's backlog is under the window. Asked for whenever
+   * writes wait and the backlog is over it, also after a waiting read was placed (which adds to
+   * the backlog while writes wait: without this, nothing would wake them).
+   */
+  private awaitDigest(): void {
+    if (this.awaitingDigest || this.other === undefined || this.other.pending < DIGEST_WINDOW) return;
+    this.awaitingDigest = true;
+    this.other.onCapacity(() => {
+      this.awaitingDigest = false;
+      this.wake();
+    });
   }
 
   private wake(): void {
-    if (!this.ready() && this.failure === undefined) return;
+    if (this.drainWaiters.length === 0) return;
+    if (!this.ready() && this.failure === undefined) {
+      this.awaitDigest();
+      return;
+    }
     const waiters = this.drainWaiters;
     this.drainWaiters = [];
     for (const waiter of waiters) waiter();
@@ -158,7 +239,9 @@ export class S3Upload implements StoreUpload, UploadSink {
   private sendPart(): void {
     const buffer = this.part!;
     const body = buffer.subarray(0, this.filled);
+    const md5 = this.partMd5?.digest('base64');
     this.part = undefined;
+    this.partMd5 = undefined;
     this.filled = 0;
     this.multipart ??= this.startMultipart();
     const multipart = this.multipart;
@@ -166,17 +249,20 @@ export class S3Upload implements StoreUpload, UploadSink {
     if (number > MAX_PARTS) throw new FerryError('TOO_LARGE', `upload is over the ${MAX_PARTS} parts of ${this.partSize} bytes the S3 store takes`);
     multipart.parts.push(undefined);
     if (this.hasher) this.boundaryDigests.set(number, this.hasher.peek());
+    this.inFlightBytes += buffer.length;
     const sending = (async () => {
       const uploadId = await multipart.uploadId;
-      const etag = await this.ctx.bucket.uploadPart(multipart.blob, uploadId, number, body);
+      const etag = await this.ctx.bucket.uploadPart(multipart.blob, uploadId, number, body, md5);
       multipart.parts[number - 1] = { number, etag };
-      if (buffer.length === this.partSize && this.spare.length <= PARTS_IN_FLIGHT) this.spare.push(buffer);
+      if (buffer.length === this.partSize && this.spare.length < PART_BUFFERS) this.spare.push(buffer);
       this.recordProgress(multipart, uploadId);
     })().catch((error: unknown) => {
       this.failure ??= error;
     });
     const tracked = sending.finally(() => {
       this.inFlight.delete(tracked);
+      this.inFlightBytes -= buffer.length;
+      this.placeOverflow();
       this.wake();
     });
     this.inFlight.add(tracked);
@@ -189,13 +275,19 @@ export class S3Upload implements StoreUpload, UploadSink {
     return { blob, uploadId, parts: [] };
   }
 
-  /** Writes the partial record for the parts finished in order so far (kept if the upload is cut). */
-  private recordProgress(multipart: Multipart, uploadId: string): void {
+  /**
+   * Writes the partial record for the parts finished in order so far (kept if the upload is cut):
+   * after the first part, then every RECORD_EVERY_PARTS parts, and when `final`, whatever is new.
+   */
+  private recordProgress(multipart: Multipart, uploadId: string, final = false): void {
     if (this.size === undefined || !this.recording) return;
     let done = 0;
     while (done < multipart.parts.length && multipart.parts[done] !== undefined) done++;
     const digest = done === 0 ? undefined : this.boundaryDigests.get(done);
     if (digest === undefined && done > this.resumedParts()) return;
+    if (done <= this.recordedParts) return;
+    if (!final && this.recordedParts > this.resumedParts() && done - this.recordedParts < RECORD_EVERY_PARTS) return;
+    this.recordedParts = done;
     const record: PartialRecord = {
       name: this.name,
       size: this.size,
@@ -238,6 +330,8 @@ export class S3Upload implements StoreUpload, UploadSink {
         this.part = undefined;
         return await this.ctx.publish(this.name, this.options, { size, mtimeMs, digests }, body);
       }
+      // A read still waiting for a buffer gets one as soon as a part is back.
+      while (this.overflow !== undefined && this.failure === undefined && this.inFlight.size > 0) await Promise.race(this.inFlight);
       if (this.filled > 0 || this.multipart.parts.length === 0) this.sendPart();
       await this.settle();
       const multipart = this.multipart;
@@ -292,6 +386,9 @@ export class S3Upload implements StoreUpload, UploadSink {
       const keep = keepPartial && this.size !== undefined && this.multipart !== undefined;
       if (keep) {
         await this.settle().catch(() => undefined);
+        const uploadId = await this.multipart!.uploadId.catch(() => undefined);
+        if (uploadId !== undefined) this.recordProgress(this.multipart!, uploadId, true);
+        await this.recordWrites;
         // The part being filled is lost; the record names the parts finished in order.
         if (this.multipart!.parts.some((p) => p !== undefined)) return;
       }
@@ -305,6 +402,8 @@ export class S3Upload implements StoreUpload, UploadSink {
     this.recording = false;
     this.other?.abort();
     this.part = undefined;
+    this.partMd5 = undefined;
+    this.overflow = undefined;
     await Promise.allSettled([...this.inFlight]);
     await this.recordWrites;
     const multipart = this.multipart;
