@@ -462,41 +462,28 @@ async function transfer(
                 fail(job, error);
                 if (error instanceof FerryError && error.fatal) lost = true;
               };
-              /** Fills a batch from `first` on; returns the job that did not fit, if any. */
-              const sendBatch = async (first: Job, small: SmallFiles): Promise<Job | undefined> => {
-                const started = performance.now();
-                const batch = new BatchBuilder(small.withMtime, BATCH_FILES);
-                const jobs: Job[] = [];
-                let carry: Job | undefined;
-                for (let job: Job | undefined = first; job !== undefined; job = await take()) {
-                  if (!batchable(client, job, small)) {
-                    carry = job;
-                    break;
-                  }
-                  let data: Buffer;
-                  try {
-                    data = readFileSync(job.local);
-                  } catch (error) {
-                    fail(job, new FerryError('LOCAL_IO', `cannot read ${job.local}: ${userMessage(error)}`));
-                    continue;
-                  }
-                  if (!batch.fits(job.name, data.length)) {
-                    carry = job; // read again in its own batch (or alone, if it grew)
-                    if (jobs.length > 0) break;
-                    job.size = data.length;
-                    return carry;
-                  }
-                  batch.add({ name: job.name, data, mtimeMs: small.withMtime ? job.mtimeMs : undefined });
-                  jobs.push(job);
-                  if (!batch.fits('', 0)) break;
-                }
-                if (jobs.length === 0) return carry;
+              /**
+               * Small uploads gather in one PUT_BATCH per connection, filled by every lane (the
+               * feed deals files out to the lanes in turn: a batch per lane filled only once 32
+               * lanes × 64 files had been walked, so sending waited for the walk); the lane that
+               * fills it sends it.
+               */
+              let putsGathered: Job[] = [];
+              let putsBatch = small === undefined ? undefined : new BatchBuilder(small.withMtime, BATCH_FILES);
+              let putsSince = 0;
+              const flushPuts = async (small: SmallFiles): Promise<void> => {
+                if (putsGathered.length === 0) return;
+                const jobs = putsGathered;
+                const files = putsBatch!.files;
+                const started = putsSince;
+                putsGathered = [];
+                putsBatch = new BatchBuilder(small.withMtime, BATCH_FILES);
                 let results;
                 try {
-                  results = await client.putBatch(batch.files, small.options);
+                  results = await client.putBatch(files, small.options);
                 } catch (error) {
                   for (const job of jobs) failed(job, error);
-                  return carry;
+                  return;
                 }
                 const ms = performance.now() - started;
                 for (const [i, result] of results.entries()) {
@@ -512,7 +499,25 @@ async function transfer(
                     else failed(job, result.error);
                   }
                 }
-                return carry;
+              };
+              /** One small upload, read now and added to the batch (alone if it grew past what a batch carries). */
+              const gatherPut = async (job: Job, small: SmallFiles): Promise<void> => {
+                let data: Buffer;
+                try {
+                  data = readFileSync(job.local);
+                } catch (error) {
+                  fail(job, new FerryError('LOCAL_IO', `cannot read ${job.local}: ${userMessage(error)}`));
+                  return;
+                }
+                if (!putsBatch!.fits(job.name, data.length)) await flushPuts(small);
+                if (!putsBatch!.fits(job.name, data.length)) {
+                  job.size = data.length;
+                  return moveOne(job);
+                }
+                if (putsGathered.length === 0) putsSince = performance.now();
+                putsBatch!.add({ name: job.name, data, mtimeMs: small.withMtime ? job.mtimeMs : undefined });
+                putsGathered.push(job);
+                if (!putsBatch!.fits('', 0)) await flushPuts(small);
               };
               /** One file on its own (GET or PUT with a body). */
               const moveOne = async (job: Job): Promise<void> => {
@@ -608,17 +613,16 @@ async function transfer(
                 if (!gatheringNames.fits('') || gatheringBytes >= GET_BATCH_BYTES) await flushGets(gets);
               };
               await inLanes(PIPELINE_WINDOW, async () => {
-                let carry: Job | undefined;
                 while (!lost) {
-                  const job = carry ?? (await take());
-                  carry = undefined;
+                  const job = await take();
                   if (job === undefined) {
                     // The feed is done: what has gathered goes now (every lane ends here).
+                    if (small !== undefined) await flushPuts(small);
                     if (smallGets !== undefined) await flushGets(smallGets);
                     return;
                   }
                   if (small !== undefined && batchable(client, job, small)) {
-                    carry = await sendBatch(job, small);
+                    await gatherPut(job, small);
                     continue;
                   }
                   if (smallGets !== undefined && getBatchable(client, job)) {
@@ -627,9 +631,8 @@ async function transfer(
                   }
                   await moveOne(job);
                 }
-                // Taken but not sent when the connection was lost.
-                if (carry !== undefined) fail(carry, new FerryError('CLOSED', 'not sent: the connection was lost'));
               });
+              for (const job of putsGathered.splice(0)) fail(job, new FerryError('CLOSED', 'not sent: the connection was lost'));
               for (const { job } of gathering.splice(0)) fail(job, new FerryError('CLOSED', 'not fetched: the connection was lost'));
             });
           } catch (error) {

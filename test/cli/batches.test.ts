@@ -175,3 +175,41 @@ describe('ferry get -r with batches', () => {
     assert.equal((await treeOf(dest)).length, 9);
   });
 });
+
+/** Issue 12: `put -r` sends small files in full PUT_BATCH requests, one gathering per connection. */
+describe('ferry put -r with batches', () => {
+  let server: TestServer;
+  let work: string;
+  before(async () => {
+    server = await startServer();
+    work = await tempDir('ferry-putbatch-');
+  });
+  after(async () => {
+    await server.stop();
+    await fs.rm(work, { recursive: true, force: true });
+  });
+
+  it('sends a tree of a few hundred small files in few, full batches, stored equal to the source', async () => {
+    const source = path.join(work, 'up');
+    for (let i = 0; i < 300; i++) {
+      await fs.mkdir(path.join(source, `d${i % 5}`), { recursive: true });
+      await fs.writeFile(path.join(source, `d${i % 5}`, `f${i}.txt`), randomData((i * 131) % 4000));
+    }
+    const proxy = await startCountingProxy(server.address.port);
+    try {
+      const result = await runCli(['put', '-r', source, '-s', `127.0.0.1:${proxy.port}`, '--quiet']);
+      assert.equal(result.code, 0, result.stderr);
+      // Batches of a lane each (32 lanes per connection, files dealt in turn) were ~5 files each: ~60 batches.
+      const batches = proxy.requests.get('PUT_BATCH') ?? 0;
+      // 600 KB in frames of at most 64 KiB: 10 full batches, plus what each connection had gathered at the end.
+      assert.ok(batches >= 10 && batches <= 16, `${batches} batches`);
+      assert.equal(proxy.requests.get('PUT'), undefined);
+      const copy = path.join(work, 'back');
+      const back = await runCli(['get', '-r', 'up', '-o', copy, '-s', `127.0.0.1:${server.address.port}`, '--quiet']);
+      assert.equal(back.code, 0, back.stderr);
+      await sameTrees(source, copy);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
