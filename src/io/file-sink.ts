@@ -31,9 +31,10 @@ export interface FileSinkOptions {
 /**
  * Hashes and writes a byte stream to an open file: each chunk at once, on the event loop, while
  * the write gate allows it and nothing is queued; otherwise through the thread pool, batching
- * queued chunks into one writev so a burst of small socket reads costs one system call. `write` returns false when the queue
- * is over the high-water mark; the caller pauses its source until `onDrain` fires.
- * Chunks are kept by reference until written, so callers must not reuse them.
+ * queued chunks into one writev so a burst of small socket reads costs one system call.
+ * `write` returns false when the queue is over the high-water mark; the caller pauses its
+ * source until `onDrain` fires. A queued chunk is kept by reference until written (its
+ * `release` says when), so callers must not reuse it before.
  */
 export class FileSink {
   private readonly digester: Digester;

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fdatasync, fstatSync, fsync, futimesSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { FerryError } from '../errors.js';
 import { digestOf, type DigestAlgorithm } from '../io/digest.js';
-import { matches } from './digest-cache.js';
 import { checkName, mapFsError } from './errors.js';
 import { pickLeaf } from './leaf.js';
 import { isCode, type Folder } from './safe-path.js';
@@ -204,8 +203,11 @@ export class BatchUploads {
   /** The stored file has the same size and, by a record that still describes it, the same digest. */
   private async identical(p: Pending, existing: Stats, algorithm: DigestAlgorithm): Promise<boolean> {
     if (!existing.isFile() || existing.size !== p.file.data.length) return false;
-    const record = await this.parts.digests.read(p.file.name).catch(() => undefined);
-    return record !== undefined && matches(record, existing) && record.digests[algorithm]?.equals(p.file.digest) === true;
+    try {
+      return this.parts.digests.knownDigest(p.file.name, existing, algorithm)?.equals(p.file.digest) === true;
+    } catch {
+      return false; // an unreadable record: not known to be identical
+    }
   }
 
   /** Writes up to SYNC_WINDOW temporaries, syncs them at once (on the thread pool), and closes them. */

@@ -51,15 +51,11 @@ export class DigestCache {
     }
   }
 
-  async read(name: string): Promise<DigestRecord | undefined> {
-    return this.readSync(name);
-  }
-
   /**
    * The record, read with synchronous calls: 256 bytes from the page cache cost less than the
    * five thread-pool round trips of an async read (one per listed or downloaded file).
    */
-  readSync(name: string): DigestRecord | undefined {
+  read(name: string): DigestRecord | undefined {
     const key = this.keyOf(name);
     const folder = this.root.openExistingSync(this.meta, key.slice(0, 2));
     if (folder === undefined) return undefined;
@@ -106,7 +102,7 @@ export class DigestCache {
 
   /** The digest in `algorithm` the record keeps for the file described by `stats`, if it still describes it. */
   knownDigest(name: string, stats: Stats, algorithm: DigestAlgorithm): Buffer | undefined {
-    const record = this.readSync(name);
+    const record = this.read(name);
     return record && matches(record, stats) ? record.digests[algorithm] : undefined;
   }
 
@@ -115,7 +111,7 @@ export class DigestCache {
    * file; otherwise computed and added to the record (keeping its other algorithms' digests).
    */
   async digestOf(name: string, handle: fs.FileHandle, stats: Stats, algorithm: DigestAlgorithm): Promise<Buffer> {
-    const record = this.readSync(name);
+    const record = this.read(name);
     const current = record && matches(record, stats) ? record : undefined;
     const known = current?.digests[algorithm];
     if (known) return known;

@@ -53,7 +53,7 @@ export class Mover {
           if (!overwrite) throw new FerryError('EXISTS', `"${to}" already exists`);
           if (existing.isDirectory() || kind === 'folder') throw new FerryError('CONFLICT', `"${to}" cannot be replaced: only a file replaces a file`);
         }
-        const record = kind === 'file' ? await digests.read(from) : undefined;
+        const record = kind === 'file' ? digests.read(from) : undefined;
         if (record) await digests.write(to, record);
         try {
           await fs.rename(sourceFolder.entry(sourceLeaf), targetFolder.entry(targetLeaf));

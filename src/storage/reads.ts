@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readSync, type Dirent } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readSync, type Dirent, type Stats } from 'node:fs';
 import { FerryError } from '../errors.js';
 import type { DigestAlgorithm } from '../io/digest.js';
 import { nameProblem, normalizePrefix } from '../protocol/names.js';
@@ -83,13 +83,11 @@ export class Reader {
     try {
       fd = openSync(folder.entry(leaf), READ_FLAGS);
     } catch (error) {
-      if (isCode(error, 'ENOENT') || isCode(error, 'ELOOP')) return { error: notFound(name) };
-      if (isCode(error, 'EISDIR')) return { error: new FerryError('CONFLICT', `"${name}" is a folder`) };
-      return { error };
+      return { error: openFailure(error, name) };
     }
     try {
       const stats = fstatSync(fd);
-      if (!stats.isFile()) return { error: stats.isDirectory() ? new FerryError('CONFLICT', `"${name}" is a folder`) : notFound(name) };
+      if (!stats.isFile()) return { error: notAFile(stats, name) };
       if (stats.size > maxBytes) return { read: { status: 'large', size: stats.size } };
       const recorded = this.parts.digests.knownDigest(name, stats, algorithm);
       if (recorded === undefined) return undefined;
@@ -121,13 +119,11 @@ export class Reader {
     try {
       handle = await fs.open(folder.entry(leaf), READ_FLAGS);
     } catch (error) {
-      if (isCode(error, 'ENOENT') || isCode(error, 'ELOOP')) throw notFound(name);
-      if (isCode(error, 'EISDIR')) throw new FerryError('CONFLICT', `"${name}" is a folder`);
-      throw error;
+      throw openFailure(error, name);
     }
     try {
       const stats = await handle.stat();
-      if (!stats.isFile()) throw stats.isDirectory() ? new FerryError('CONFLICT', `"${name}" is a folder`) : notFound(name);
+      if (!stats.isFile()) throw notAFile(stats, name);
       const digest = await this.parts.digests.digestOf(name, handle, stats, algorithm);
       return { handle, size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), digest };
     } catch (error) {
@@ -275,4 +271,16 @@ export class Reader {
       // Symbolic links and special files are never listed or served.
     }
   }
+}
+
+/** What a failed open of stored file `name` means to the caller (a link is never followed: not found). */
+function openFailure(error: unknown, name: string): unknown {
+  if (isCode(error, 'ENOENT') || isCode(error, 'ELOOP')) return notFound(name);
+  if (isCode(error, 'EISDIR')) return new FerryError('CONFLICT', `"${name}" is a folder`);
+  return error;
+}
+
+/** The error for an opened entry that is not a regular file. */
+function notAFile(stats: Stats, name: string): FerryError {
+  return stats.isDirectory() ? new FerryError('CONFLICT', `"${name}" is a folder`) : notFound(name);
 }
