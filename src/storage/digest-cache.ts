@@ -1,69 +1,179 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, openSync, promises as fs, readSync, writeSync, type Stats } from 'node:fs';
-import { isDigestAlgorithm, type DigestAlgorithm } from '../io/digest.js';
+import { closeSync, constants, openSync, readSync, rmSync, type Stats } from 'node:fs';
+import type { promises as fs } from 'node:fs';
+import type { DigestAlgorithm } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
+import { appendLog, compactLog, loadLog, logLine, needsCompaction, nextCompactionCheck, parseRecord, recordText, type DigestRecord, type LoadedLog } from './digest-log.js';
 import { isCode, type Folder, type SafeRoot } from './safe-path.js';
 
-/**
- * The digests of every stored file, kept beside the store in `.ferry/meta/` so listing and
- * downloading never rehash. A record holds a digest per algorithm it was asked for (the one
- * the file was uploaded with, others computed on first demand) and names the inode, size and
- * mtime they were computed for; if the file no longer matches (changed by hand, or a crash
- * between the two renames of a commit), the record is ignored and the file is hashed again.
- * Records are reached through the store's safe walk from the pinned `meta` folder, like
- * stored files.
- */
-export interface DigestRecord {
-  digests: Partial<Record<DigestAlgorithm, Buffer>>;
-  size: number;
-  mtimeMs: number;
-  ino: number;
+export type { DigestRecord } from './digest-log.js';
+
+/** Lines of folder logs kept parsed in memory (~250 bytes each); one larger folder is kept alone. */
+const MAX_CACHED_LINES = 20_000;
+/** Folders whose next compaction check is remembered; past this the memory is simply dropped. */
+const MAX_CHECKS = 4096;
+/** Version 0.1–0.5's record file per stored file: 256 bytes; read so older stores keep their digests. */
+const LEGACY_RECORD_LENGTH = 256;
+const legacyBuffer = Buffer.alloc(2 * LEGACY_RECORD_LENGTH);
+
+interface LogPlace {
+  /** sha256 of the folder's name: the log is `meta/<first two hex>/<hex>.log`. */
+  key: string;
+  file: string;
+  leaf: string;
 }
 
 /**
- * Fixed record size: `algorithm:hex` per algorithm (7 + 1 + 64 each), three numbers of at most
- * 16 digits, separators. Version 0.1's records (128 bytes, a bare sha256 hex first) still parse.
+ * The digests of every stored file, kept beside the store in `.ferry/meta/` so listing and
+ * downloading never rehash: a log per folder (digest-log.ts), read whole the first time one
+ * of its files is asked about and kept in a bounded cache, which this process — the only
+ * writer — updates as it appends. A record holds a digest per algorithm it was asked for (the
+ * one the file was uploaded with, others computed on first demand) and names the inode, size
+ * and mtime they were computed for; if the file no longer matches (changed by hand, or a crash
+ * between the append and the rename of a commit), the record is ignored and the file is hashed
+ * again. Logs are reached through the store's safe walk from the pinned `meta` folder.
  */
-const RECORD_LENGTH = 256;
-const HEX_DIGEST = /^[0-9a-f]{64}$/;
-/** Read buffer for records (one at a time: reads are synchronous); a longer file is no record. */
-const recordBuffer = Buffer.alloc(2 * RECORD_LENGTH);
-
 export class DigestCache {
+  /** Parsed logs by folder key, least recently used first. */
+  private readonly cache = new Map<string, LoadedLog>();
+  private cachedLines = 0;
+  /** Log size at which each folder's log is next looked at for compaction. */
+  private readonly compactionChecks = new Map<string, number>();
+
   constructor(
     private readonly root: SafeRoot,
     private readonly meta: Folder,
   ) {}
 
-  private keyOf(name: string): string {
-    return createHash('sha256').update(name).digest('hex');
+  private place(name: string): LogPlace {
+    const slash = name.lastIndexOf('/');
+    const key = sha256Hex(slash < 0 ? '' : name.slice(0, slash));
+    return { key, file: `${key}.log`, leaf: name.slice(slash + 1) };
   }
 
-  /** Runs `task` with the record's folder (`meta/<2 hex>`) and file name; undefined if the folder is missing. */
-  private async inRecordFolder<T>(name: string, create: boolean, task: (folder: Folder, file: string) => Promise<T>): Promise<T | undefined> {
-    const key = this.keyOf(name);
-    const folder = await this.root.openFolder([key.slice(0, 2)], { from: this.meta, create });
-    if (folder === undefined) return undefined;
+  /** The folder's log, parsed (from the cache when there); empty when it has none. */
+  private logOf(at: LogPlace): LoadedLog {
+    const cached = this.cache.get(at.key);
+    if (cached !== undefined) {
+      this.cache.delete(at.key); // re-inserted: most recently used
+      this.cache.set(at.key, cached);
+      return cached;
+    }
+    const folder = this.root.openExistingSync(this.meta, at.key.slice(0, 2));
+    let log: LoadedLog;
     try {
-      return await task(folder, key);
+      log = folder === undefined ? { lines: new Map(), count: 0, bytes: 0 } : loadLog(folder, at.file);
+      if (folder !== undefined && needsCompaction(log)) compactLog(folder, at.file, log);
+    } finally {
+      void folder?.close();
+    }
+    this.remember(at.key, log);
+    return log;
+  }
+
+  private remember(key: string, log: LoadedLog): void {
+    this.cache.set(key, log);
+    this.cachedLines += log.lines.size;
+    for (const [oldKey, old] of this.cache) {
+      if (this.cachedLines <= MAX_CACHED_LINES || oldKey === key) break;
+      this.cache.delete(oldKey);
+      this.cachedLines -= old.lines.size;
+    }
+  }
+
+  /** The file's record; undefined when none is kept (or the file was removed). */
+  read(name: string): DigestRecord | undefined {
+    const at = this.place(name);
+    const log = this.logOf(at);
+    if (log.lines.has(at.leaf)) {
+      const text = log.lines.get(at.leaf);
+      return text === undefined ? undefined : parseRecord(text);
+    }
+    return this.readLegacy(name);
+  }
+
+  /**
+   * Appends the file's record to its folder's log (synchronous: a line into the page cache
+   * costs less than thread-pool round trips). Never fsynced: a lost record costs a rehash.
+   */
+  async write(name: string, record: DigestRecord): Promise<void> {
+    await this.append(name, record);
+  }
+
+  /** Forgets the file's record (a line saying so), and its record file from older versions. */
+  async remove(name: string): Promise<void> {
+    await this.append(name, undefined);
+    this.removeLegacy(name);
+  }
+
+  /** Forgets a removed folder's log (its files' records); best effort, as a stale record never matches a new file's inode, size and mtime all at once by design. */
+  removeFolder(folderName: string): void {
+    const key = sha256Hex(folderName);
+    const cached = this.cache.get(key);
+    if (cached !== undefined) {
+      this.cache.delete(key);
+      this.cachedLines -= cached.lines.size;
+    }
+    this.compactionChecks.delete(key);
+    try {
+      const folder = this.root.openExistingSync(this.meta, key.slice(0, 2));
+      if (folder === undefined) return;
+      try {
+        rmSync(folder.entry(`${key}.log`), { force: true });
+      } finally {
+        void folder.close();
+      }
+    } catch {
+      // left behind: its lines name files that no longer exist
+    }
+  }
+
+  private async append(name: string, record: DigestRecord | undefined): Promise<void> {
+    const at = this.place(name);
+    const sub = at.key.slice(0, 2);
+    const folder = this.root.openExistingSync(this.meta, sub) ?? (await this.root.openFolder([sub], { from: this.meta, create: true }));
+    if (folder === undefined) return;
+    try {
+      const size = appendLog(folder, at.file, logLine(at.leaf, record));
+      const cached = this.cache.get(at.key);
+      if (cached !== undefined) {
+        const had = cached.lines.has(at.leaf);
+        cached.lines.set(at.leaf, record === undefined ? undefined : recordText(record));
+        if (!had) this.cachedLines++;
+        cached.count++;
+        cached.bytes = size;
+      }
+      // Rewrites a log that grew mostly of replaced or removed lines (checked at doubling sizes).
+      if (size >= (this.compactionChecks.get(at.key) ?? nextCompactionCheck(0))) {
+        const log = cached ?? loadLog(folder, at.file);
+        if (needsCompaction(log)) {
+          const before = log.lines.size;
+          compactLog(folder, at.file, log);
+          if (cached !== undefined) this.cachedLines -= before - log.lines.size;
+        }
+        if (this.compactionChecks.size >= MAX_CHECKS) this.compactionChecks.clear();
+        this.compactionChecks.set(at.key, nextCompactionCheck(log.bytes));
+      }
     } finally {
       await folder.close();
     }
   }
 
-  /**
-   * The record, read with synchronous calls: 256 bytes from the page cache cost less than the
-   * five thread-pool round trips of an async read (one per listed or downloaded file).
-   */
-  read(name: string): DigestRecord | undefined {
-    const key = this.keyOf(name);
-    const folder = this.root.openExistingSync(this.meta, key.slice(0, 2));
+  /** Where version 0.5 and older kept a file's record: `meta/<2 hex>/<sha256 of the name>`. */
+  private legacyPlace(name: string): { sub: string; file: string } {
+    const key = sha256Hex(name);
+    return { sub: key.slice(0, 2), file: key };
+  }
+
+  private readLegacy(name: string): DigestRecord | undefined {
+    const { sub, file } = this.legacyPlace(name);
+    const folder = this.root.openExistingSync(this.meta, sub);
     if (folder === undefined) return undefined;
     try {
-      const fd = openSync(folder.entry(key), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      const fd = openSync(folder.entry(file), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
       try {
-        const bytes = readSync(fd, recordBuffer, 0, recordBuffer.length, 0);
-        return bytes < recordBuffer.length ? parseRecord(recordBuffer.toString('utf8', 0, bytes)) : undefined;
+        const bytes = readSync(fd, legacyBuffer, 0, legacyBuffer.length, 0);
+        return bytes < legacyBuffer.length ? parseRecord(legacyBuffer.toString('utf8', 0, bytes)) : undefined;
       } finally {
         closeSync(fd);
       }
@@ -76,28 +186,15 @@ export class DigestCache {
     }
   }
 
-  /**
-   * Writes the record in place, padded to a fixed length, without truncating or renaming:
-   * ext4 flushes a file's data before a rename over another (or a truncate), which cost a
-   * disk flush per upload here. A torn or lost record is harmless: it fails to parse, or
-   * names another inode, and the file is hashed again. For the same reason it is never fsynced.
-   */
-  async write(name: string, record: DigestRecord): Promise<void> {
-    const digests = Object.entries(record.digests).map(([algorithm, digest]) => `${algorithm}:${digest.toString('hex')}`);
-    const text = `${digests.join(' ')} ${record.size} ${record.mtimeMs} ${record.ino}`.padEnd(RECORD_LENGTH - 1) + '\n';
-    // Synchronous: 256 bytes into the page cache cost less than three thread-pool round trips.
-    await this.inRecordFolder(name, true, async (folder, file) => {
-      const fd = openSync(folder.entry(file), constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
-      try {
-        writeSync(fd, text, 0, 'utf8');
-      } finally {
-        closeSync(fd);
-      }
-    });
-  }
-
-  async remove(name: string): Promise<void> {
-    await this.inRecordFolder(name, false, (folder, file) => fs.rm(folder.entry(file), { force: true }));
+  private removeLegacy(name: string): void {
+    const { sub, file } = this.legacyPlace(name);
+    const folder = this.root.openExistingSync(this.meta, sub);
+    if (folder === undefined) return;
+    try {
+      rmSync(folder.entry(file), { force: true });
+    } finally {
+      void folder.close();
+    }
   }
 
   /** The digest in `algorithm` the record keeps for the file described by `stats`, if it still describes it. */
@@ -126,18 +223,6 @@ export function matches(record: DigestRecord, stats: Stats): boolean {
   return record.size === stats.size && record.mtimeMs === Math.trunc(stats.mtimeMs) && record.ino === stats.ino;
 }
 
-/** `[algorithm:hex …] size mtime ino`; a bare hex first is a sha256 (version 0.1). */
-function parseRecord(text: string): DigestRecord | undefined {
-  const fields = text.trim().split(' ');
-  if (fields.length < 4) return undefined;
-  const [size, mtimeMs, ino] = fields.slice(-3).map(Number) as [number, number, number];
-  const digests: DigestRecord['digests'] = {};
-  for (const field of fields.slice(0, -3)) {
-    const colon = field.indexOf(':');
-    const algorithm = colon < 0 ? 'sha256' : field.slice(0, colon);
-    const hex = field.slice(colon + 1);
-    if (!isDigestAlgorithm(algorithm) || !HEX_DIGEST.test(hex)) return undefined;
-    digests[algorithm] = Buffer.from(hex, 'hex');
-  }
-  return { digests, size, mtimeMs, ino };
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }

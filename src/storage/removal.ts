@@ -72,6 +72,7 @@ export class Remover {
           await top.close();
         }
         await fs.rmdir(parent.entry(leaf));
+        this.parts.digests.removeFolder(folderName);
         if (this.parts.fsync) await syncs.sync(parent);
         return removed;
       },
@@ -96,6 +97,7 @@ export class Remover {
         await child.close();
       }
       await fs.rmdir(folder.entry(dirent.name));
+      digests.removeFolder(child.name);
     }
     // Unlinks wait on the journal, not the CPU: run a batch at a time.
     const files = dirents.filter((d) => !d.isDirectory());
@@ -129,6 +131,7 @@ export class Remover {
       if (parent === undefined) return;
       try {
         await fs.rmdir(parent.entry(components[depth - 1]!));
+        this.parts.digests.removeFolder(components.slice(0, depth).join('/'));
       } catch {
         return; // not empty (or gone): stop climbing
       } finally {
