@@ -1,5 +1,5 @@
 // What the workloads share: the running peers, ferry servers for one workload, helpers.
-import { mkdirSync, rmSync, chownSync, existsSync } from 'node:fs';
+import { mkdirSync, rmSync, chownSync, existsSync, renameSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import type { Row } from '../lib/bench.js';
@@ -36,6 +36,22 @@ export interface WorkloadResult {
 
 export function rmrf(p: string): void {
   rmSync(p, { recursive: true, force: true });
+}
+
+let setAsideCount = 0;
+
+/**
+ * Moves a run's output tree out of the way (one rename into `<T>/set-aside/`) instead of
+ * deleting it; they go with the run's temp dir at the end. Why: on ext4, for
+ * a minute or more after thousands of files are deleted, each new file's inode allocation
+ * scans past the recently deleted ones (perf: `recently_deleted` under `find_inode_bit`, over
+ * half the CPU of 10,000 creates), so every tree run that followed a deletion measured that
+ * scan more than the tool, whichever tool it was.
+ */
+export function setAside(ctx: Ctx, p: string): void {
+  if (!existsSync(p)) return;
+  const place = ensureDir(path.join(ctx.T, 'set-aside'));
+  renameSync(p, path.join(place, `${++setAsideCount}`));
 }
 
 export function ensureDir(p: string, ftpOwned = false): string {

@@ -9,7 +9,7 @@ import { display, ferryTransferCmd, type Ctx } from '../lib/context.js';
 import { verifyTree, type Manifest } from '../lib/data.js';
 import { sh } from '../lib/proc.js';
 import type { FerryServer } from '../peers/ferry.js';
-import { ensureDir, ferryRemove, ferrySeed, lftpCmd, peerProblem, rmrf, skipFailed, startFerryPair, stopFerry, type Peers, type WorkloadResult } from './common.js';
+import { ensureDir, ferrySeed, lftpCmd, peerProblem, setAside, skipFailed, startFerryPair, stopFerry, type Peers, type WorkloadResult } from './common.js';
 
 export interface TreeData {
   name: string;
@@ -39,6 +39,7 @@ export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps:
 
   const pair = await startFerryPair(ctx, id, { nofsync: all, fsync: true });
   notes.push(...pair.notes);
+  notes.push('Between runs each output tree is set aside (renamed into the run\'s temp dir, deleted at the end) rather than deleted: for a minute or more after thousands of deletions, ext4 makes every new inode\'s allocation scan past the recently deleted ones, which had made each run measure the filesystem more than the tool (runs before 2026-11-22 14:00 UTC deleted).');
   if (!all) notes.push('ferry (durable, one server for uploads and downloads) and the rsync daemon only; one fresh ferry server, so its peak RSS is this workload\'s.');
   const pidOf = (p: { daemon: { pid: number } } | string): { serverPid?: number } => (typeof p === 'string' ? {} : { serverPid: p.daemon.pid });
 
@@ -56,9 +57,10 @@ export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps:
       reference,
       ...base,
       serverPid: s.daemon.pid,
-      prepare: () => ferryRemove(ctx, s, path.basename(src), true),
+      // Set aside on disk like the peers' outputs (the server holds nothing open in it between runs).
+      prepare: async () => setAside(ctx, stored),
       verify: () => verifyTree(stored, want),
-      cleanup: () => ferryRemove(ctx, s, path.basename(src), true),
+      cleanup: async () => setAside(ctx, stored),
       unsupported: ferryUsageError,
     };
   };
@@ -72,10 +74,10 @@ export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps:
   if (all) {
     const dest = path.join(upSsh, `${tree.name}-scp`);
     const cmd = `scp -q -r ${o} ${sh(src)} root@127.0.0.1:${sh(dest)}`;
-    cases.push({ tool: 'scp -r', direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => rmrf(dest), verify: () => verifyTree(dest, want), cleanup: async () => rmrf(dest) });
+    cases.push({ tool: 'scp -r', direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => setAside(ctx, dest), verify: () => verifyTree(dest, want), cleanup: async () => setAside(ctx, dest) });
     const dest2 = path.join(upSsh, `${tree.name}-sftp`);
     const cmd2 = `sftp -q -b - ${o} root@127.0.0.1 <<< ${sh(`put -r ${src} ${dest2}`)}`;
-    cases.push({ tool: 'sftp put -r', direction: 'upload', command: display(ctx, cmd2), cmd: cmd2, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => rmrf(dest2), verify: () => verifyTree(dest2, want), cleanup: async () => rmrf(dest2) });
+    cases.push({ tool: 'sftp put -r', direction: 'upload', command: display(ctx, cmd2), cmd: cmd2, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => setAside(ctx, dest2), verify: () => verifyTree(dest2, want), cleanup: async () => setAside(ctx, dest2) });
   }
   const rs = peers.rsync;
   const rsProblem = peerProblem(rs, ['/usr/bin/rsync']);
@@ -83,7 +85,7 @@ export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps:
   {
     const dest = path.join(T, 'up', 'rsync', tree.name);
     const cmd = `rsync -r --whole-file ${sh(src)}/ ${rsUrl}/up/${tree.name}/`;
-    cases.push({ tool: 'rsync daemon -r', direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...pidOf(rs), ...skipFailed(rsProblem), prepare: async () => rmrf(dest), verify: () => verifyTree(dest, want), cleanup: async () => rmrf(dest) });
+    cases.push({ tool: 'rsync daemon -r', direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...pidOf(rs), ...skipFailed(rsProblem), prepare: async () => setAside(ctx, dest), verify: () => verifyTree(dest, want), cleanup: async () => setAside(ctx, dest) });
   }
   const ftp = peers.ftp;
   const ftpProblem = peerProblem(ftp, ['/usr/bin/lftp']);
@@ -91,7 +93,7 @@ export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps:
   for (const n of all ? [1, 4] : []) {
     const dest = path.join(upFtp, `${tree.name}-p${n}`);
     const cmd = typeof ftp === 'string' ? '' : lftpCmd(ftp, `mirror -R --parallel=${n} ${src} up/ftp/${tree.name}-p${n}`);
-    cases.push({ tool: `lftp mirror -R --parallel=${n}`, direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...pidOf(ftp), ...skipFailed(ftpProblem), prepare: async () => rmrf(dest), verify: () => verifyTree(dest, want), cleanup: async () => rmrf(dest) });
+    cases.push({ tool: `lftp mirror -R --parallel=${n}`, direction: 'upload', command: display(ctx, cmd), cmd, ...base, ...pidOf(ftp), ...skipFailed(ftpProblem), prepare: async () => setAside(ctx, dest), verify: () => verifyTree(dest, want), cleanup: async () => setAside(ctx, dest) });
   }
 
   // ---- downloads
@@ -115,25 +117,25 @@ export async function treeWorkload(ctx: Ctx, peers: Peers, tree: TreeData, reps:
         if (again.error) throw new Error(again.error);
       }
     };
-    cases.push({ tool: 'ferry get -r', direction: 'download', command: display(ctx, cmd), cmd, isFerry: true, reference: true, ...base, ...pidOf(s), ...(skip ? { skip } : {}), prepare: async () => { await rmrf(out); await reseed(); }, verify: () => verifyTree(out, want), cleanup: async () => rmrf(out), unsupported: ferryUsageError });
+    cases.push({ tool: 'ferry get -r', direction: 'download', command: display(ctx, cmd), cmd, isFerry: true, reference: true, ...base, ...pidOf(s), ...(skip ? { skip } : {}), prepare: async () => { setAside(ctx, out); await reseed(); }, verify: () => verifyTree(out, want), cleanup: async () => setAside(ctx, out), unsupported: ferryUsageError });
   }
   if (all) {
     const out = path.join(down, 'scp');
     const cmd = `scp -q -r ${o} root@127.0.0.1:${sh(src)} ${sh(out)}`;
-    cases.push({ tool: 'scp -r', direction: 'download', command: display(ctx, cmd), cmd, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => rmrf(out), verify: () => verifyTree(out, want), cleanup: async () => rmrf(out) });
+    cases.push({ tool: 'scp -r', direction: 'download', command: display(ctx, cmd), cmd, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => setAside(ctx, out), verify: () => verifyTree(out, want), cleanup: async () => setAside(ctx, out) });
     const out2 = path.join(down, 'sftp');
     const cmd2 = `sftp -q -b - ${o} root@127.0.0.1 <<< ${sh(`get -r ${src} ${out2}`)}`;
-    cases.push({ tool: 'sftp get -r', direction: 'download', command: display(ctx, cmd2), cmd: cmd2, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => rmrf(out2), verify: () => verifyTree(out2, want), cleanup: async () => rmrf(out2) });
+    cases.push({ tool: 'sftp get -r', direction: 'download', command: display(ctx, cmd2), cmd: cmd2, ...base, ...pidOf(ssh), ...skipFailed(sshProblem), prepare: async () => setAside(ctx, out2), verify: () => verifyTree(out2, want), cleanup: async () => setAside(ctx, out2) });
   }
   {
     const out = path.join(down, 'rsync');
     const cmd = `rsync -r --whole-file ${rsUrl}/data/${tree.name}/ ${sh(out)}/`;
-    cases.push({ tool: 'rsync daemon -r', direction: 'download', command: display(ctx, cmd), cmd, ...base, ...pidOf(rs), ...skipFailed(rsProblem), prepare: async () => rmrf(out), verify: () => verifyTree(out, want), cleanup: async () => rmrf(out) });
+    cases.push({ tool: 'rsync daemon -r', direction: 'download', command: display(ctx, cmd), cmd, ...base, ...pidOf(rs), ...skipFailed(rsProblem), prepare: async () => setAside(ctx, out), verify: () => verifyTree(out, want), cleanup: async () => setAside(ctx, out) });
   }
   for (const n of all ? [1, 4] : []) {
     const out = path.join(down, `lftp-p${n}`);
     const cmd = typeof ftp === 'string' ? '' : lftpCmd(ftp, `mirror --parallel=${n} data/${tree.name} ${out}`);
-    cases.push({ tool: `lftp mirror --parallel=${n}`, direction: 'download', command: display(ctx, cmd), cmd, ...base, ...pidOf(ftp), ...skipFailed(ftpProblem), prepare: async () => rmrf(out), verify: () => verifyTree(out, want), cleanup: async () => rmrf(out) });
+    cases.push({ tool: `lftp mirror --parallel=${n}`, direction: 'download', command: display(ctx, cmd), cmd, ...base, ...pidOf(ftp), ...skipFailed(ftpProblem), prepare: async () => setAside(ctx, out), verify: () => verifyTree(out, want), cleanup: async () => setAside(ctx, out) });
   }
 
   const rows = await runCases(title, cases, reps, ctx.log);
