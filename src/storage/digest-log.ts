@@ -97,13 +97,8 @@ export function loadLog(folder: Folder, file: string): LoadedLog {
         count++;
         const tab = line.indexOf('\t');
         if (tab < 0) continue;
-        let leaf: unknown;
-        try {
-          leaf = JSON.parse(line.slice(tab + 1));
-        } catch {
-          continue;
-        }
-        if (typeof leaf !== 'string') continue;
+        const leaf = parseLeaf(line, tab + 1);
+        if (leaf === undefined) continue;
         const text = line.slice(0, tab);
         lines.set(leaf, text === '-' ? undefined : text);
       }
@@ -112,6 +107,19 @@ export function loadLog(folder: Folder, file: string): LoadedLog {
     closeSync(fd);
   }
   return { lines, count, bytes };
+}
+
+/** The JSON string at `start` of `line`; without escapes (most names) no JSON.parse is needed. */
+function parseLeaf(line: string, start: number): string | undefined {
+  if (line.length < start + 2 || line.charCodeAt(start) !== 0x22 || line.charCodeAt(line.length - 1) !== 0x22) return undefined;
+  const inner = line.slice(start + 1, -1);
+  if (!inner.includes('\\') && !inner.includes('"')) return inner;
+  try {
+    const leaf: unknown = JSON.parse(line.slice(start));
+    return typeof leaf === 'string' ? leaf : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
