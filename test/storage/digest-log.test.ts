@@ -81,6 +81,17 @@ describe('digest logs (a log per folder in .ferry/meta)', () => {
     await assert.rejects(fs.stat(logPath(root, 'k')), { code: 'ENOENT' });
   });
 
+  it('keeps names with quotes, spaces and non-ASCII letters in the log, read back as written', async () => {
+    const leaves = ['say "hi".txt', 'ünïcødé ✓.txt', 'tab-less  two  spaces.txt'];
+    for (const leaf of leaves) await put(store, `q/${leaf}`, Buffer.from(leaf));
+    await store.close();
+    for (const leaf of leaves) await claimInLog(logPath(root, 'q'), leaf, createHash('sha256').update(`claimed ${leaf}`).digest('hex'));
+    store = await Store.open(root, { fsync: false });
+    for (const leaf of leaves) {
+      assert.equal((await store.stat(`q/${leaf}`)).digest.toString('hex'), createHash('sha256').update(`claimed ${leaf}`).digest('hex'), leaf);
+    }
+  });
+
   it('loses only the torn line after a crash, and appends after it on a line of its own', async () => {
     await put(store, 't/a.txt', Buffer.from('aaaa'));
     await put(store, 't/b.txt', Buffer.from('bbbb'));
