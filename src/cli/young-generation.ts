@@ -2,7 +2,6 @@ import v8 from 'node:v8';
 
 /** New space (both semi-spaces together) at which it stops growing. */
 export const NEW_SPACE_CAP = 8 * 1024 * 1024;
-const CHECK_EVERY_MS = 20;
 
 /**
  * Stops V8's young generation from growing past `cap` in ferry's own long-running commands
@@ -16,13 +15,19 @@ const CHECK_EVERY_MS = 20;
  * must not change the flags of the process that embeds it.
  */
 export function capYoungGeneration(cap = NEW_SPACE_CAP): void {
-  if (newSpaceSize() >= cap) return void v8.setFlagsFromString('--semi-space-growth-factor=1');
-  const timer = setInterval(() => {
-    if (newSpaceSize() < cap) return;
-    v8.setFlagsFromString('--semi-space-growth-factor=1');
-    clearInterval(timer);
-  }, CHECK_EVERY_MS);
-  timer.unref();
+  if (stopGrowthAt(cap)) return;
+  // Looked at after garbage collections only (the new space grows at one): an idle process is never woken.
+  const observer = new PerformanceObserver(() => {
+    if (stopGrowthAt(cap)) observer.disconnect();
+  });
+  observer.observe({ entryTypes: ['gc'] });
+}
+
+/** Stops the new space's growth once it has reached `cap`; whether it has. */
+function stopGrowthAt(cap: number): boolean {
+  if (newSpaceSize() < cap) return false;
+  v8.setFlagsFromString('--semi-space-growth-factor=1');
+  return true;
 }
 
 function newSpaceSize(): number {
