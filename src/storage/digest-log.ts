@@ -125,12 +125,15 @@ function parseLeaf(line: string, start: number): string | undefined {
 /**
  * Appends lines to a log, creating it if missing. A log whose last line was torn (a crash in
  * mid-write) gets a newline first, so the torn line cannot swallow the new one. Returns the
- * log's size after the append.
+ * log's size after the append (0, writing nothing, if something other than a file is there).
  */
 export function appendLog(folder: Folder, file: string, text: string): number {
-  const fd = openSync(folder.entry(file), constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW, 0o644);
+  // O_NONBLOCK: a FIFO planted in its place must not hold the event loop (nothing is written to it).
+  const fd = openSync(folder.entry(file), constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
   try {
-    const size = fstatSync(fd).size;
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) return 0;
+    const size = stats.size;
     if (size > 0) {
       const last = Buffer.alloc(1);
       readSync(fd, last, 0, 1, size - 1);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -90,6 +91,15 @@ describe('digest logs (a log per folder in .ferry/meta)', () => {
     for (const leaf of leaves) {
       assert.equal((await store.stat(`q/${leaf}`)).digest.toString('hex'), createHash('sha256').update(`claimed ${leaf}`).digest('hex'), leaf);
     }
+  });
+
+  it('stores and serves files when a FIFO is planted where a folder\'s log goes (hashing them instead)', async () => {
+    const log = logPath(root, 'fifo');
+    await fs.mkdir(path.dirname(log), { recursive: true });
+    execFileSync('mkfifo', [log]);
+    await put(store, 'fifo/a.txt', Buffer.from('through a fifo'));
+    assert.equal((await store.stat('fifo/a.txt')).digest.toString('hex'), sha256(Buffer.from('through a fifo')));
+    assert.ok((await fs.lstat(log)).isFIFO(), 'left as it was');
   });
 
   it('loses only the torn line after a crash, and appends after it on a line of its own', async () => {
