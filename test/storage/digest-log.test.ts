@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { closeSync, constants, openSync, promises as fs, readSync } from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { digestOf } from '../../src/io/digest.js';
@@ -97,9 +97,22 @@ describe('digest logs (a log per folder in .ferry/meta)', () => {
     const log = logPath(root, 'fifo');
     await fs.mkdir(path.dirname(log), { recursive: true });
     execFileSync('mkfifo', [log]);
-    await put(store, 'fifo/a.txt', Buffer.from('through a fifo'));
-    assert.equal((await store.stat('fifo/a.txt')).digest.toString('hex'), sha256(Buffer.from('through a fifo')));
-    assert.ok((await fs.lstat(log)).isFIFO(), 'left as it was');
+    // A reader holds the FIFO open, so anything written into it stays there to be seen.
+    const reader = openSync(log, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      await put(store, 'fifo/a.txt', Buffer.from('through a fifo'));
+      assert.equal((await store.stat('fifo/a.txt')).digest.toString('hex'), sha256(Buffer.from('through a fifo')));
+      assert.ok((await fs.lstat(log)).isFIFO(), 'left as it was');
+      let written = 0;
+      try {
+        written = readSync(reader, Buffer.alloc(4096)); // 0: no writer left, nothing written
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error; // a writer still holds it, nothing written
+      }
+      assert.equal(written, 0, 'nothing was written into the FIFO');
+    } finally {
+      closeSync(reader);
+    }
   });
 
   it('loses only the torn line after a crash, and appends after it on a line of its own', async () => {
