@@ -74,6 +74,15 @@ export interface ConnectOptions {
 }
 
 
+/** How a connection is used, beyond what the caller asked for (not part of the public API). */
+export interface OpenPurpose {
+  /**
+   * false: this connection only lists and stats, showing the server's digests and computing
+   * none, so it offers BLAKE3 whether or not the native binding loads here (and never loads it).
+   */
+  computesDigests?: boolean;
+}
+
 /** How long close() waits for the server to close after the client's FIN. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -145,10 +154,10 @@ export class Connection {
    * Connects and handshakes, offering this client's protocol version; a server that answers
    * VERSION (it speaks only older ones) is asked again with 5, then 4, then 2 (ferry 0.1).
    */
-  static async open(options: ConnectOptions = {}): Promise<Connection> {
+  static async open(options: ConnectOptions = {}, purpose: OpenPurpose = {}): Promise<Connection> {
     for (let offered = PROTOCOL_VERSION; ; ) {
       try {
-        return await Connection.openOffering(options, offered);
+        return await Connection.openOffering(options, purpose, offered);
       } catch (error) {
         // A version-5 server is asked with 5, a version-4 one (ferry 0.2–0.4) with 4, a
         // version-2 one (ferry 0.1) with 2.
@@ -159,7 +168,7 @@ export class Connection {
     }
   }
 
-  private static async openOffering(options: ConnectOptions, offered: number): Promise<Connection> {
+  private static async openOffering(options: ConnectOptions, purpose: OpenPurpose, offered: number): Promise<Connection> {
     const host = options.host ?? '127.0.0.1';
     const port = options.port ?? 4455;
     const timeoutMs = options.timeoutMs ?? 30_000;
@@ -186,7 +195,7 @@ export class Connection {
       connection.maxListingBytes = options.maxListingBytes ?? DEFAULT_MAX_LISTING_BYTES;
       expire = () => connection.destroy(timeoutError());
       try {
-        return await connection.handshake(options, where, timeoutMs, offered);
+        return await connection.handshake(options, purpose, where, timeoutMs, offered);
       } catch (error) {
         // Whatever ended the handshake (a refusal, a stranger, a bad answer): the socket goes too.
         connection.destroy(error instanceof FerryError ? error : new FerryError('CONNECTION', String(error), { fatal: true }));
@@ -198,7 +207,7 @@ export class Connection {
   }
 
   /** HELLO, then AUTH when a token is given; the caller's deadline destroys the connection. */
-  private async handshake(options: ConnectOptions, where: string, timeoutMs: number, offered: number): Promise<Connection> {
+  private async handshake(options: ConnectOptions, purpose: OpenPurpose, where: string, timeoutMs: number, offered: number): Promise<Connection> {
     const socket = this.socket;
     socket.setNoDelay(true);
     this.silence = new Deadline(this.clock, timeoutMs, () => this.onSilence(timeoutMs));
@@ -242,7 +251,7 @@ export class Connection {
       const hint = greeted ? '' : options.tls ? ' during the handshake' : ' during the handshake (if it serves TLS, connect with --tls)';
       this.destroy(new FerryError('CLOSED', `the server at ${where} closed the connection${hint}`, { fatal: true }));
     });
-    const offerBlake3 = offered >= 4 && options.digest !== 'sha256' && blake3Available();
+    const offerBlake3 = offered >= 4 && options.digest !== 'sha256' && (purpose.computesDigests === false || blake3Available());
     socket.write(
       encodeMessage({
         type: 'HELLO',

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { connect } from '../../src/index.js';
 import { runCli } from '../helpers/cli.js';
-import { tempDir } from '../helpers/fixtures.js';
+import { startServer, tempDir } from '../helpers/fixtures.js';
 
 /**
  * The bin's loading structure (issue 12: `ferry --version` starts as fast as `node -e 0`):
@@ -31,6 +32,49 @@ describe('CLI start-up', () => {
       assert.equal(help.code, 0, help.stderr);
       assert.match(help.stderr, /esm\/loader/);
     } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs a plain ls and stat without the full CLI, and without modules they do not need', async () => {
+    const dir = await tempDir('ferry-startup-');
+    const server = await startServer();
+    try {
+      const client = await connect({ port: server.address.port });
+      await client.put(Buffer.from('hello'), 'docs/a.txt');
+      await client.close();
+      // Records the Node modules loaded (moduleLoadList) and every module required by bare name.
+      const hook = path.join(dir, 'report-loaded.cjs');
+      await fs.writeFile(
+        hook,
+        // (module.constructor is CommonJS's Module: require('node:module') would load the ES module loader.)
+        `const Module = module.constructor;
+const packages = new Set();
+const load = Module._load;
+Module._load = function (request, ...rest) {
+  if (!/^(node:|\\.|\\/)/.test(request)) packages.add(request);
+  return load.call(this, request, ...rest);
+};
+process.on('exit', () => require('node:fs').writeSync(2, 'LOADED ' + JSON.stringify([...process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)), ...packages]) + '\\n'));
+`,
+      );
+      // esm/loader: main.mjs (commander, the full CLI); the rest is what listing does not need.
+      const unneeded = /esm\/loader|^(tls|crypto|child_process|worker_threads|perf_hooks|fs\/promises|readline)$|blake-hash|cli-progress|commander|pino/;
+      const s = `127.0.0.1:${server.address.port}`;
+      for (const args of [['ls', '-s', s], ['ls', 'docs', '--json', '-s', s], ['stat', 'docs/a.txt', '-s', s, '--json']]) {
+        const result = await runCli(args, { env: { NODE_OPTIONS: `--require ${hook}` } });
+        assert.equal(result.code, 0, result.stderr);
+        assert.match(result.stdout, /docs\/a\.txt/);
+        const loaded = JSON.parse(/^LOADED (.*)$/m.exec(result.stderr)![1]!) as string[];
+        assert.deepEqual(loaded.filter((m) => unneeded.test(m)), [], `ferry ${args.join(' ')} loaded modules it does not need`);
+      }
+      // A mistake goes to the full CLI, which words it as before.
+      const bad = await runCli(['ls', '--bogus'], { env: { NODE_OPTIONS: `--require ${hook}` } });
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /^error: unknown option '--bogus'$/m);
+      assert.match(bad.stderr, /esm\/loader/);
+    } finally {
+      await server.stop();
       await fs.rm(dir, { recursive: true, force: true });
     }
   });
