@@ -2,14 +2,17 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import vm from 'node:vm';
 import { connect } from '../../src/index.js';
-import { runCli } from '../helpers/cli.js';
+import { CLI, runCli } from '../helpers/cli.js';
 import { startServer, tempDir } from '../helpers/fixtures.js';
 
 /**
- * The bin's loading structure (issue 12: `ferry --version` starts as fast as `node -e 0`):
- * `--version` is answered by the CommonJS launcher before the ES module loader, commander
- * (child_process) or the client (tls, crypto) load. (net loads for stdout when it is a pipe.) Timing itself is measured by `npm run bench`.
+ * The bin's loading structure (issue 12: `ferry --version` and `ferry ls` start as fast as
+ * `node -e 0`): `--version` is answered by the CommonJS launcher before the ES module loader,
+ * commander (child_process) or the client (tls, crypto) load; a plain `ls` or `stat` by
+ * quick.js, the listing client alone, compiled from its code cache. (net loads for stdout when
+ * it is a pipe.) Timing itself is measured by `npm run bench`.
  */
 describe('CLI start-up', () => {
   it('answers --version and -V without loading ES modules, commander or the client', async () => {
@@ -77,5 +80,15 @@ process.on('exit', () => require('node:fs').writeSync(2, 'LOADED ' + JSON.string
       await server.stop();
       await fs.rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('the launcher compiles quick.js from a code cache V8 accepts', async () => {
+    // The same wrapper as the launcher's, read from it: a cache made for another text is rejected.
+    const launcher = await fs.readFile(CLI, 'utf8');
+    const wrapper = /new \(require\('node:vm'\)\.Script\)\((".*?") \+ source \+ (".*?"),/.exec(launcher);
+    assert.ok(wrapper, 'the launcher compiles quick.js with vm.Script');
+    const file = path.join(path.dirname(CLI), 'quick.js');
+    const script = new vm.Script(JSON.parse(wrapper[1]!) + (await fs.readFile(file, 'utf8')) + JSON.parse(wrapper[2]!), { filename: file, cachedData: await fs.readFile(`${file}.cache`) });
+    assert.equal(script.cachedDataRejected, false);
   });
 });
