@@ -30,7 +30,8 @@ export async function connect(options: ConnectOptions = {}): Promise<FerryClient
  * on the connection, bodies are sent one after another. A refusal (NOT_FOUND, EXISTS, QUOTA
  * mid-upload, …) rejects that call only; a transport failure rejects every pending and later
  * call. Every call settles within the connection's timeout, and after a failure, close() or
- * destroy() nothing the client made keeps the process alive.
+ * destroy() nothing the client made keeps the process alive. (list, listStream, stat, close and
+ * destroy are FerryReader's.)
  */
 export class FerryClient extends FerryReader {
   /**
