@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import vm from 'node:vm';
 import { connect } from '../../src/index.js';
-import { CLI, runCli } from '../helpers/cli.js';
+import { CLI, runCli, startServeProcess } from '../helpers/cli.js';
 import { startServer, tempDir } from '../helpers/fixtures.js';
 
 /**
@@ -78,6 +78,36 @@ process.on('exit', () => require('node:fs').writeSync(2, 'LOADED ' + JSON.string
       assert.match(bad.stderr, /esm\/loader/);
     } finally {
       await server.stop();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes the quick path over TLS and with a token too (known_hosts, pinned fingerprint)', async () => {
+    const dir = await tempDir('ferry-startup-');
+    const token = 'r'.repeat(32);
+    await fs.writeFile(path.join(dir, 'tokens'), `${token} read\n`, { mode: 0o600 });
+    await fs.writeFile(path.join(dir, 'token'), `${token}\n`);
+    const serve = await startServeProcess(['--root', path.join(dir, 'store'), '--tls', '--tokens', path.join(dir, 'tokens')]);
+    try {
+      const hook = path.join(dir, 'report-esm.cjs');
+      await fs.writeFile(hook, "process.on('exit', () => require('node:fs').writeSync(2, 'ESM ' + process.moduleLoadList.some((m) => /esm\\/loader/.test(m)) + '\\n'));\n");
+      const env = { NODE_OPTIONS: `--require ${hook}`, XDG_CONFIG_HOME: path.join(dir, 'config') };
+      const s = `127.0.0.1:${serve.port}`;
+      const tokenFile = path.join(dir, 'token');
+      const first = await runCli(['ls', '--tls', '--token-file', tokenFile, '-s', s], { env });
+      assert.equal(first.code, 0, first.stderr);
+      assert.match(first.stderr, /^ferry: first connection to 127\.0\.0\.1:\d+; its certificate fingerprint SHA256:\S+ is now remembered in .*known_hosts$/m);
+      assert.match(first.stderr, /^ferry: no files stored yet$/m);
+      assert.match(await fs.readFile(path.join(dir, 'config', 'ferry', 'known_hosts'), 'utf8'), new RegExp(`^127\\.0\\.0\\.1:${serve.port} SHA256:`));
+      const pinned = await runCli(['stat', 'none', '--fingerprint', serve.fingerprint!, '--token-file', tokenFile, '-s', s], { env });
+      assert.equal(pinned.code, 1);
+      assert.match(pinned.stderr, /^ferry: no file named "none"$/m);
+      const noToken = await runCli(['ls', '--tls', '-s', s], { env });
+      assert.equal(noToken.code, 1);
+      assert.match(noToken.stderr, /^ferry: authentication required: the server needs a token/m);
+      for (const result of [first, pinned, noToken]) assert.match(result.stderr, /^ESM false$/m, 'answered by quick.js');
+    } finally {
+      await serve.stop();
       await fs.rm(dir, { recursive: true, force: true });
     }
   });
