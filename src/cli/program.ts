@@ -16,6 +16,12 @@ function examples(lines: string[]): string {
   return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
 }
 
+/**
+ * The options every client command takes. quick-args.ts reads `ls` and `stat` command lines
+ * without commander (the launcher's fast path): a flag or default changed here must change
+ * there too (test/cli/quick-args.test.ts compares the two; a flag added here only is left to
+ * commander, which is safe).
+ */
 function clientCommand(program: Command, name: string, summary: string): Command {
   return program
     .command(name)
