@@ -185,7 +185,9 @@ export class Connection {
       new FerryError('TIMEOUT', `no answer from ${where} within ${timeoutMs / 1000} s: is a ferry server running there?`, { fatal: true });
     try {
       const reader = new SlabReader();
-      const socket = await openTransport(host, port, where, options, (cancel) => (expire = cancel), timeoutError, reader);
+      const offerBlake3 = offered >= 4 && options.digest !== 'sha256' && (purpose.computesDigests === false || blake3Available());
+      const hello = encodeMessage({ type: 'HELLO', id: 0, version: offered, clientName: options.clientName ?? 'ferry-client', flags: offerBlake3 ? HelloFlag.BLAKE3 : 0 });
+      const socket = await openTransport(host, port, where, options, (cancel) => (expire = cancel), timeoutError, reader, hello);
       if (timedOut) {
         socket.destroy();
         throw timeoutError();
@@ -195,7 +197,7 @@ export class Connection {
       connection.maxListingBytes = options.maxListingBytes ?? DEFAULT_MAX_LISTING_BYTES;
       expire = () => connection.destroy(timeoutError());
       try {
-        return await connection.handshake(options, purpose, where, timeoutMs, offered);
+        return await connection.handshake(options, where, timeoutMs, offered, offerBlake3);
       } catch (error) {
         // Whatever ended the handshake (a refusal, a stranger, a bad answer): the socket goes too.
         connection.destroy(error instanceof FerryError ? error : new FerryError('CONNECTION', String(error), { fatal: true }));
@@ -206,10 +208,12 @@ export class Connection {
     }
   }
 
-  /** HELLO, then AUTH when a token is given; the caller's deadline destroys the connection. */
-  private async handshake(options: ConnectOptions, purpose: OpenPurpose, where: string, timeoutMs: number, offered: number): Promise<Connection> {
+  /**
+   * Awaits the answer to HELLO (already sent by openTransport), then sends AUTH when a token is
+   * given; the caller's deadline destroys the connection.
+   */
+  private async handshake(options: ConnectOptions, where: string, timeoutMs: number, offered: number, offerBlake3: boolean): Promise<Connection> {
     const socket = this.socket;
-    socket.setNoDelay(true);
     this.silence = new Deadline(this.clock, timeoutMs, () => this.onSilence(timeoutMs));
     let greeted = false;
     let first = true;
@@ -251,16 +255,6 @@ export class Connection {
       const hint = greeted ? '' : options.tls ? ' during the handshake' : ' during the handshake (if it serves TLS, connect with --tls)';
       this.destroy(new FerryError('CLOSED', `the server at ${where} closed the connection${hint}`, { fatal: true }));
     });
-    const offerBlake3 = offered >= 4 && options.digest !== 'sha256' && (purpose.computesDigests === false || blake3Available());
-    socket.write(
-      encodeMessage({
-        type: 'HELLO',
-        id: 0,
-        version: offered,
-        clientName: options.clientName ?? 'ferry-client',
-        flags: offerBlake3 ? HelloFlag.BLAKE3 : 0,
-      }),
-    );
     const server = await hello;
     greeted = true;
     this.handlers.delete(0);
