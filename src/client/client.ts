@@ -1,6 +1,5 @@
 import { promises as fs } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { FerryError } from '../errors.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { ListFlag } from '../protocol/index.js';
 import { putBatch, type BatchPutFile, type BatchPutOptions, type BatchPutResult } from './batch.js';
@@ -8,10 +7,10 @@ import { getBatch, type BatchGetResult } from './get-batch.js';
 import { bufferSource, fileSource, streamSource } from './body-source.js';
 import { Connection, type ConnectOptions } from './connection.js';
 import { downloadToFile, downloadToStream } from './download.js';
-import { listStream } from './listing.js';
 import { openLocal } from './local-files.js';
-import { checkedName, partialOf, request, toEntry } from './requests.js';
-import type { Entry, GetOptions, PutOptions, TransferResult } from './types.js';
+import { FerryReader } from './reader.js';
+import { checkedName, partialOf, request } from './requests.js';
+import type { GetOptions, PutOptions, TransferResult } from './types.js';
 import { AWAIT_READY_THRESHOLD, upload, type Resumable } from './upload.js';
 
 export type { ConnectOptions } from './connection.js';
@@ -31,25 +30,10 @@ export async function connect(options: ConnectOptions = {}): Promise<FerryClient
  * on the connection, bodies are sent one after another. A refusal (NOT_FOUND, EXISTS, QUOTA
  * mid-upload, …) rejects that call only; a transport failure rejects every pending and later
  * call. Every call settles within the connection's timeout, and after a failure, close() or
- * destroy() nothing the client made keeps the process alive.
+ * destroy() nothing the client made keeps the process alive. (list, listStream, stat, close and
+ * destroy are FerryReader's.)
  */
-export class FerryClient {
-  constructor(private readonly connection: Connection) {}
-
-  get serverName(): string {
-    return this.connection.serverName;
-  }
-
-  /** Largest file the server accepts, in bytes. */
-  get maxFileSize(): number {
-    return this.connection.maxFileSize;
-  }
-
-  /** The protocol version agreed with the server (5: `putBatch`; 6: `getBatch`). */
-  get version(): number {
-    return this.connection.version;
-  }
-
+export class FerryClient extends FerryReader {
   /**
    * Uploads many small files in one request (protocol 5): one result per file, in order, each
    * stored (durably, unless the server runs without fsync), identical, or refused on its own.
@@ -69,41 +53,6 @@ export class FerryClient {
    */
   getBatch(names: string[]): Promise<BatchGetResult[]> {
     return getBatch(this.connection, names);
-  }
-
-  /** Files under `prefix` ('' for all). `recursive: false` lists one folder, with subfolders. */
-  list(prefix = '', options: { recursive?: boolean } = {}): Promise<Entry[]> {
-    const recursive = options.recursive ?? true;
-    const entries: Entry[] = [];
-    return request(
-      this.connection,
-      (id) => ({ type: 'LIST', id, prefix: prefix.replace(/\/+$/, ''), flags: recursive ? ListFlag.RECURSIVE : 0 }),
-      (message, done) => {
-        if (message.type !== 'ENTRIES') return false;
-        for (const entry of message.entries) entries.push(toEntry(entry, this.connection.algorithm));
-        if (!message.more) done(entries);
-        return true;
-      },
-    );
-  }
-
-  /**
-   * `list` as batches, read as the server sends them: a few batches are held ahead of the
-   * consumer, so a listing of any size takes bounded memory. Breaking out early is safe.
-   * Backpressure stops the whole connection (the protocol has no per-request window): while
-   * the loop does not pull, other calls on this client wait too, so do not await them from
-   * inside the loop; use a second client for that.
-   */
-  listStream(prefix = '', options: { recursive?: boolean } = {}): AsyncIterableIterator<Entry[]> {
-    return listStream(this.connection, prefix, options.recursive ?? true);
-  }
-
-  stat(name: string): Promise<Entry> {
-    return request(this.connection, (id) => ({ type: 'STAT', id, name: checkedName(name) }), (message, done) => {
-      if (message.type !== 'ENTRY') return false;
-      done(toEntry(message.entry, this.connection.algorithm));
-      return true;
-    });
   }
 
   remove(name: string): Promise<void> {
@@ -177,15 +126,5 @@ export class FerryClient {
     const storedName = checkedName(name);
     if (typeof destination !== 'string') return downloadToStream(this.connection, storedName, destination, options);
     return downloadToFile(this.connection, storedName, destination, options);
-  }
-
-  /** Finishes queued requests, then closes the connection. */
-  close(): Promise<void> {
-    return this.connection.close();
-  }
-
-  /** Closes at once; pending calls fail with CLOSED. */
-  destroy(): void {
-    this.connection.destroy(new FerryError('CLOSED', 'client closed', { fatal: true }));
   }
 }

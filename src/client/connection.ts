@@ -74,6 +74,15 @@ export interface ConnectOptions {
 }
 
 
+/** How a connection is used, beyond what the caller asked for (not part of the public API). */
+export interface OpenPurpose {
+  /**
+   * false: this connection only lists and stats, showing the server's digests and computing
+   * none, so it offers BLAKE3 whether or not the native binding loads here (and never loads it).
+   */
+  computesDigests?: boolean;
+}
+
 /** How long close() waits for the server to close after the client's FIN. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -145,10 +154,10 @@ export class Connection {
    * Connects and handshakes, offering this client's protocol version; a server that answers
    * VERSION (it speaks only older ones) is asked again with 5, then 4, then 2 (ferry 0.1).
    */
-  static async open(options: ConnectOptions = {}): Promise<Connection> {
+  static async open(options: ConnectOptions = {}, purpose: OpenPurpose = {}): Promise<Connection> {
     for (let offered = PROTOCOL_VERSION; ; ) {
       try {
-        return await Connection.openOffering(options, offered);
+        return await Connection.openOffering(options, purpose, offered);
       } catch (error) {
         // A version-5 server is asked with 5, a version-4 one (ferry 0.2–0.4) with 4, a
         // version-2 one (ferry 0.1) with 2.
@@ -159,7 +168,7 @@ export class Connection {
     }
   }
 
-  private static async openOffering(options: ConnectOptions, offered: number): Promise<Connection> {
+  private static async openOffering(options: ConnectOptions, purpose: OpenPurpose, offered: number): Promise<Connection> {
     const host = options.host ?? '127.0.0.1';
     const port = options.port ?? 4455;
     const timeoutMs = options.timeoutMs ?? 30_000;
@@ -176,7 +185,9 @@ export class Connection {
       new FerryError('TIMEOUT', `no answer from ${where} within ${timeoutMs / 1000} s: is a ferry server running there?`, { fatal: true });
     try {
       const reader = new SlabReader();
-      const socket = await openTransport(host, port, where, options, (cancel) => (expire = cancel), timeoutError, reader);
+      const offerBlake3 = offered >= 4 && options.digest !== 'sha256' && (purpose.computesDigests === false || blake3Available());
+      const hello = encodeMessage({ type: 'HELLO', id: 0, version: offered, clientName: options.clientName ?? 'ferry-client', flags: offerBlake3 ? HelloFlag.BLAKE3 : 0 });
+      const socket = await openTransport(host, port, where, options, (cancel) => (expire = cancel), timeoutError, reader, hello);
       if (timedOut) {
         socket.destroy();
         throw timeoutError();
@@ -186,7 +197,7 @@ export class Connection {
       connection.maxListingBytes = options.maxListingBytes ?? DEFAULT_MAX_LISTING_BYTES;
       expire = () => connection.destroy(timeoutError());
       try {
-        return await connection.handshake(options, where, timeoutMs, offered);
+        return await connection.handshake(options, where, timeoutMs, offered, offerBlake3);
       } catch (error) {
         // Whatever ended the handshake (a refusal, a stranger, a bad answer): the socket goes too.
         connection.destroy(error instanceof FerryError ? error : new FerryError('CONNECTION', String(error), { fatal: true }));
@@ -197,10 +208,12 @@ export class Connection {
     }
   }
 
-  /** HELLO, then AUTH when a token is given; the caller's deadline destroys the connection. */
-  private async handshake(options: ConnectOptions, where: string, timeoutMs: number, offered: number): Promise<Connection> {
+  /**
+   * Awaits the answer to HELLO (already sent by openTransport), then sends AUTH when a token is
+   * given; the caller's deadline destroys the connection.
+   */
+  private async handshake(options: ConnectOptions, where: string, timeoutMs: number, offered: number, offerBlake3: boolean): Promise<Connection> {
     const socket = this.socket;
-    socket.setNoDelay(true);
     this.silence = new Deadline(this.clock, timeoutMs, () => this.onSilence(timeoutMs));
     let greeted = false;
     let first = true;
@@ -242,16 +255,6 @@ export class Connection {
       const hint = greeted ? '' : options.tls ? ' during the handshake' : ' during the handshake (if it serves TLS, connect with --tls)';
       this.destroy(new FerryError('CLOSED', `the server at ${where} closed the connection${hint}`, { fatal: true }));
     });
-    const offerBlake3 = offered >= 4 && options.digest !== 'sha256' && blake3Available();
-    socket.write(
-      encodeMessage({
-        type: 'HELLO',
-        id: 0,
-        version: offered,
-        clientName: options.clientName ?? 'ferry-client',
-        flags: offerBlake3 ? HelloFlag.BLAKE3 : 0,
-      }),
-    );
     const server = await hello;
     greeted = true;
     this.handlers.delete(0);

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { nodeOs } from '../builtins.js';
 
 /**
  * Trust on first use, like ssh: the first time a TLS server that no CA vouches for is seen,
@@ -10,7 +10,7 @@ import path from 'node:path';
 
 /** `$XDG_CONFIG_HOME/ferry/known_hosts`, else `~/.config/ferry/known_hosts`. */
 export function defaultKnownHostsPath(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : path.join(os.homedir(), '.config');
+  const base = env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : path.join(nodeOs().homedir(), '.config');
   return path.join(base, 'ferry', 'known_hosts');
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect } from '../../src/index.js';
 import { runCli, startServeProcess } from '../helpers/cli.js';
-import { randomData, sha256, startServer, tempDir, type TestServer } from '../helpers/fixtures.js';
+import { digestHex, randomData, sha256, startServer, tempDir, type TestServer } from '../helpers/fixtures.js';
 
 /**
  * Where the BLAKE3 binding cannot load (no prebuilt binary for the platform), ferry still
@@ -50,6 +50,21 @@ Module._load = function (request, ...rest) {
     assert.match(warnings[0]!, /^ferry: warning: BLAKE3 is unavailable \(.*simulated.*\); verifying with SHA-256/);
     const hash = await runCli(['hash', file], { env });
     assert.equal(hash.stdout, `sha256:${sha256(data)}  ${file}\n`, 'hash follows what a server would agree');
+  });
+
+  it('ls and stat show the server\'s BLAKE3 digests anyway: they compute none, so they neither need the binding nor warn', async () => {
+    const data = randomData(3000);
+    const client = await connect({ port: server.address.port });
+    await client.put(data, 'shown.bin');
+    await client.close();
+    const s = `127.0.0.1:${server.address.port}`;
+    const ls = await runCli(['ls', 'shown.bin', '--json', '-s', s], { env });
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.equal(ls.stderr, '');
+    assert.deepEqual(JSON.parse(ls.stdout).map((e: { algorithm: string; digest: string }) => [e.algorithm, e.digest]), [['blake3', digestHex('blake3', data)]]);
+    const stat = await runCli(['stat', 'shown.bin', '-s', s, '--digest', 'sha256'], { env });
+    assert.equal(stat.code, 0, stat.stderr);
+    assert.match(stat.stdout, new RegExp(`^digest  sha256:${sha256(data)}$`, 'm'), '--digest sha256 still asks for SHA-256');
   });
 
   it('the server warns at start and agrees SHA-256 with every client', async () => {

@@ -1,7 +1,8 @@
-import { FerryError, printableName, type Entry } from '../../client/index.js';
+import type { Entry } from '../../client/types.js';
+import { FerryError } from '../../errors.js';
+import { printableName } from '../../protocol/names.js';
 import { humanSize, longTime, shortTime } from '../format.js';
-import { userMessage } from '../messages.js';
-import { withClient, type ClientOptions } from '../session.js';
+import { withReader, type ClientOptions } from '../session.js';
 
 export interface LsOptions extends ClientOptions {
   json?: boolean;
@@ -16,7 +17,7 @@ export interface LsOptions extends ClientOptions {
 export async function ls(prefix: string | undefined, options: LsOptions): Promise<void> {
   const folder = prefix?.replace(/\/+$/, '') ?? '';
   const printer = new ListingPrinter(options.json === true, options.long === true);
-  await withClient(options, async (client) => {
+  await withReader(options, async (client) => {
     try {
       for await (const batch of client.listStream(folder)) await printer.print(batch);
     } catch (error) {
@@ -92,7 +93,7 @@ function formatRows(rows: string[][], sizeWidth: number): string {
 }
 
 export async function stat(name: string, options: ClientOptions & { json?: boolean }): Promise<void> {
-  const entry = await withClient(options, (client) => client.stat(name));
+  const entry = await withReader(options, (client) => client.stat(name));
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ name: entry.name, size: entry.size, mtime: entry.mtime.toISOString(), algorithm: entry.algorithm, digest: entry.digest })}\n`);
   } else {
@@ -103,24 +104,4 @@ export async function stat(name: string, options: ClientOptions & { json?: boole
 /** The lines `stat` prints (also in the shell). */
 export function statText(entry: Entry): string {
   return `name    ${printableName(entry.name)}\nsize    ${entry.size} (${humanSize(entry.size)})\nmtime   ${longTime(entry.mtime)}\ndigest  ${entry.algorithm}:${entry.digest}\n`;
-}
-
-/** Removes every name given; a failure is reported and the others still go. Returns the exit code. */
-export async function rm(names: string[], options: ClientOptions & { quiet?: boolean; recursive?: boolean }): Promise<number> {
-  const failures = await withClient(options, async (client) => {
-    let failed = 0;
-    for (const name of names) {
-      try {
-        await (options.recursive ? client.removeTree(name) : client.remove(name));
-        if (!options.quiet) process.stdout.write(`removed ${printableName(name)}\n`);
-      } catch (error) {
-        if (names.length === 1 || (error instanceof FerryError && error.fatal)) throw error;
-        failed++;
-        process.stderr.write(`ferry: ${printableName(name)}: ${userMessage(error)}\n`);
-      }
-    }
-    return failed;
-  });
-  if (failures > 0) process.stderr.write(`ferry: ${failures} of ${names.length} failed\n`);
-  return failures > 0 ? 1 : 0;
 }

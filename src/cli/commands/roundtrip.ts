@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { printableName } from '../../client/index.js';
 import { humanSize } from '../format.js';
-import { withClient, type ClientOptions } from '../session.js';
+import { withClient } from '../client-session.js';
+import type { ClientOptions } from '../session.js';
 
 export interface RoundtripOptions extends ClientOptions {
   as?: string;

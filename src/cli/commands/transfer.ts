@@ -11,7 +11,8 @@ import { cannotWrite, userMessage } from '../messages.js';
 import { localState, placeFile, touchIdentical, type LocalState } from '../batch-get.js';
 import { MAX_PARALLEL, parseCount } from '../numbers.js';
 import { batchProgressBar, progressBar } from '../progress.js';
-import { withClient, type ClientOptions } from '../session.js';
+import { withClient } from '../client-session.js';
+import type { ClientOptions } from '../session.js';
 import { capYoungGeneration } from '../young-generation.js';
 
 interface CommonOptions extends ClientOptions {

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Command } from 'commander';
+import fc from 'fast-check';
+import { parseQuickCommand } from '../../src/cli/quick-args.js';
+import { allCommands, buildProgram } from '../../src/cli/program.js';
+
+/**
+ * The launcher runs `ls` and `stat` without commander when parseQuickCommand accepts the
+ * command line: whatever it accepts, commander (main.ts's definitions) must read the same way.
+ */
+
+type Parsed = { name: string; positional: string[]; options: Record<string, unknown> } | { error: string };
+
+/** What commander makes of `ferry ARGS`: the ls/stat action's arguments, or its error. */
+async function commanderParse(args: string[]): Promise<Parsed> {
+  const program = buildProgram(() => undefined);
+  let parsed: Parsed = { error: 'no action ran' };
+  const quiet = (command: Command): void => {
+    command.exitOverride();
+    command.configureOutput({ writeOut: () => undefined, writeErr: () => undefined });
+  };
+  quiet(program);
+  for (const command of allCommands(program)) quiet(command);
+  for (const name of ['ls', 'stat']) {
+    program.commands
+      .find((c) => c.name() === name)!
+      .action((first: string | undefined, options: Record<string, unknown>) => {
+        parsed = { name, positional: first === undefined ? [] : [first], options: defined(options) };
+      });
+  }
+  try {
+    await program.parseAsync(args, { from: 'user' });
+  } catch (error) {
+    return { error: String(error) };
+  }
+  return parsed;
+}
+
+function quickParse(args: string[]): Parsed | undefined {
+  const quick = parseQuickCommand(args);
+  if (quick === undefined) return undefined;
+  return { name: quick.name, positional: quick.name === 'ls' ? (quick.prefix === undefined ? [] : [quick.prefix]) : [quick.file], options: defined(quick.options) };
+}
+
+function defined(options: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+}
+
+describe('ls and stat without commander (quick-args)', () => {
+  it('takes the plain command lines, read as commander reads them', async () => {
+    const plain = [
+      ['ls'],
+      ['ls', '-s', '127.0.0.1:4455', '--json'],
+      ['ls', 'photos/2026', '-l'],
+      ['ls', '--long', '--server=h:1', 'a', '--timeout', '0.5', '--digest', 'sha256'],
+      ['ls', '--tls', '--fingerprint', 'SHA256:abc', '--token-file', '/tmp/t'],
+      ['stat', 'report.pdf'],
+      ['stat', '--json', 'a/b.txt', '-s', '[::1]:9', '--timeout=3', '--digest=auto'],
+    ];
+    for (const args of plain) {
+      const quick = quickParse(args);
+      assert.notEqual(quick, undefined, `${args.join(' ')} should not need commander`);
+      assert.deepEqual(quick, await commanderParse(args), args.join(' '));
+    }
+  });
+
+  it('leaves help, mistakes and unusual forms to commander', () => {
+    const others = [
+      ['ls', '--help'],
+      ['ls', '-h'],
+      ['ls', '--bogus'],
+      ['ls', 'a', 'b'],
+      ['ls', '--json', '--json'],
+      ['ls', '-s'],
+      ['ls', '-s', '--json'],
+      ['ls', '-lq'],
+      ['ls', '--', '-x'],
+      ['ls', '--timeout', 'abc'],
+      ['ls', '--timeout', '-1'],
+      ['ls', '--digest', 'md5'],
+      ['ls', '--tls=yes'],
+      ['ls', '--server='],
+      ['stat'],
+      ['stat', 'a', 'b'],
+      ['rm', 'a'],
+      ['put', 'a'],
+      ['--version'],
+    ];
+    for (const args of others) assert.equal(parseQuickCommand(args), undefined, args.join(' '));
+  });
+
+  it('never reads a command line differently from commander (random command lines)', async () => {
+    const token = fc.constantFrom(
+      'a', 'dir/', 'x y', '', '-', '--', '-s', '--server', '127.0.0.1:9', '--server=h:1', '-sh:1', '--timeout', '5', '0.001', '--timeout=0',
+      '--tls', '--tls=1', '--fingerprint', 'SHA256:x', '--token-file', 'f', '--digest', 'sha256', 'md5', '--digest=auto',
+      '--json', '-l', '--long', '-h', '--help', '-ls', '--bogus', '-V',
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('ls', 'stat'), fc.array(token, { maxLength: 7 }), async (name, rest) => {
+        const args = [name, ...rest];
+        const quick = quickParse(args);
+        if (quick !== undefined) assert.deepEqual(quick, await commanderParse(args), args.join(' '));
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
