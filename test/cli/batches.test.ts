@@ -201,8 +201,10 @@ describe('ferry put -r with batches', () => {
       assert.equal(result.code, 0, result.stderr);
       // Batches of a lane each (32 lanes per connection, files dealt in turn) were ~5 files each: ~60 batches.
       const batches = proxy.requests.get('PUT_BATCH') ?? 0;
-      // 600 KB in frames of at most 64 KiB: 10 full batches, plus what each connection had gathered at the end.
-      assert.ok(batches >= 10 && batches <= 16, `${batches} batches`);
+      // 600 KB in frames of at most 64 KiB: 10 full batches, plus what each connection had gathered
+      // at the end — lanes that finish a file read after the first flush send a few more small
+      // ones, more of them on a loaded machine (17 seen under a parallel test run), far from ~60.
+      assert.ok(batches >= 10 && batches <= 24, `${batches} batches`);
       assert.equal(proxy.requests.get('PUT'), undefined);
       const copy = path.join(work, 'back');
       const back = await runCli(['get', '-r', 'up', '-o', copy, '-s', `127.0.0.1:${server.address.port}`, '--quiet']);
