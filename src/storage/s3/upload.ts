@@ -30,8 +30,16 @@ const RECORD_EVERY_PARTS = 8;
 const MAX_PARTS = 9_900;
 
 export interface S3UploadOptions extends UploadOptions {
-  /** The name's checks (exists, folder, files on the way) were left to the commit. */
+  /** The name's checks (folder, files on the way) were left to the commit. */
   checkAtCommit?: boolean;
+  /** What a batch's survey found of the name's place (see S3Store.storeBatch), instead of asking again. */
+  place?: NamePlace;
+}
+
+/** Whether a folder has a name, and the first file on its way ("a" of "a/b"), as found once for a batch. */
+export interface NamePlace {
+  folder: boolean;
+  fileOnTheWay: string | undefined;
 }
 
 /** What an upload needs of its store. */
