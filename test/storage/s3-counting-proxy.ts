@@ -11,6 +11,9 @@ export type RequestKind = string;
  */
 export class CountingProxy {
   readonly counts = new Map<RequestKind, number>();
+  /** Requests under way now, and the most at once since the last reset. */
+  inFlight = 0;
+  mostInFlight = 0;
   private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
   private constructor(
@@ -37,6 +40,7 @@ export class CountingProxy {
 
   reset(): void {
     this.counts.clear();
+    this.mostInFlight = this.inFlight;
   }
 
   async close(): Promise<void> {
@@ -49,6 +53,9 @@ export class CountingProxy {
     const query = new URL(req.url ?? '/', 'http://x').searchParams;
     const kind = req.method === 'GET' && query.has('list-type') ? 'LIST' : (req.method ?? '?');
     this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
+    this.inFlight++;
+    this.mostInFlight = Math.max(this.mostInFlight, this.inFlight);
+    res.once('close', () => this.inFlight--);
     const out = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent: this.agent },
       (answer) => {

@@ -85,6 +85,18 @@ describe('S3 store: requests per small file', { skip: s3Skip() }, () => {
     assert.ok(back?.status === 'file' && back.data.equals(replaced));
   });
 
+  it('reads at most 16 files at once from the store, however many connections ask', async () => {
+    const many = await Promise.all(Array.from({ length: 8 }, () => connect(servers[0]!.address)));
+    try {
+      proxy.reset();
+      const reads = await Promise.all(many.map((client) => client.getBatch(files.map((f) => f.name))));
+      for (const results of reads) assert.ok(results.every((r) => r.status === 'file'));
+      assert.ok(proxy.mostInFlight <= 16, `${proxy.mostInFlight} requests at once`);
+    } finally {
+      for (const client of many) await client.close();
+    }
+  });
+
   it('refuses, in a batch, a name a folder has and a name under a file', async () => {
     const mixed = [
       { name: 'tree', data: randomData(10) }, // a folder already

@@ -14,6 +14,7 @@ import { formatS3Location, type S3Location } from './location.js';
 import { MetaCache } from './meta-cache.js';
 import { S3Partials } from './partials.js';
 import { S3Upload, type NamePlace, type S3UploadOptions, type UploadContext } from './upload.js';
+import { Window } from './window.js';
 import { storeEachFile } from '../batch-each.js';
 import type { BatchFile, BatchOptions, BatchOutcome } from '../batch.js';
 import { verifiedRead, type SmallOutcome } from '../read-batch.js';
@@ -33,8 +34,11 @@ export interface S3StoreOptions {
 
 const DEFAULT_PARTIAL_TTL_MS = 24 * 3600_000;
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
-/** HEADs at once while a listing reads its files' metadata; GETs at once of a batch read. */
+/** Requests at once for one task (a listing's HEADs, a batch's survey). */
 const HEAD_CONCURRENCY = 16;
+/** Per store, over all connections: HEADs at once of listings, and GETs at once of batch reads (GET_BATCH). */
+const LIST_HEAD_WINDOW = 16;
+const READ_WINDOW = 16;
 const NO_DIGEST = Buffer.alloc(32);
 const SWEEP_EVERY_MS = 10 * 60_000;
 
@@ -60,6 +64,8 @@ export class S3Store implements StoreBackend {
   private readonly active = new Set<S3Upload>();
   private readonly uploadContext: UploadContext;
   private readonly metas = new MetaCache();
+  private readonly reads = new Window(READ_WINDOW);
+  private readonly listHeads = new Window(LIST_HEAD_WINDOW);
 
   private constructor(
     readonly root: string,
@@ -286,7 +292,7 @@ export class S3Store implements StoreBackend {
       while (next < unknown.length) {
         const index = unknown[next++]!;
         const name = files[index]!.name;
-        const found = await this.headFile(name);
+        const found = await this.listHeads.run(() => this.headFile(name));
         if (found) entries[index] = { name, kind: 'file', size: found.meta.size, mtimeMs: found.meta.mtimeMs, digest: await this.digestOf(name, found.meta, algorithm) };
       }
     };
@@ -305,7 +311,7 @@ export class S3Store implements StoreBackend {
     const worker = async (): Promise<void> => {
       while (next < names.length) {
         const index = next++;
-        out[index] = await this.readSmall(names[index]!, algorithm, maxBytes).catch((error: unknown) => ({ error }));
+        out[index] = await this.reads.run(() => this.readSmall(names[index]!, algorithm, maxBytes)).catch((error: unknown) => ({ error }));
       }
     };
     await Promise.all(Array.from({ length: Math.min(HEAD_CONCURRENCY, names.length) }, worker));
