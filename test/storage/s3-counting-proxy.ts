@@ -11,6 +11,8 @@ export type RequestKind = string;
  */
 export class CountingProxy {
   readonly counts = new Map<RequestKind, number>();
+  /** The last requests (method, path and query, headers as received), oldest first. */
+  readonly seen: { method: string; url: string; headers: http.IncomingHttpHeaders }[] = [];
   /** Requests under way now, and the most at once since the last reset. */
   inFlight = 0;
   mostInFlight = 0;
@@ -40,6 +42,7 @@ export class CountingProxy {
 
   reset(): void {
     this.counts.clear();
+    this.seen.length = 0;
     this.mostInFlight = this.inFlight;
   }
 
@@ -53,6 +56,8 @@ export class CountingProxy {
     const query = new URL(req.url ?? '/', 'http://x').searchParams;
     const kind = req.method === 'GET' && query.has('list-type') ? 'LIST' : (req.method ?? '?');
     this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
+    this.seen.push({ method: req.method ?? '?', url: req.url ?? '', headers: req.headers });
+    if (this.seen.length > 1000) this.seen.shift();
     this.inFlight++;
     this.mostInFlight = Math.max(this.mostInFlight, this.inFlight);
     res.once('close', () => this.inFlight--);

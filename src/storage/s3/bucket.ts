@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type * as S3 from '@aws-sdk/client-s3';
 import { FerryError } from '../../errors.js';
 import type { S3Location } from './location.js';
+import { endpointOf, PartSender, type Credentials } from './part-request.js';
 
 type Sdk = typeof S3;
 
@@ -37,6 +38,10 @@ const MAX_SOCKETS = 64;
  * (~7 s of CPU per GiB here, without SHA instructions); MD5 costs a third of that.
  */
 const UNSIGNED_BODIES = new Set(['PutObjectCommand', 'UploadPartCommand']);
+/** Requests on an object whose signed form tells where parts go (see PartSender). */
+const LEARN_FROM = new Set(['CreateMultipartUploadCommand', 'UploadPartCommand']);
+/** Parts uploading at once per store through PartSender (each upload sends at most two). */
+const PART_SOCKETS = 32;
 
 /** The Content-MD5 header's value for `body`. */
 export function contentMd5(body: Buffer | string): string {
@@ -51,11 +56,23 @@ export function contentMd5(body: Buffer | string): string {
  * rest INTERNAL naming the store.
  */
 export class Bucket {
+  /** Sends parts once a request the SDK signed showed where they go (until then, the SDK does). */
+  private parts: PartSender | undefined;
+
   private constructor(
     private readonly sdk: Sdk,
     readonly client: S3.S3Client,
     readonly name: string,
   ) {}
+
+  /** Takes the endpoint of a request the SDK made for an object, the first time one is usable. */
+  private learn(request: Parameters<typeof endpointOf>[0], key: string | undefined): void {
+    if (this.parts !== undefined || key === undefined) return;
+    const endpoint = endpointOf(request, key);
+    if (endpoint === undefined) return;
+    const config = this.client.config as unknown as { credentials: () => Promise<Credentials>; systemClockOffset?: number };
+    this.parts = new PartSender(endpoint, () => config.credentials(), () => config.systemClockOffset ?? 0, PART_SOCKETS);
+  }
 
   static async open(location: S3Location): Promise<Bucket> {
     // The SDK's notice that later versions will need Node 22 is for whoever upgrades it, not for users.
@@ -80,10 +97,19 @@ export class Bucket {
       },
       { step: 'build', name: 'ferryUnsignedPayload' },
     );
-    return new Bucket(sdk, client, location.bucket);
+    const bucket = new Bucket(sdk, client, location.bucket);
+    client.middlewareStack.add(
+      (next, context) => (args) => {
+        if (LEARN_FROM.has(context.commandName ?? '')) bucket.learn(args.request as Parameters<typeof endpointOf>[0], (args.input as { Key?: string }).Key);
+        return next(args);
+      },
+      { step: 'deserialize', name: 'ferryLearnEndpoint' },
+    );
+    return bucket;
   }
 
   close(): void {
+    this.parts?.close();
     this.client.destroy();
   }
 
@@ -197,6 +223,13 @@ export class Bucket {
 
   /** Uploads one part; `md5` is the part's Content-MD5 (base64) if the caller hashed it already. */
   async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer, md5 = contentMd5(body)): Promise<string> {
+    if (this.parts !== undefined) {
+      try {
+        return await this.parts.uploadPart(key, uploadId, partNumber, body, md5);
+      } catch (error) {
+        throw mapS3Error(error, key, this.name);
+      }
+    }
     const out = await this.send<S3.UploadPartCommandOutput>(
       new this.sdk.UploadPartCommand({ Bucket: this.name, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length, ContentMD5: md5 }),
       key,
