@@ -1,5 +1,14 @@
-import type { StoreBackend } from './backend.js';
+import type { StoreBackend, StoreUpload } from './backend.js';
 import type { BatchFile, BatchOptions, BatchOutcome } from './batch.js';
+import type { DigestAlgorithm } from '../io/digest.js';
+import type { StoredEntry, UploadOptions } from './types.js';
+
+/** How one file of a batch is looked up and begun; a backend may answer from what it learned for the whole batch. */
+export interface EachFileSteps {
+  /** The stored file of that name (for skipIdentical), or undefined when there is none (or it cannot be read). */
+  stored(name: string, algorithm: DigestAlgorithm): Promise<StoredEntry | undefined>;
+  begin(name: string, options: UploadOptions): Promise<StoreUpload>;
+}
 
 /** Files of one batch in flight at once on a backend without a batched write path. */
 const EACH_WINDOW = 8;
@@ -31,7 +40,7 @@ async function takeTurn(store: object): Promise<() => void> {
  * own upload (verified, no-clobber or overwrite, atomic) with a few in flight at once. The
  * outcomes are the local backend's: one per file, in order, each committed or refused alone.
  */
-export async function storeEachFile(store: Pick<StoreBackend, 'stat' | 'beginUpload'>, files: BatchFile[], options: BatchOptions): Promise<BatchOutcome[]> {
+export async function storeEachFile(store: Pick<StoreBackend, 'stat' | 'beginUpload'>, files: BatchFile[], options: BatchOptions, steps: EachFileSteps = plainSteps(store)): Promise<BatchOutcome[]> {
   const algorithm = options.algorithm ?? 'sha256';
   const outcomes: BatchOutcome[] = new Array<BatchOutcome>(files.length);
   let next = 0;
@@ -40,7 +49,7 @@ export async function storeEachFile(store: Pick<StoreBackend, 'stat' | 'beginUpl
       const index = next++;
       const done = await takeTurn(store);
       try {
-        outcomes[index] = await storeOne(store, files[index]!, options, algorithm);
+        outcomes[index] = await storeOne(steps, files[index]!, options, algorithm);
       } finally {
         done();
       }
@@ -50,13 +59,20 @@ export async function storeEachFile(store: Pick<StoreBackend, 'stat' | 'beginUpl
   return outcomes;
 }
 
-async function storeOne(store: Pick<StoreBackend, 'stat' | 'beginUpload'>, file: BatchFile, options: BatchOptions, algorithm: BatchOptions['algorithm'] & string): Promise<BatchOutcome> {
+function plainSteps(store: Pick<StoreBackend, 'stat' | 'beginUpload'>): EachFileSteps {
+  return {
+    stored: (name, algorithm) => store.stat(name, algorithm).catch(() => undefined),
+    begin: (name, options) => store.beginUpload(name, options),
+  };
+}
+
+async function storeOne(steps: EachFileSteps, file: BatchFile, options: BatchOptions, algorithm: DigestAlgorithm): Promise<BatchOutcome> {
   try {
     if (options.skipIdentical) {
-      const stored = await store.stat(file.name, algorithm).catch(() => undefined);
+      const stored = await steps.stored(file.name, algorithm).catch(() => undefined);
       if (stored?.kind === 'file' && stored.size === file.data.length && stored.digest.equals(file.digest)) return { status: 'identical', entry: stored };
     }
-    const upload = await store.beginUpload(file.name, {
+    const upload = await steps.begin(file.name, {
       overwrite: options.overwrite,
       rename: options.rename,
       size: file.data.length,

@@ -57,4 +57,40 @@ describe('S3 store: a large upload\'s memory', { skip: s3Skip() }, () => {
       await fs.rm(stateRoot, { recursive: true, force: true });
     }
   });
+
+  it('keeps a read that finds no free part buffer as it came (no copy), and releases every read once', async () => {
+    const scratch = await s3Scratch();
+    const stateRoot = await tempDir();
+    const store = await S3Store.open(scratch.location, { stateRoot, partSize: TEST_PART_SIZE });
+    try {
+      const data = randomData(4 * TEST_PART_SIZE + 777);
+      const upload = await store.beginUpload('kept.bin', { size: data.length, algorithm: 'blake3' });
+      const released: number[] = [];
+      let keptWhileWaiting = 0;
+      for (let at = 0, read = 0; at < data.length; at += READ, read++) {
+        const ready = upload.write(
+          data.subarray(at, at + READ),
+          () => released.push(read),
+        );
+        if (!ready) {
+          // The part buffers are full: the rest of this read waits, still the caller's memory.
+          if (!released.includes(read)) keptWhileWaiting++;
+          await new Promise<void>((resolve) => upload.onDrain(resolve));
+        }
+      }
+      await upload.commit({ size: data.length, digest: digestOf('blake3', data) });
+      const reads = Math.ceil(data.length / READ);
+      assert.ok(keptWhileWaiting > 0, 'some read waited for a part buffer without being copied');
+      assert.deepEqual(
+        [...released].sort((a, b) => a - b),
+        Array.from({ length: reads }, (_, i) => i),
+        'every read released exactly once',
+      );
+      assert.ok((await readBack(store, 'kept.bin')).equals(data), 'the store holds the bytes sent, in order');
+    } finally {
+      await store.close();
+      await scratch.cleanup();
+      await fs.rm(stateRoot, { recursive: true, force: true });
+    }
+  });
 });

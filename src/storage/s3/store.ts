@@ -11,10 +11,13 @@ import type { ListOptions, StoredEntry, UploadOptions } from '../types.js';
 import { Bucket, type ObjectHead } from './bucket.js';
 import { decodeMeta, encodeMeta, Keys, type FileMeta } from './keys.js';
 import { formatS3Location, type S3Location } from './location.js';
+import { MetaCache } from './meta-cache.js';
 import { S3Partials } from './partials.js';
-import { S3Upload, type UploadContext } from './upload.js';
+import { S3Upload, type NamePlace, type S3UploadOptions, type UploadContext } from './upload.js';
+import { Window } from './window.js';
 import { storeEachFile } from '../batch-each.js';
 import type { BatchFile, BatchOptions, BatchOutcome } from '../batch.js';
+import { verifiedRead, type SmallOutcome } from '../read-batch.js';
 
 export interface S3StoreOptions {
   /** The local folder for the server's own state (certificate, counters). */
@@ -31,8 +34,11 @@ export interface S3StoreOptions {
 
 const DEFAULT_PARTIAL_TTL_MS = 24 * 3600_000;
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
-/** HEADs at once while a listing reads its files' metadata. */
+/** Requests at once for one task (a listing's HEADs, a batch's survey). */
 const HEAD_CONCURRENCY = 16;
+/** Per store, over all connections: HEADs at once of listings, and GETs at once of batch reads (GET_BATCH). */
+const LIST_HEAD_WINDOW = 16;
+const READ_WINDOW = 16;
 const NO_DIGEST = Buffer.alloc(32);
 const SWEEP_EVERY_MS = 10 * 60_000;
 
@@ -57,6 +63,9 @@ export class S3Store implements StoreBackend {
   readonly partials: S3Partials;
   private readonly active = new Set<S3Upload>();
   private readonly uploadContext: UploadContext;
+  private readonly metas = new MetaCache();
+  private readonly reads = new Window(READ_WINDOW);
+  private readonly listHeads = new Window(LIST_HEAD_WINDOW);
 
   private constructor(
     readonly root: string,
@@ -120,10 +129,13 @@ export class S3Store implements StoreBackend {
 
   /** The file stored as `name`, or undefined (also for objects ferry did not store). */
   private async headFile(name: string): Promise<{ head: ObjectHead; meta: FileMeta } | undefined> {
-    const head = await this.bucket.head(this.keys.file(name));
+    const key = this.keys.file(name);
+    const head = await this.bucket.head(key);
     if (head === undefined) return undefined;
     const meta = decodeMeta(head);
-    return meta === undefined ? undefined : { head, meta };
+    if (meta === undefined) return undefined;
+    this.metas.remember(key, head.etag, head.lastModified, meta);
+    return { head, meta };
   }
 
   private async isFolder(name: string): Promise<boolean> {
@@ -238,16 +250,16 @@ export class S3Store implements StoreBackend {
         const name = this.keys.nameOf(folder).slice(0, -1);
         if (nameProblem(name) === undefined) batch.push({ name, kind: 'folder', size: 0, mtimeMs: 0, digest: NO_DIGEST });
       }
-      const files: string[] = [];
+      const files: ListedFile[] = [];
       let skipInternal = false;
-      for (const { key } of page.keys) {
-        if (key.endsWith('/')) continue; // a folder's marker
-        if (key.startsWith(this.keys.internal)) {
+      for (const listed of page.keys) {
+        if (listed.key.endsWith('/')) continue; // a folder's marker
+        if (listed.key.startsWith(this.keys.internal)) {
           skipInternal = true;
           continue;
         }
-        const name = this.keys.nameOf(key);
-        if (nameProblem(name) === undefined) files.push(name);
+        const name = this.keys.nameOf(listed.key);
+        if (nameProblem(name) === undefined) files.push({ ...listed, name });
       }
       batch.push(...(await this.entriesOf(files, algorithm)));
       batch.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -265,19 +277,74 @@ export class S3Store implements StoreBackend {
     }
   }
 
-  private async entriesOf(names: string[], algorithm: DigestAlgorithm): Promise<StoredEntry[]> {
-    const entries: (StoredEntry | undefined)[] = new Array(names.length);
+  /** The listed files' entries: from metadata this server knows for the listed version, else a HEAD each. */
+  private async entriesOf(files: ListedFile[], algorithm: DigestAlgorithm): Promise<StoredEntry[]> {
+    const entries: (StoredEntry | undefined)[] = new Array(files.length);
+    const unknown: number[] = [];
+    for (const [index, file] of files.entries()) {
+      const meta = this.metas.lookup(file.key, file);
+      const digest = meta?.digests[algorithm];
+      if (meta !== undefined && digest !== undefined) entries[index] = { name: file.name, kind: 'file', size: meta.size, mtimeMs: meta.mtimeMs, digest };
+      else unknown.push(index);
+    }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < unknown.length) {
+        const index = unknown[next++]!;
+        const name = files[index]!.name;
+        const found = await this.listHeads.run(() => this.headFile(name));
+        if (found) entries[index] = { name, kind: 'file', size: found.meta.size, mtimeMs: found.meta.mtimeMs, digest: await this.digestOf(name, found.meta, algorithm) };
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(HEAD_CONCURRENCY, unknown.length) }, worker));
+    return entries.filter((e): e is StoredEntry => e !== undefined);
+  }
+
+  /**
+   * GET_BATCH's read: each file with one GET, whose answer carries the metadata a HEAD would
+   * (a file sent in parts: its manifest, then its blob). A file the GET finds no digest of
+   * in this algorithm is left to the caller (undefined).
+   */
+  async readSmallFiles(names: string[], algorithm: DigestAlgorithm, maxBytes: number): Promise<(SmallOutcome | undefined)[]> {
+    const out: (SmallOutcome | undefined)[] = new Array(names.length);
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < names.length) {
         const index = next++;
-        const name = names[index]!;
-        const found = await this.headFile(name);
-        if (found) entries[index] = { name, kind: 'file', size: found.meta.size, mtimeMs: found.meta.mtimeMs, digest: await this.digestOf(name, found.meta, algorithm) };
+        out[index] = await this.reads.run(() => this.readSmall(names[index]!, algorithm, maxBytes)).catch((error: unknown) => ({ error }));
       }
     };
     await Promise.all(Array.from({ length: Math.min(HEAD_CONCURRENCY, names.length) }, worker));
-    return entries.filter((e): e is StoredEntry => e !== undefined);
+    return out;
+  }
+
+  private async readSmall(name: string, algorithm: DigestAlgorithm, maxBytes: number): Promise<SmallOutcome | undefined> {
+    this.checkName(name);
+    const key = this.keys.file(name);
+    let read;
+    try {
+      read = await this.bucket.read(key);
+    } catch (error) {
+      if (error instanceof FerryError && error.code === 'NOT_FOUND') return this.missingFile(name);
+      throw error;
+    }
+    const { head, body } = read;
+    const meta = decodeMeta(head);
+    const digest = meta?.digests[algorithm];
+    if (meta === undefined || digest === undefined || meta.size > maxBytes) {
+      body.destroy();
+      if (meta === undefined) return this.missingFile(name);
+      return digest === undefined ? undefined : { read: { status: 'large', size: meta.size } };
+    }
+    this.metas.remember(key, head.etag, head.lastModified, meta);
+    let data: Buffer;
+    if (meta.blob === undefined) {
+      data = await readAtMost(body, meta.size);
+    } else {
+      await readAtMost(body, 0); // a manifest's empty body, read to its end: the connection stays open
+      data = await readAtMost(await this.bucket.get(meta.blob), meta.size);
+    }
+    return { read: verifiedRead(data, { size: meta.size, mtimeMs: meta.mtimeMs, digest }, algorithm) };
   }
 
   async checkUpload(name: string, options: UploadOptions): Promise<void> {
@@ -300,12 +367,105 @@ export class S3Store implements StoreBackend {
     if (blocking >= 0) throw new FerryError('CONFLICT', `"${parents[blocking]}" is a file`);
   }
 
-  /** Each file through its own upload (see storeEachFile): S3 has no batched write. */
-  storeBatch(files: BatchFile[], options: BatchOptions = {}): Promise<BatchOutcome[]> {
-    return storeEachFile(this, files, options);
+  /**
+   * The checks of a name its conditional PUT does not make (that PUT refuses an existing file):
+   * no folder of that name (unless overwriting or renaming), no file on its way. From `place`
+   * when a batch's survey found it, else asked (one LIST and a HEAD per folder, at once).
+   */
+  private async checkPlace(name: string, options: UploadOptions, place: NamePlace | undefined): Promise<void> {
+    const noClobber = !options.overwrite && !options.rename;
+    if (place === undefined) {
+      const parents = parentsOf(name);
+      const [folder, heads] = await Promise.all([noClobber ? this.isFolder(name) : false, Promise.all(parents.map((parent) => this.bucket.head(this.keys.file(parent))))]);
+      place = { folder, fileOnTheWay: parents[heads.findIndex((head) => head !== undefined)] };
+    }
+    if (noClobber && place.folder) throw new FerryError('EXISTS', `"${name}" already exists`);
+    if (place.fileOnTheWay !== undefined) throw new FerryError('CONFLICT', `"${place.fileOnTheWay}" is a file`);
   }
 
-  async beginUpload(name: string, options: UploadOptions = {}): Promise<S3Upload> {
+  /**
+   * Each file through its own upload (see storeEachFile): S3 has no batched write. What the
+   * files share is asked once for the batch (see survey): per file, only its PutObject is left.
+   */
+  async storeBatch(files: BatchFile[], options: BatchOptions = {}): Promise<BatchOutcome[]> {
+    const survey = await this.survey(files.map((f) => f.name));
+    return storeEachFile(this, files, options, {
+      stored: (name, algorithm) => this.storedAs(name, algorithm, survey.listed(name)),
+      begin: (name, uploadOptions) => this.begin(name, { ...uploadOptions, place: survey.place(name) }),
+    });
+  }
+
+  /**
+   * What one batch's names need to know, asked once: each folder on their way, whether it is a
+   * file (a HEAD each), and per folder holding names, one page of its listing from just before
+   * its first name (which of the names are files or folders already). A name the page does not
+   * reach, or a question the store failed to answer, is asked again file by file. Like the
+   * checks it replaces, it races with other writers (the conditional PUT is what keeps no-clobber).
+   */
+  private async survey(names: string[]): Promise<BatchSurvey> {
+    const valid = names.filter((name) => nameProblem(name) === undefined && this.keys.fits(name));
+    const ancestors = new Set<string>();
+    const byFolder = new Map<string, string[]>();
+    for (const name of valid) {
+      for (const parent of parentsOf(name)) ancestors.add(parent);
+      const folder = name.includes('/') ? name.slice(0, name.lastIndexOf('/')) : '';
+      byFolder.set(folder, [...(byFolder.get(folder) ?? []), name]);
+    }
+    const fileParents = new Set<string>();
+    const unknownParents = new Set<string>();
+    await eachAtOnce([...ancestors], HEAD_CONCURRENCY, async (parent) => {
+      const head = await this.bucket.head(this.keys.file(parent)).catch(() => null);
+      if (head === null) unknownParents.add(parent);
+      else if (head !== undefined) fileParents.add(parent);
+    });
+    const listed = new Map<string, ListedFile | null>();
+    const folders = new Set<string>();
+    const covered = new Set<string>();
+    await eachAtOnce([...byFolder], HEAD_CONCURRENCY, async ([folder, inFolder]) => {
+      const sorted = inFolder.map((name) => this.keys.file(name)).sort(compareKeys);
+      const first = sorted[0]!;
+      const page = await this.bucket.list(this.keys.folder(folder), { delimiter: true, startAfter: [...first].slice(0, -1).join(''), maxKeys: SURVEY_PAGE }).catch(() => undefined);
+      if (page === undefined) return;
+      const last = [...page.keys.map((k) => k.key), ...page.prefixes].sort(compareKeys).pop();
+      for (const key of sorted) {
+        if (page.next !== undefined && (last === undefined || compareKeys(`${key}/`, last) > 0)) continue;
+        const name = this.keys.nameOf(key);
+        covered.add(name);
+        listed.set(name, null);
+      }
+      for (const k of page.keys) {
+        const name = this.keys.nameOf(k.key);
+        if (covered.has(name)) listed.set(name, { ...k, name });
+      }
+      for (const prefix of page.prefixes) folders.add(this.keys.nameOf(prefix).slice(0, -1));
+    });
+    return {
+      listed: (name) => (covered.has(name) ? (listed.get(name) ?? null) : undefined),
+      place: (name) => {
+        const parents = parentsOf(name);
+        if (!covered.has(name) || parents.some((p) => unknownParents.has(p))) return undefined;
+        return { folder: folders.has(name), fileOnTheWay: parents.find((p) => fileParents.has(p)) };
+      },
+    };
+  }
+
+  /**
+   * The stored file `name` (for skipIdentical), from what a survey listed when it did: no
+   * request when the name was not there, none when this server knows the listed version.
+   */
+  private async storedAs(name: string, algorithm: DigestAlgorithm, listed: ListedFile | null | undefined): Promise<StoredEntry | undefined> {
+    if (listed === null) return undefined;
+    const meta = listed !== undefined ? this.metas.lookup(listed.key, listed) : undefined;
+    const found = meta ?? (await this.headFile(name))?.meta;
+    if (found === undefined) return undefined;
+    return { name, kind: 'file', size: found.size, mtimeMs: found.mtimeMs, digest: await this.digestOf(name, found, algorithm) };
+  }
+
+  beginUpload(name: string, options: UploadOptions = {}): Promise<S3Upload> {
+    return this.begin(name, options);
+  }
+
+  private async begin(name: string, options: S3UploadOptions): Promise<S3Upload> {
     // A file of one part is checked when it is committed, not now: the protocol reads nothing
     // more of a connection until its PUT is set up, so a lookup here would cost every small
     // file of a pipelined batch one round trip to the store, in turn. The conditional PUT keeps
@@ -352,8 +512,8 @@ export class S3Store implements StoreBackend {
    * its blob, written with If-None-Match: * unless overwriting; with `rename`, the first free
    * "name (n).ext". A replaced file's blob is deleted after.
    */
-  private async publish(name: string, options: UploadOptions & { checkAtCommit?: boolean }, meta: FileMeta, body: Buffer | undefined): Promise<StoredEntry> {
-    if (options.checkAtCommit) await this.checkUpload(name, options);
+  private async publish(name: string, options: S3UploadOptions, meta: FileMeta, body: Buffer | undefined): Promise<StoredEntry> {
+    if (options.checkAtCommit) await this.checkPlace(name, options, options.place);
     const metadata = encodeMeta(meta);
     const content = body ?? Buffer.alloc(0);
     const renaming = options.rename === true && !options.overwrite;
@@ -362,8 +522,10 @@ export class S3Store implements StoreBackend {
       if (candidate !== name && (nameProblem(candidate) !== undefined || !this.keys.fits(candidate))) continue;
       const [replaced, isFolder] = options.overwrite ? await Promise.all([this.headFile(candidate), this.isFolder(candidate)]) : [undefined, false];
       if (isFolder) throw new FerryError('CONFLICT', `"${candidate}" is a folder`);
+      const key = this.keys.file(candidate);
       try {
-        await this.bucket.put(this.keys.file(candidate), content, { metadata, ifNoneMatch: !options.overwrite });
+        const etag = await this.bucket.put(key, content, { metadata, ifNoneMatch: !options.overwrite });
+        this.metas.remember(key, etag, undefined, meta);
       } catch (error) {
         if (error instanceof FerryError && error.code === 'EXISTS' && renaming) continue;
         if (error instanceof FerryError && error.code === 'EXISTS') throw new FerryError('EXISTS', `"${candidate}" already exists`);
@@ -384,6 +546,7 @@ export class S3Store implements StoreBackend {
       throw new FerryError('NOT_FOUND', `"${name}" not found`);
     }
     await this.bucket.delete(this.keys.file(name));
+    this.metas.forget(this.keys.file(name));
     const blob = decodeMeta(head)?.blob;
     if (blob !== undefined) await this.bucket.delete(blob).catch(() => undefined);
   }
@@ -456,6 +619,62 @@ export class S3Store implements StoreBackend {
       throw error;
     }
   }
+}
+
+/** Keys per page of a batch's survey listing (S3's most). */
+const SURVEY_PAGE = 1000;
+
+/** What a batch's survey found, per name: undefined where it does not know. */
+interface BatchSurvey {
+  /** The name as listed, null when the listing showed no such file. */
+  listed(name: string): ListedFile | null | undefined;
+  place(name: string): NamePlace | undefined;
+}
+
+/** The folders on the way to `name`: "a", "a/b" for "a/b/c". */
+function parentsOf(name: string): string[] {
+  const parts = name.split('/');
+  return parts.slice(0, -1).map((_, depth) => parts.slice(0, depth + 1).join('/'));
+}
+
+/** S3's key order: by UTF-8 bytes (JavaScript compares UTF-16 units, which differ above U+FFFF). */
+function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** `work` on each item, at most `window` at once. */
+async function eachAtOnce<T>(items: T[], window: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(window, items.length) }, lane));
+}
+
+/** A file as a page of the bucket's listing shows it. */
+interface ListedFile {
+  name: string;
+  key: string;
+  etag: string;
+  size: number;
+  lastModified: number;
+}
+
+/** A body's bytes, at most `limit` + 1 of them (more than expected is caught by the size check). */
+async function readAtMost(body: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const data of body) {
+      const chunk = data as Buffer;
+      chunks.push(chunk);
+      total += chunk.length;
+      if (total > limit) break;
+    }
+  } finally {
+    body.destroy();
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
 }
 
 function* renameCandidates(name: string): Generator<string> {

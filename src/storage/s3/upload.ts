@@ -11,7 +11,7 @@ import { heldBy, type PartialRecord, type S3Partials } from './partials.js';
 /**
  * Part buffers per upload, and so parts uploading at once: one uploads while the other fills,
  * and when both are full both upload (writes pause until one is back). The upload's memory is
- * these buffers and at most one read waiting for a buffer (see `overflow`).
+ * these buffers and the rest of at most one read waiting for a buffer (see `waiting`).
  */
 const PART_BUFFERS = 2;
 /**
@@ -30,8 +30,16 @@ const RECORD_EVERY_PARTS = 8;
 const MAX_PARTS = 9_900;
 
 export interface S3UploadOptions extends UploadOptions {
-  /** The name's checks (exists, folder, files on the way) were left to the commit. */
+  /** The name's checks (folder, files on the way) were left to the commit. */
   checkAtCommit?: boolean;
+  /** What a batch's survey found of the name's place (see S3Store.storeBatch), instead of asking again. */
+  place?: NamePlace;
+}
+
+/** Whether a folder has a name, and the first file on its way ("a" of "a/b"), as found once for a batch. */
+export interface NamePlace {
+  folder: boolean;
+  fileOnTheWay: string | undefined;
 }
 
 /** What an upload needs of its store. */
@@ -78,8 +86,12 @@ export class S3Upload implements StoreUpload, UploadSink {
   private partMd5: Hash | undefined;
   /** Part buffers back from finished part uploads: a long upload cycles through two. */
   private readonly spare: Buffer[] = [];
-  /** The rest of a read that filled a part while the other was uploading: it waits for a buffer. */
-  private overflow: Buffer | undefined;
+  /**
+   * The rest of a read that filled a part while the other was uploading, waiting for a buffer:
+   * kept as it came (its memory given back through its release once placed), not copied.
+   */
+  private readonly waiting: { bytes: Buffer; release: (() => void) | undefined }[] = [];
+  private waitingBytes = 0;
   private filled = 0;
   private received = 0;
   private multipart: Multipart | undefined;
@@ -131,33 +143,39 @@ export class S3Upload implements StoreUpload, UploadSink {
 
   /** Bytes of part data held in memory: the buffers (filling, uploading, spare) and a waiting read. */
   get heldBytes(): number {
-    return (this.part?.length ?? 0) + this.spare.reduce((sum, b) => sum + b.length, 0) + this.inFlightBytes + (this.overflow?.length ?? 0);
+    return (this.part?.length ?? 0) + this.spare.reduce((sum, b) => sum + b.length, 0) + this.inFlightBytes + this.waitingBytes;
   }
 
   write(chunk: Buffer, release?: () => void): boolean {
+    let kept = false;
     try {
       if (this.failure !== undefined) throw this.failure;
       const total = this.offset + this.received + chunk.length;
       if (total > this.ctx.maxFileSize) throw new FerryError('TOO_LARGE', `upload is over the server's limit of ${this.ctx.maxFileSize} bytes`);
       if (this.size !== undefined && total > this.size) throw new FerryError('INTEGRITY', `received more than the ${this.size} bytes declared`);
-      this.place(chunk);
+      // Bytes go in order: behind a waiting read, a new one waits too.
+      const placed = this.waiting.length === 0 ? this.place(chunk) : 0;
+      if (placed < chunk.length) kept = this.keep(chunk.subarray(placed), release);
       this.received += chunk.length;
     } finally {
-      release?.();
+      if (!kept) release?.();
     }
     return this.ready();
   }
 
-  /** Copies bytes into part buffers, sending each full one; what finds no free buffer waits in `overflow`. */
-  private place(bytes: Buffer): void {
+  /** Keeps the rest of a read until a part buffer is free: as it is when the caller says when it is done with it, else a copy. */
+  private keep(bytes: Buffer, release: (() => void) | undefined): boolean {
+    this.waiting.push({ bytes: release ? bytes : Buffer.from(bytes), release });
+    this.waitingBytes += bytes.length;
+    return release !== undefined;
+  }
+
+  /** Copies bytes into part buffers, sending each full one, while a buffer is free; returns how many it placed. */
+  private place(bytes: Buffer): number {
     let at = 0;
     while (at < bytes.length) {
       this.part ??= this.takeBuffer();
-      if (this.part === undefined) {
-        const rest = bytes.subarray(at);
-        this.overflow = this.overflow === undefined ? Buffer.from(rest) : Buffer.concat([this.overflow, rest]);
-        return;
-      }
+      if (this.part === undefined) return at;
       const n = bytes.copy(this.part, this.filled, at);
       // Hashed here, not as the read came: a part's boundary digest must end at its last byte.
       // Both digesters are done with the bytes when update returns (the thread's copies them).
@@ -169,6 +187,7 @@ export class S3Upload implements StoreUpload, UploadSink {
       at += n;
       if (this.filled === this.part.length && this.part.length === this.partSize) this.sendPart();
     }
+    return at;
   }
 
   /** A buffer to fill: one back from an upload, or a new one while fewer than PART_BUFFERS are held. */
@@ -178,16 +197,29 @@ export class S3Upload implements StoreUpload, UploadSink {
     return this.inFlight.size < PART_BUFFERS ? Buffer.allocUnsafeSlow(this.bufferSize()) : undefined;
   }
 
-  /** Moves a waiting read into the buffer a finished part gave back. */
-  private placeOverflow(): void {
-    const rest = this.overflow;
-    if (rest === undefined || this.failure !== undefined) return;
-    this.overflow = undefined;
+  /** Moves waiting reads into the buffer a finished part gave back, releasing each once placed. */
+  private placeWaiting(): void {
     try {
-      this.place(rest);
+      while (this.waiting.length > 0 && this.failure === undefined) {
+        const first = this.waiting[0]!;
+        const placed = this.place(first.bytes);
+        this.waitingBytes -= placed;
+        if (placed < first.bytes.length) {
+          first.bytes = first.bytes.subarray(placed);
+          return;
+        }
+        this.waiting.shift();
+        first.release?.();
+      }
     } catch (error) {
       this.failure ??= error;
+      this.dropWaiting();
     }
+  }
+
+  private dropWaiting(): void {
+    for (const { release } of this.waiting.splice(0)) release?.();
+    this.waitingBytes = 0;
   }
 
   /** A part's buffer: small uploads of a declared size get only what they need. */
@@ -197,7 +229,7 @@ export class S3Upload implements StoreUpload, UploadSink {
   }
 
   private ready(): boolean {
-    const room = this.overflow === undefined && (this.part !== undefined || this.spare.length > 0 || this.inFlight.size < PART_BUFFERS);
+    const room = this.waiting.length === 0 && (this.part !== undefined || this.spare.length > 0 || this.inFlight.size < PART_BUFFERS);
     return room && (this.other === undefined || this.other.pending < DIGEST_WINDOW);
   }
 
@@ -262,7 +294,7 @@ export class S3Upload implements StoreUpload, UploadSink {
     const tracked = sending.finally(() => {
       this.inFlight.delete(tracked);
       this.inFlightBytes -= buffer.length;
-      this.placeOverflow();
+      this.placeWaiting();
       this.wake();
     });
     this.inFlight.add(tracked);
@@ -331,7 +363,7 @@ export class S3Upload implements StoreUpload, UploadSink {
         return await this.ctx.publish(this.name, this.options, { size, mtimeMs, digests }, body);
       }
       // A read still waiting for a buffer gets one as soon as a part is back.
-      while (this.overflow !== undefined && this.failure === undefined && this.inFlight.size > 0) await Promise.race(this.inFlight);
+      while (this.waiting.length > 0 && this.failure === undefined && this.inFlight.size > 0) await Promise.race(this.inFlight);
       if (this.filled > 0 || this.multipart.parts.length === 0) this.sendPart();
       await this.settle();
       const multipart = this.multipart;
@@ -382,6 +414,7 @@ export class S3Upload implements StoreUpload, UploadSink {
     if (this.finished) return;
     this.finished = true;
     this.other?.abort(); // a hashing thread's stream would keep the process alive
+    this.dropWaiting(); // lost with the part being filled
     try {
       const keep = keepPartial && this.size !== undefined && this.multipart !== undefined;
       if (keep) {
@@ -403,7 +436,7 @@ export class S3Upload implements StoreUpload, UploadSink {
     this.other?.abort();
     this.part = undefined;
     this.partMd5 = undefined;
-    this.overflow = undefined;
+    this.dropWaiting();
     await Promise.allSettled([...this.inFlight]);
     await this.recordWrites;
     const multipart = this.multipart;
