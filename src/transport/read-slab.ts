@@ -10,9 +10,17 @@
  * slab out of use only until then, and a retired slab nothing holds any more is read into again
  * — so a transfer of any size cycles through a few slabs instead of leaving a trail of garbage
  * for the GC (tens of MB of RSS before a collection). A slab from which a reference escaped
- * untracked is left to the GC, like Node's own Buffer pool.
+ * untracked is left to the GC, like Node's own Buffer pool. A connection starts on a 64 KiB
+ * slab and reads into 1 MiB ones once it has received a megabyte.
  */
 export const SLAB_BYTES = 1024 * 1024;
+/**
+ * A connection's first slab: requests and small files fit, and a hundred idle or chatty
+ * connections hold 6 MiB instead of 100. A connection takes full slabs once it has received
+ * FULL_SLABS_AFTER bytes (a body stream, or many batches).
+ */
+export const FIRST_SLAB_BYTES = 64 * 1024;
+const FULL_SLABS_AFTER = SLAB_BYTES;
 /** A tail shorter than this is not worth a read of its own: the next read takes another slab. */
 export const MIN_READ_BYTES = 128 * 1024;
 /** Retired slabs kept for reuse; more than this in flight are allocated (and left to the GC). */
@@ -34,11 +42,15 @@ export const NO_RELEASE = (): void => undefined;
 export class ReadSlab {
   private current: Slab;
   private used = 0;
+  private received = 0;
   private readonly spare: Buffer[] = [];
+  /** Retired small slabs nothing holds, read into again while the connection is still small. */
+  private readonly spareSmall: Buffer[] = [];
   private readonly slabs = new WeakMap<ArrayBufferLike, Slab>();
 
-  constructor() {
-    this.current = this.slabFor(Buffer.allocUnsafeSlow(SLAB_BYTES));
+  /** `firstSlabBytes`: the size of the slab read into until FULL_SLABS_AFTER bytes arrived. */
+  constructor(firstSlabBytes = FIRST_SLAB_BYTES) {
+    this.current = this.slabFor(Buffer.allocUnsafeSlow(firstSlabBytes));
   }
 
   private slabFor(buffer: Buffer): Slab {
@@ -49,11 +61,17 @@ export class ReadSlab {
 
   /** The `onread.buffer` factory: called before the first read and after each delivery. */
   next(): Buffer {
-    if (SLAB_BYTES - this.used < MIN_READ_BYTES) {
+    const size = this.current.buffer.length;
+    const small = size < SLAB_BYTES;
+    // A small first slab is left for a full one once the connection carries bulk, or once full.
+    const tailTooShort = size - this.used < Math.min(MIN_READ_BYTES, size / 2);
+    if (tailTooShort || (small && this.received >= FULL_SLABS_AFTER)) {
       const old = this.current;
       old.retired = true;
       if (old.held === 0 && !old.leaked) this.recycle(old);
-      this.current = this.slabFor(this.spare.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES));
+      const full = !small || this.received >= FULL_SLABS_AFTER;
+      if (full) this.spareSmall.length = 0; // never read into again: left to the GC
+      this.current = this.slabFor(full ? (this.spare.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES)) : (this.spareSmall.pop() ?? Buffer.allocUnsafeSlow(size)));
       this.used = 0;
     }
     return this.current.buffer.subarray(this.used);
@@ -62,6 +80,7 @@ export class ReadSlab {
   /** The `count` bytes Node just read into `region` (the last `next()`), as a slice of the slab. */
   take(count: number, region: Uint8Array): Buffer {
     this.used += count;
+    this.received += count;
     return (region as Buffer).subarray(0, count);
   }
 
@@ -84,7 +103,11 @@ export class ReadSlab {
 
   private recycle(slab: Slab): void {
     this.slabs.delete(slab.buffer.buffer);
-    if (this.spare.length < MAX_SPARE_SLABS) this.spare.push(slab.buffer);
+    if (slab.buffer.length === SLAB_BYTES) {
+      if (this.spare.length < MAX_SPARE_SLABS) this.spare.push(slab.buffer);
+    } else if (this.received < FULL_SLABS_AFTER && this.spareSmall.length < MAX_SPARE_SLABS) {
+      this.spareSmall.push(slab.buffer);
+    }
   }
 
   /**

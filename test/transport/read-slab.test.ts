@@ -9,7 +9,7 @@ import { InlineDigester } from '../../src/io/digester.js';
 import { FileSink } from '../../src/io/file-sink.js';
 import { adoptTlsWithSlabs, adoptWithSlabs } from '../../src/transport/adopt-socket.js';
 import { loadServerCredentials, serverContext } from '../../src/transport/tls.js';
-import { MIN_READ_BYTES, ReadSlab, SLAB_BYTES } from '../../src/transport/read-slab.js';
+import { FIRST_SLAB_BYTES, MIN_READ_BYTES, ReadSlab, SLAB_BYTES } from '../../src/transport/read-slab.js';
 import { eventually, randomData, tempDir } from '../helpers/fixtures.js';
 
 /** Fills `count` bytes the way Node's onread does: into the region `next()` handed out. */
@@ -21,7 +21,7 @@ function read(slab: ReadSlab, count: number): Buffer {
 
 describe('read slabs', () => {
   it('a slab whose held slices were all released is read into again once retired', () => {
-    const slab = new ReadSlab();
+    const slab = new ReadSlab(SLAB_BYTES);
     const first = read(slab, SLAB_BYTES - MIN_READ_BYTES + 1); // leaves a tail too short to read into
     const releaseFirst = slab.retain(first);
     slab.settle(false);
@@ -40,7 +40,7 @@ describe('read slabs', () => {
   });
 
   it('rewinds a slab nothing holds, so control traffic reads without allocating', () => {
-    const slab = new ReadSlab();
+    const slab = new ReadSlab(SLAB_BYTES);
     const a = read(slab, 100);
     slab.settle(false);
     const b = read(slab, 100);
@@ -49,7 +49,7 @@ describe('read slabs', () => {
   });
 
   it('never reuses a slab a slice escaped from untracked, nor one still held', () => {
-    const slab = new ReadSlab();
+    const slab = new ReadSlab(SLAB_BYTES);
     const leaked = read(slab, SLAB_BYTES - MIN_READ_BYTES + 1);
     slab.settle(true);
     const held = read(slab, SLAB_BYTES - MIN_READ_BYTES + 1);
@@ -60,6 +60,25 @@ describe('read slabs', () => {
     assert.notEqual(later.buffer, leaked.buffer);
     assert.notEqual(later.buffer, held.buffer);
     assert.ok(leaked.every((b) => b === 7) && held.every((b) => b === 7), 'kept bytes were not overwritten');
+  });
+
+  it('starts a connection on a small slab, and takes full ones once a megabyte has come in', () => {
+    const slab = new ReadSlab();
+    const first = slab.next();
+    assert.equal(first.length, FIRST_SLAB_BYTES, 'requests and small files fit a small slab');
+    let taken = 0;
+    const held: Buffer[] = [];
+    while (taken < SLAB_BYTES) {
+      const region = slab.next();
+      const count = Math.min(region.length, 16 * 1024);
+      const chunk = slab.take(count, region);
+      slab.retain(chunk); // held, like a body chunk waiting for its write: no rewinding
+      held.push(chunk);
+      slab.settle(false);
+      taken += count;
+      if (taken < SLAB_BYTES) assert.ok(region.buffer.byteLength <= FIRST_SLAB_BYTES, `small slabs until 1 MiB came in (${taken})`);
+    }
+    assert.equal(slab.next().buffer.byteLength, SLAB_BYTES, 'then full slabs');
   });
 
   it('a file sink releases each chunk once written, and what it drops', async () => {
