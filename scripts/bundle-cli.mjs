@@ -9,8 +9,9 @@
 // compiled from a V8 code cache; `ferry ls` 156 → 82 ms), and otherwise imports main.mjs, the
 // CLI as ES modules (*.mjs chunks). The digester thread, which src/io finds as
 // ./digester-thread.js beside its chunk, is built as CommonJS.
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { build } from 'esbuild';
@@ -86,6 +87,8 @@ writeFileSync(`${quickFile}.cache`, quickScript.createCachedData());
 await build({ ...common, entryPoints: [path.join(out, 'src/io/digester-thread.js')], outfile: path.join(outdir, 'digester-thread.js'), format: 'cjs' });
 
 writeFileSync(path.join(outdir, 'package.json'), '{ "type": "commonjs" }\n');
+// The young-generation cap the bin applies to serve, put and get (see the file).
+copyFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), 'young-generation.cjs'), path.join(outdir, 'young-generation.js'));
 // The launcher: nothing but node:fs before it knows the command line is more than --version,
 // and for a plain `ls` or `stat` nothing of the full CLI.
 writeFileSync(
@@ -99,6 +102,7 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   const pkg = JSON.parse(require('node:fs').readFileSync(require('node:path').join(__dirname, '..', '..', '..', 'package.json'), 'utf8'));
   process.stdout.write(pkg.version + '\\n');
 } else if (!((args[0] === 'ls' || args[0] === 'stat') && loadQuick().run(args))) {
+  if (args[0] === 'serve' || args[0] === 'put' || args[0] === 'get') require('./young-generation.js').capYoungGeneration();
   import('./main.mjs');
 }
 

@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import type { ServeOptions } from './commands/serve.js';
 import { applyConfigFile } from './config.js';
 import { ExitCode } from './exit.js';
-import { capYoungGeneration } from './young-generation.js';
 
 /**
  * `ferry serve`: the command-line flags, completed from `--config FILE`, then checked
@@ -10,7 +9,6 @@ import { capYoungGeneration } from './young-generation.js';
  * up, not just the first.
  */
 export async function serveWithConfig(command: Command): Promise<number> {
-  capYoungGeneration();
   const problems = applyConfigFile(command);
   const options = command.opts<ServeOptions>();
   if (options.check) {

@@ -13,7 +13,6 @@ import { MAX_PARALLEL, parseCount } from '../numbers.js';
 import { batchProgressBar, progressBar } from '../progress.js';
 import { withClient } from '../client-session.js';
 import type { ClientOptions } from '../session.js';
-import { capYoungGeneration } from '../young-generation.js';
 
 interface CommonOptions extends ClientOptions {
   quiet?: boolean;
@@ -96,7 +95,6 @@ const GET_BATCH_BYTES = 256 * 1024;
 export const DEFAULT_PARALLEL = 2;
 
 export async function put(files: string[], options: PutCliOptions): Promise<number> {
-  capYoungGeneration();
   if (options.overwrite && options.rename) throw new UsageError('--overwrite and --rename exclude each other: give one of them');
   const plan = await planPuts(files, options);
   const resumable = options.resume !== false && files.some((f) => f !== '-');
@@ -151,7 +149,6 @@ export async function storedCopy(client: FerryClient, name: string, local: strin
 }
 
 export async function get(names: string[], options: GetCliOptions): Promise<number> {
-  capYoungGeneration();
   const plan = await planGets(names, options);
   const resumable = options.resume !== false && options.output !== '-';
   const smallGets: SmallGets = { preserve: options.preserve === true };
