@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -7,6 +10,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 /** The copy the bin loads (dist/bin/cli/young-generation.js, from scripts/young-generation.cjs). */
 const MODULE = fileURLToPath(new URL('../../bin/cli/young-generation.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/cli/main.js', import.meta.url));
 
 /**
  * A child process (flags must not leak into the test runner) that keeps allocating objects
@@ -42,9 +46,23 @@ describe('the bin\'s young-generation cap (serve, put, get)', () => {
     assert.ok(capped.largest <= 2 * capped.cap, `new space ${capped.largest} bytes with a cap of ${capped.cap}`);
   });
 
-  it('is applied by the bin to serve, put and get only', async () => {
-    const { readFile } = await import('node:fs/promises');
-    const launcher = await readFile(fileURLToPath(new URL('../../bin/cli/main.js', import.meta.url)), 'utf8');
-    assert.match(launcher, /if \(args\[0\] === 'serve' \|\| args\[0\] === 'put' \|\| args\[0\] === 'get'\) require\('\.\/young-generation\.js'\)\.capYoungGeneration\(\);/);
+  it('is applied by the bin to serve, put and get, and not to other commands', async () => {
+    // A preload reports each PerformanceObserver that watches garbage collections: the cap's.
+    const dir = await mkdtemp(path.join(tmpdir(), 'ferry-young-'));
+    try {
+      const preload = path.join(dir, 'watch.cjs');
+      await writeFile(
+        preload,
+        "const observe = PerformanceObserver.prototype.observe; PerformanceObserver.prototype.observe = function (options) { if (options?.entryTypes?.includes('gc')) process.stderr.write('gc-watched\\n'); return observe.call(this, options); };",
+      );
+      const watched = async (command: string): Promise<boolean> => {
+        const { stderr } = await run(process.execPath, ['--require', preload, BIN, command, '--help'], { timeout: 30_000 });
+        return stderr.includes('gc-watched');
+      };
+      for (const command of ['serve', 'put', 'get']) assert.equal(await watched(command), true, `${command} is capped`);
+      for (const command of ['rm', 'hash']) assert.equal(await watched(command), false, `${command} is left alone`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
