@@ -304,6 +304,9 @@ export function mapS3Error(error: unknown, what: string, bucket: string): unknow
     return new FerryError('NOT_FOUND', `"${what}" not found`, { cause: error });
   }
   if (e.name === 'BadDigest' || e.name === 'InvalidDigest') return new FerryError('INTEGRITY', `the S3 store received other bytes than were sent for ${what}`, { cause: error });
+  if (e.name === 'QuotaExceeded') {
+    return new FerryError('QUOTA', `the S3 store's own quota for bucket ${bucket} is full (QuotaExceeded): remove files, or raise the bucket's quota in the object store`, { cause: error });
+  }
   if (status === 412 || e.name === 'PreconditionFailed') return new FerryError('EXISTS', `"${what}" already exists`, { cause: error });
   if (status === 403) return new FerryError('INTERNAL', `the S3 store refused access to ${what === `bucket ${bucket}` ? what : `${what} in bucket ${bucket}`} (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)`, { cause: error });
   return new FerryError('INTERNAL', `S3 store: ${what}: ${e.name ?? 'error'}${e.message ? `: ${e.message}` : ''}`, { cause: error });

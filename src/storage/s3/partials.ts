@@ -60,8 +60,13 @@ export class S3Partials implements KeptPartials {
   }
 
   get heldBytes(): number {
+    return this.heldBytesExcept(() => false);
+  }
+
+  /** Bytes held by the kept uploads `skip` does not name (by name and declared size). */
+  heldBytesExcept(skip: (name: string, size: number) => boolean): number {
     let sum = 0;
-    for (const record of this.known.values()) sum += heldBy(record);
+    for (const record of this.known.values()) if (!skip(record.name, record.size)) sum += heldBy(record);
     return sum;
   }
 

@@ -12,6 +12,7 @@ import { Bucket, type ObjectHead } from './bucket.js';
 import { decodeMeta, encodeMeta, Keys, type FileMeta } from './keys.js';
 import { formatS3Location, type S3Location } from './location.js';
 import { MetaCache } from './meta-cache.js';
+import { SharedQuota } from './quota.js';
 import { S3Partials } from './partials.js';
 import { S3Upload, type NamePlace, type S3UploadOptions, type UploadContext } from './upload.js';
 import { Window } from './window.js';
@@ -23,7 +24,7 @@ export interface S3StoreOptions {
   /** The local folder for the server's own state (certificate, counters). */
   stateRoot: string;
   maxFileSize?: number;
-  /** Refused: a quota cannot be kept exact across many servers (set one in the object store). */
+  /** Bytes all servers on the prefix may hold together, kept approximately (see SharedQuota). */
   quota?: number;
   /** How long an interrupted upload is kept for resuming (default 24 h), across all servers. */
   partialTtlMs?: number;
@@ -41,6 +42,8 @@ const LIST_HEAD_WINDOW = 16;
 const READ_WINDOW = 16;
 const NO_DIGEST = Buffer.alloc(32);
 const SWEEP_EVERY_MS = 10 * 60_000;
+/** An upload of undeclared size reserves quota in steps of at least this much. */
+const RESERVE_STEP = 8 * 1024 * 1024;
 
 /**
  * Files in an S3 bucket under a key prefix, shared by any number of servers (see Keys for
@@ -59,9 +62,10 @@ export class S3Store implements StoreBackend {
   readonly location: string;
   readonly maxFileSize: number;
   readonly fsync = true;
-  readonly quota = undefined;
   readonly partials: S3Partials;
-  private readonly active = new Set<S3Upload>();
+  /** Per upload in progress, the quota room reserved for it (0 without a quota). */
+  private readonly active = new Map<S3Upload, number>();
+  private readonly shared: SharedQuota | undefined;
   private readonly uploadContext: UploadContext;
   private readonly metas = new MetaCache();
   private readonly reads = new Window(READ_WINDOW);
@@ -79,6 +83,9 @@ export class S3Store implements StoreBackend {
     this.location = formatS3Location(location);
     this.maxFileSize = options.maxFileSize ?? Number.MAX_SAFE_INTEGER;
     this.partials = partials;
+    // A kept partial that an upload of this server continues counts as that upload's reservation.
+    const continued = (name: string, size: number): boolean => [...this.active.keys()].some((u) => u.name === name && u.declaredSize === size);
+    this.shared = options.quota === undefined ? undefined : new SharedQuota(options.quota, bucket, location.prefix, options.clock ?? systemClock, () => partials.heldBytesExcept(continued));
     this.uploadContext = {
       bucket,
       keys,
@@ -87,15 +94,20 @@ export class S3Store implements StoreBackend {
       maxFileSize: this.maxFileSize,
       publish: (name, uploadOptions, meta, body) => this.publish(name, uploadOptions, meta, body),
       hashBlob: (key) => this.hashObject(key),
-      done: (upload) => this.active.delete(upload),
+      grow: (upload, total) => this.grow(upload, total),
+      done: (upload) => {
+        this.shared?.release(this.active.get(upload) ?? 0);
+        this.active.delete(upload);
+      },
     };
+  }
+
+  get quota(): number | undefined {
+    return this.shared?.quota;
   }
 
   /** Checks the bucket is reachable, sweeps expired partials, and starts the periodic sweep. */
   static async open(location: S3Location, options: S3StoreOptions): Promise<S3Store> {
-    if (options.quota !== undefined) {
-      throw new FerryError('UNSUPPORTED', '--quota cannot be kept across servers sharing a bucket: set a quota on the bucket in the object store instead');
-    }
     const root = path.resolve(options.stateRoot);
     await fs.mkdir(path.join(root, RESERVED_COMPONENT), { recursive: true });
     const bucket = await Bucket.open(location);
@@ -105,7 +117,15 @@ export class S3Store implements StoreBackend {
       const clock = options.clock ?? systemClock;
       const partials = new S3Partials(bucket, keys, clock, options.partialTtlMs ?? DEFAULT_PARTIAL_TTL_MS);
       await partials.start(Math.min(SWEEP_EVERY_MS, options.partialTtlMs ?? SWEEP_EVERY_MS));
-      return new S3Store(root, bucket, keys, partials, location, options);
+      const store = new S3Store(root, bucket, keys, partials, location, { ...options, clock });
+      try {
+        await store.shared?.start();
+      } catch (error) {
+        store.shared?.close();
+        partials.close();
+        throw error;
+      }
+      return store;
     } catch (error) {
       bucket.close();
       throw error;
@@ -114,12 +134,27 @@ export class S3Store implements StoreBackend {
 
   async close(): Promise<void> {
     this.partials.close();
-    for (const upload of [...this.active]) await upload.abort(true);
+    this.shared?.close();
+    for (const upload of [...this.active.keys()]) await upload.abort(true);
     this.bucket.close();
   }
 
   get space(): SpaceUse {
-    return { quota: undefined, stored: 0, partials: this.partials.heldBytes, reserved: 0 };
+    return this.shared?.space ?? { quota: undefined, stored: 0, partials: this.partials.heldBytes, reserved: 0 };
+  }
+
+  /** Room for an upload of undeclared size, reserved in steps as it grows. */
+  private grow(upload: S3Upload, total: number): void {
+    const reserved = this.active.get(upload) ?? 0;
+    if (this.shared === undefined || total <= reserved) return;
+    let grow = Math.max(total - reserved, RESERVE_STEP);
+    try {
+      this.shared.reserve(grow);
+    } catch {
+      grow = total - reserved; // the last room, exactly (throws QUOTA when even that is missing)
+      this.shared.reserve(grow);
+    }
+    this.active.set(upload, reserved + grow);
   }
 
   private checkName(name: string): void {
@@ -471,6 +506,8 @@ export class S3Store implements StoreBackend {
     // file of a pipelined batch one round trip to the store, in turn. The conditional PUT keeps
     // no-clobber either way; only the refusal comes after the (small) body.
     const oneShot = options.size !== undefined && options.size <= this.uploadContext.partSize && !options.resume;
+    // Refused before any request when it cannot fit (a kept partial it may continue counts as its own).
+    if (options.size !== undefined) this.shared?.check(options.size - this.partials.sizeOf(name, options.size));
     if (oneShot) {
       this.checkName(name);
       if (options.size! > this.maxFileSize) throw new FerryError('TOO_LARGE', `${options.size} bytes is over the server's limit of ${this.maxFileSize}`);
@@ -487,7 +524,17 @@ export class S3Store implements StoreBackend {
       await this.partials.discard(name, options.size);
     }
     const upload = new S3Upload(this.uploadContext, name, oneShot ? { ...options, checkAtCommit: true } : options, resumed);
-    this.active.add(upload);
+    // In one step: once active, the partial it continues is no longer counted apart.
+    this.active.set(upload, 0);
+    if (this.shared !== undefined && options.size !== undefined) {
+      try {
+        this.shared.reserve(options.size);
+      } catch (error) {
+        await upload.abort(true); // a resumed partial stays kept
+        throw error;
+      }
+      this.active.set(upload, options.size);
+    }
     return upload;
   }
 
@@ -531,6 +578,7 @@ export class S3Store implements StoreBackend {
         if (error instanceof FerryError && error.code === 'EXISTS') throw new FerryError('EXISTS', `"${candidate}" already exists`);
         throw error;
       }
+      this.shared?.storedChanged(meta.size - (replaced?.meta.size ?? 0));
       if (replaced?.meta.blob !== undefined && replaced.meta.blob !== meta.blob) await this.bucket.delete(replaced.meta.blob).catch(() => undefined);
       const algorithm = options.algorithm ?? 'sha256';
       return { name: candidate, kind: 'file', size: meta.size, mtimeMs: meta.mtimeMs, digest: meta.digests[algorithm]! };
@@ -547,6 +595,7 @@ export class S3Store implements StoreBackend {
     }
     await this.bucket.delete(this.keys.file(name));
     this.metas.forget(this.keys.file(name));
+    this.shared?.storedChanged(-(decodeMeta(head)?.size ?? head.size));
     const blob = decodeMeta(head)?.blob;
     if (blob !== undefined) await this.bucket.delete(blob).catch(() => undefined);
   }
@@ -563,18 +612,24 @@ export class S3Store implements StoreBackend {
       found ||= page.keys.length > 0;
       // Empty objects may be manifests: their blobs go too (a blob's data is never empty).
       const blobs: string[] = [];
+      let freed = 0;
       await Promise.all(
         page.keys
           .filter((k) => k.size === 0 && !k.key.endsWith('/'))
           .map(async (k) => {
             const head = await this.bucket.head(k.key);
-            const blob = head && decodeMeta(head)?.blob;
-            if (blob !== undefined) blobs.push(blob);
+            const meta = head && decodeMeta(head);
+            if (meta?.blob !== undefined) {
+              blobs.push(meta.blob);
+              freed += meta.size;
+            }
           }),
       );
+      for (const k of page.keys) freed += k.size;
       files += page.keys.filter((k) => !k.key.endsWith('/')).length;
       await this.bucket.deleteMany(page.keys.map((k) => k.key));
       await this.bucket.deleteMany(blobs);
+      this.shared?.storedChanged(-freed);
       token = page.next;
     } while (token !== undefined);
     if (!found) {
@@ -604,6 +659,7 @@ export class S3Store implements StoreBackend {
     for await (const chunk of await this.bucket.get(this.keys.file(from), undefined, found.head.etag)) chunks.push(chunk as Buffer);
     await this.publish(to, { overwrite: options.overwrite }, found.meta, Buffer.concat(chunks));
     await this.bucket.delete(this.keys.file(from));
+    this.shared?.storedChanged(-found.meta.size);
     return { kind: 'file' };
   }
 

@@ -54,6 +54,8 @@ export interface UploadContext {
   publish(name: string, options: S3UploadOptions, meta: FileMeta, body: Buffer | undefined): Promise<StoredEntry>;
   /** Reads a blob back and hashes it (a resumed upload's verification). */
   hashBlob(key: string): Promise<{ size: number; digests: Record<DigestAlgorithm, Buffer> }>;
+  /** An upload of undeclared size has grown to `total` bytes: reserves quota room for them or throws QUOTA. */
+  grow(upload: S3Upload, total: number): void;
   done(upload: S3Upload): void;
 }
 
@@ -133,6 +135,11 @@ export class S3Upload implements StoreUpload, UploadSink {
     }
   }
 
+  /** The size the client declared (undefined: sent without one). */
+  get declaredSize(): number | undefined {
+    return this.size;
+  }
+
   get sink(): UploadSink {
     return this;
   }
@@ -153,6 +160,7 @@ export class S3Upload implements StoreUpload, UploadSink {
       const total = this.offset + this.received + chunk.length;
       if (total > this.ctx.maxFileSize) throw new FerryError('TOO_LARGE', `upload is over the server's limit of ${this.ctx.maxFileSize} bytes`);
       if (this.size !== undefined && total > this.size) throw new FerryError('INTEGRITY', `received more than the ${this.size} bytes declared`);
+      if (this.size === undefined) this.ctx.grow(this, total);
       // Bytes go in order: behind a waiting read, a new one waits too.
       const placed = this.waiting.length === 0 ? this.place(chunk) : 0;
       if (placed < chunk.length) kept = this.keep(chunk.subarray(placed), release);
