@@ -54,9 +54,19 @@ export async function getBatch(connection: Connection, names: string[]): Promise
   if (connection.version < 6) {
     throw new FerryError('UNSUPPORTED', `this server speaks protocol ${connection.version}: it cannot send batches (needs 6)`);
   }
+  // A bad name is refused here, on its own: it is not sent, and the others still are.
+  const local = new Map<number, FerryError>();
   const builder = new GetBatchBuilder();
-  for (const name of names) builder.add(checkedName(name));
+  for (const [i, name] of names.entries()) {
+    try {
+      builder.add(checkedName(name));
+    } catch (error) {
+      if (!(error instanceof FerryError)) throw error;
+      local.set(i, error);
+    }
+  }
   const wanted = builder.names;
+  if (wanted.length === 0) return names.map((name, i) => ({ status: 'refused', name, error: local.get(i)! }));
   const items: BatchItem[] = [];
   await request<void>(connection, (id) => ({ type: 'GET_BATCH', id, names: wanted }), (message, done) => {
     if (message.type !== 'BATCH_FILES') return false;
@@ -74,7 +84,7 @@ export async function getBatch(connection: Connection, names: string[]): Promise
     return true;
   });
   const { algorithm } = connection;
-  return items.map((item, i): BatchGetResult => {
+  const answered = items.map((item, i): BatchGetResult => {
     const name = wanted[i]!;
     if (item.status === 'large') return { status: 'large', name, size: item.size };
     if (item.status === 'refused') return { status: 'refused', name, error: refusal(name, item.code, item.message) };
@@ -84,6 +94,12 @@ export async function getBatch(connection: Connection, names: string[]): Promise
     }
     const result = { name, size: item.data.length, digest: item.digest.toString('hex'), algorithm, mtime: new Date(item.mtimeMs), resumedFrom: 0 };
     return { status: 'file', data: item.data, result };
+  });
+  if (local.size === 0) return answered;
+  let next = 0;
+  return names.map((name, i) => {
+    const refused = local.get(i);
+    return refused ? { status: 'refused', name, error: refused } : answered[next++]!;
   });
 }
 

@@ -174,6 +174,22 @@ describe('ferry get -r with batches', () => {
     await assert.rejects(fs.stat(path.join(dest, 'f3.txt')), { code: 'ENOENT' });
     assert.equal((await treeOf(dest)).length, 9);
   });
+
+  it('a bad name among several is refused on its own line; the other files still arrive', async () => {
+    const dest = path.join(work, 'mixed');
+    await fs.mkdir(dest);
+    const names = ['tree/d0/sub0/f0.txt', '/etc/passwd', 'tree/d1/sub1/f1.txt', '../up'];
+    const result = await runCli(['get', ...names, '-o', dest, '-s', `127.0.0.1:${server.address.port}`, '--quiet']);
+    assert.equal(result.code, 1);
+    const lines = result.stderr.trim().split('\n');
+    assert.deepEqual(lines.filter((l) => l.includes('bad name')).sort(), [
+      'ferry: ../up: bad name "../up": name has a ".." component',
+      'ferry: /etc/passwd: bad name "/etc/passwd": name is an absolute path',
+    ].sort());
+    assert.match(result.stderr, /2 of 4 files failed/);
+    assert.deepEqual(await treeOf(dest), ['f0.txt', 'f1.txt']);
+    assert.ok((await fs.readFile(path.join(dest, 'f0.txt'))).equals(await fs.readFile(path.join(source, 'd0/sub0/f0.txt'))));
+  });
 });
 
 /** Issue 12: `put -r` sends small files in full PUT_BATCH requests, one gathering per connection. */

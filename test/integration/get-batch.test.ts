@@ -59,8 +59,13 @@ describe('batched downloads (protocol 6)', () => {
     assert.ok(results[1]!.status === 'large' && results[1]!.size === large.length);
     assert.ok(results[2]!.status === 'refused');
     assert.equal(results[2]!.error.message, 'no file named "st/missing"');
-    // A bad name is refused before anything is sent.
-    await assert.rejects(client.getBatch(['ok', '../up']), (e: { code?: string }) => e.code === 'BAD_NAME');
+    // A bad name is refused on its own, before anything is sent: the other names still come.
+    const mixed = await client.getBatch(['st/small', '../up', '/etc/passwd', 'st/small']);
+    assert.deepEqual(statuses(mixed), ['file', 'refused BAD_NAME', 'refused BAD_NAME', 'file']);
+    assert.ok(mixed[1]!.status === 'refused' && mixed[1]!.name === '../up' && mixed[1]!.error.message.includes('"../up"'));
+    assert.ok(mixed[2]!.status === 'refused' && mixed[2]!.error.message.includes('"/etc/passwd"'));
+    assert.ok(mixed[3]!.status === 'file' && mixed[3]!.data.equals(small));
+    assert.deepEqual(statuses(await client.getBatch(['../up'])), ['refused BAD_NAME']);
     await client.close();
   });
 
