@@ -8,6 +8,16 @@ const v8 = require('node:v8');
 
 /** New space (both semi-spaces together) at which it stops growing. */
 const NEW_SPACE_CAP = 8 * 1024 * 1024;
+/**
+ * How much the old generation may grow between full collections, in percent of what survived
+ * the last one. Why: V8 lets it grow up to 4× (3× measured: ~12 MB live, collected at ~36 MB),
+ * and objects that outlive two scavenges — a batch's files in flight — are promoted and wait
+ * there, with the ArrayBuffers they hold, for the next full collection: on a 100,000-file tree
+ * that was ~45 MB of the server's 120 MB peak RSS. 50% (1.5×) brought both the server and the
+ * client from 105–130 MB to 87–94 MB; each full collection of ~12 MB costs ~10 ms. V8 reads the
+ * flag each time it sets the next limit, so setting it after start works.
+ */
+const OLD_GENERATION_GROWING_PERCENT = 50;
 
 /**
  * Stops V8's young generation from growing past `cap`. Why: V8 grows the new space to 32 MiB
@@ -20,6 +30,8 @@ const NEW_SPACE_CAP = 8 * 1024 * 1024;
  * after garbage collections only (the new space grows at one): an idle process is never woken.
  */
 function capYoungGeneration(cap = NEW_SPACE_CAP) {
+  // The bin calls this one function for serve, put and get: the old generation's growth is held here too.
+  v8.setFlagsFromString(`--heap-growing-percent=${OLD_GENERATION_GROWING_PERCENT}`);
   if (stopGrowthAt(cap)) return;
   const observer = new PerformanceObserver(() => {
     if (stopGrowthAt(cap)) observer.disconnect();
@@ -35,4 +47,4 @@ function stopGrowthAt(cap) {
   return true;
 }
 
-module.exports = { capYoungGeneration, NEW_SPACE_CAP };
+module.exports = { capYoungGeneration, NEW_SPACE_CAP, OLD_GENERATION_GROWING_PERCENT };

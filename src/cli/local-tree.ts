@@ -1,4 +1,4 @@
-import { promises as fs, statSync } from 'node:fs';
+import { promises as fs, statSync, type Dirent } from 'node:fs';
 import path from 'node:path';
 
 export interface LocalFile {
@@ -12,7 +12,7 @@ export interface LocalFile {
 }
 
 /**
- * Every regular file under `root`, sorted. Symbolic links are skipped (never followed out of
+ * Every regular file under `root`, sorted within each folder (see MAX_HELD_NAMES). Symbolic links are skipped (never followed out of
  * the tree) and reported through `warn`, as are special files.
  */
 export async function walkLocalTree(root: string, warn: (message: string) => void): Promise<LocalFile[]> {
@@ -22,26 +22,56 @@ export async function walkLocalTree(root: string, warn: (message: string) => voi
 }
 
 /**
- * The walk as a stream: files are found as they are asked for, holding one folder's
- * names per level of depth, never the whole tree. A file that vanishes before it is reached
- * is skipped. The stat is synchronous: a few microseconds, less than a thread-pool round trip.
+ * Names of one folder the walk holds at once. A folder up to this size is walked in name order;
+ * a larger one (a flat folder of 100,000 files held 10 MB of names) in groups of this many,
+ * each in name order, the groups in the order the file system lists them.
  */
-export async function* streamLocalTree(root: string, warn: (message: string) => void): AsyncGenerator<LocalFile> {
+export const MAX_HELD_NAMES = 4096;
+
+/**
+ * The walk as a stream: files are found as they are asked for, holding at most `maxHeldNames`
+ * names of a folder per level of depth, never the whole tree. A file that vanishes before it
+ * is reached is skipped. The stat is synchronous: a few microseconds, less than a thread-pool
+ * round trip.
+ */
+export async function* streamLocalTree(root: string, warn: (message: string) => void, maxHeldNames = MAX_HELD_NAMES): AsyncGenerator<LocalFile> {
   async function* walk(dir: string, relative: string): AsyncGenerator<LocalFile> {
-    const entries = await fs.readdir(dir, { withFileTypes: true });
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const entry of entries) {
-      const full = path.join(dir, entry.name);
-      const rel = relative === '' ? entry.name : `${relative}/${entry.name}`;
-      if (entry.isSymbolicLink()) warn(`skipping symbolic link ${full}`);
-      else if (entry.isDirectory()) yield* walk(full, rel);
-      else if (entry.isFile()) {
-        const stats = statSync(full, { throwIfNoEntry: false });
-        if (stats?.isFile()) yield { path: full, relative: rel, size: stats.size, mtimeMs: stats.mtimeMs };
-      } else warn(`skipping special file ${full}`);
+    for await (const entries of folderEntries(dir, maxHeldNames)) {
+      for (const entry of entries) {
+        const full = path.join(dir, entry.name);
+        const rel = relative === '' ? entry.name : `${relative}/${entry.name}`;
+        if (entry.isSymbolicLink()) warn(`skipping symbolic link ${full}`);
+        else if (entry.isDirectory()) yield* walk(full, rel);
+        else if (entry.isFile()) {
+          const stats = statSync(full, { throwIfNoEntry: false });
+          if (stats?.isFile()) yield { path: full, relative: rel, size: stats.size, mtimeMs: stats.mtimeMs };
+        } else warn(`skipping special file ${full}`);
+      }
     }
   }
   yield* walk(root, '');
+}
+
+/**
+ * The entries of `dir` in groups of at most `maxHeld`, each sorted by name: all of a folder
+ * that has no more (one group), else as the file system lists them. The folder stays open
+ * while its groups are walked (one descriptor per level of depth), and is closed when the
+ * walk ends or is stopped.
+ */
+export async function* folderEntries(dir: string, maxHeld: number): AsyncGenerator<Dirent[]> {
+  const folder = await fs.opendir(dir, { bufferSize: Math.min(maxHeld, 256) });
+  let group: Dirent[] = [];
+  for await (const entry of folder) {
+    group.push(entry);
+    if (group.length < maxHeld) continue;
+    yield group.sort(byName);
+    group = [];
+  }
+  if (group.length > 0) yield group.sort(byName);
+}
+
+function byName(a: Dirent, b: Dirent): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 /**

@@ -7,6 +7,39 @@ import type { SessionIo } from './session-io.js';
 const KNOWN_BATCH_FLAGS = BatchFlag.OVERWRITE | BatchFlag.RENAME | BatchFlag.MTIME | BatchFlag.SKIP_IDENTICAL;
 
 /**
+ * File bytes of PUT_BATCHes one connection may have in progress (decoded, held until stored
+ * and answered) before the server stops reading it; it reads on once they drop below. Without
+ * it the bound was the in-flight request limit: 64 batches of 64 KiB, copies and all ~8 MiB per
+ * connection. 1 MiB is 16 full batches: more than the thread pool's syncs can overlap.
+ */
+export const MAX_BATCH_BYTES_IN_FLIGHT = 1024 * 1024;
+
+/** Batch bytes in progress per connection. */
+const inFlight = new WeakMap<SessionIo, { bytes: number; paused: boolean }>();
+
+/** Counts `bytes` of a batch as in progress on `io` until the returned release (stops reading it past the budget). */
+function holdBatchBytes(io: SessionIo, bytes: number): () => void {
+  let state = inFlight.get(io);
+  if (state === undefined) inFlight.set(io, (state = { bytes: 0, paused: false }));
+  const held = state;
+  held.bytes += bytes;
+  if (held.bytes >= MAX_BATCH_BYTES_IN_FLIGHT && !held.paused) {
+    held.paused = true;
+    io.pause('batch-bytes');
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    held.bytes -= bytes;
+    if (held.bytes < MAX_BATCH_BYTES_IN_FLIGHT && held.paused) {
+      held.paused = false;
+      io.resume('batch-bytes');
+    }
+  };
+}
+
+/**
  * PUT_BATCH (PROTOCOL.md §5.5, v5): many small files in one frame, one BATCH_RESULTS with a
  * result per file once every stored one is durable. The batch holds one slot of the server's
  * open-file allowance (the store writes at most a few of its temporaries at once). A refusal of
@@ -16,6 +49,18 @@ export async function putBatch(io: SessionIo, message: MessageOf<'PUT_BATCH'>): 
   if (io.version < 5) throw new FerryError('UNSUPPORTED', `PUT_BATCH needs protocol 5; this connection speaks ${io.version}`);
   const unknown = message.flags & ~KNOWN_BATCH_FLAGS;
   if (unknown !== 0) throw new FerryError('UNSUPPORTED', `unknown PUT_BATCH flag bits 0x${unknown.toString(16)}`);
+  // Counted at once (dispatch is synchronous): the decoder reports no further request once paused.
+  let bytes = 0;
+  for (const file of message.files) bytes += file.data.length;
+  const releaseBytes = holdBatchBytes(io, bytes);
+  try {
+    await storeAndAnswer(io, message);
+  } finally {
+    releaseBytes();
+  }
+}
+
+async function storeAndAnswer(io: SessionIo, message: MessageOf<'PUT_BATCH'>): Promise<void> {
   const { store, files, log } = io.ctx;
   const release = await io.working(files.acquire());
   let outcomes: BatchOutcome[];

@@ -8,8 +8,17 @@ import { isCode, type Folder, type SafeRoot } from './safe-path.js';
 
 export type { DigestRecord } from './digest-log.js';
 
-/** Lines of folder logs kept parsed in memory (~250 bytes each); one larger folder is kept alone. */
-const MAX_CACHED_LINES = 20_000;
+/**
+ * Memory for folder logs kept parsed (estimated: see costOf); one larger folder is kept alone.
+ * About 5 folders of 1,000 files: a transfer works through a folder or a few at a time, and
+ * each byte held here costs the process two to three in garbage-collected heap.
+ */
+export const MAX_CACHED_BYTES = 1024 * 1024;
+/**
+ * What a parsed line costs besides its bytes in the log: the Map's entry and the two strings
+ * of the leaf and the record (measured: 20,000 lines of 1 KiB files' records held 4 MB).
+ */
+const LINE_OVERHEAD = 100;
 /** Folders whose next compaction check is remembered; past this the memory is simply dropped. */
 const MAX_CHECKS = 4096;
 /** Version 0.1–0.5's record file per stored file: 256 bytes; read so older stores keep their digests. */
@@ -36,14 +45,22 @@ interface LogPlace {
 export class DigestCache {
   /** Parsed logs by folder key, least recently used first. */
   private readonly cache = new Map<string, LoadedLog>();
-  private cachedLines = 0;
+  /** The estimated memory of the cached logs (costOf each, as it was when last counted). */
+  private cachedCost = 0;
+  private readonly costs = new Map<string, number>();
   /** Log size at which each folder's log is next looked at for compaction. */
   private readonly compactionChecks = new Map<string, number>();
 
   constructor(
     private readonly root: SafeRoot,
     private readonly meta: Folder,
+    private readonly maxCachedBytes = MAX_CACHED_BYTES,
   ) {}
+
+  /** The estimated memory the cached logs hold: at most `maxCachedBytes`, unless one folder's log alone is larger. */
+  get cachedBytes(): number {
+    return this.cachedCost;
+  }
 
   private place(name: string): LogPlace {
     const slash = name.lastIndexOf('/');
@@ -73,12 +90,24 @@ export class DigestCache {
 
   private remember(key: string, log: LoadedLog): void {
     this.cache.set(key, log);
-    this.cachedLines += log.lines.size;
-    for (const [oldKey, old] of this.cache) {
-      if (this.cachedLines <= MAX_CACHED_LINES || oldKey === key) break;
-      this.cache.delete(oldKey);
-      this.cachedLines -= old.lines.size;
+    this.recount(key, log);
+  }
+
+  /** Counts the cached log `key` again (it was loaded, appended to or compacted), then evicts the least recently used logs over the budget. */
+  private recount(key: string, log: LoadedLog): void {
+    const cost = costOf(log);
+    this.cachedCost += cost - (this.costs.get(key) ?? 0);
+    this.costs.set(key, cost);
+    for (const oldKey of [...this.cache.keys()]) {
+      if (this.cachedCost <= this.maxCachedBytes) break;
+      if (oldKey !== key) this.forget(oldKey);
     }
+  }
+
+  private forget(key: string): void {
+    this.cache.delete(key);
+    this.cachedCost -= this.costs.get(key) ?? 0;
+    this.costs.delete(key);
   }
 
   /** The file's record; undefined when none is kept (or the file was removed). */
@@ -109,11 +138,7 @@ export class DigestCache {
   /** Forgets a removed folder's log (its files' records); best effort, as a stale record never matches a new file's inode, size and mtime all at once by design. */
   removeFolder(folderName: string): void {
     const key = sha256Hex(folderName);
-    const cached = this.cache.get(key);
-    if (cached !== undefined) {
-      this.cache.delete(key);
-      this.cachedLines -= cached.lines.size;
-    }
+    this.forget(key);
     this.compactionChecks.delete(key);
     try {
       const folder = this.root.openExistingSync(this.meta, key.slice(0, 2));
@@ -137,23 +162,18 @@ export class DigestCache {
       const size = appendLog(folder, at.file, logLine(at.leaf, record));
       const cached = this.cache.get(at.key);
       if (cached !== undefined) {
-        const had = cached.lines.has(at.leaf);
         cached.lines.set(at.leaf, record === undefined ? undefined : recordText(record));
-        if (!had) this.cachedLines++;
         cached.count++;
         cached.bytes = size;
       }
       // Rewrites a log that grew mostly of replaced or removed lines (checked at doubling sizes).
       if (size >= (this.compactionChecks.get(at.key) ?? nextCompactionCheck(0))) {
         const log = cached ?? loadLog(folder, at.file);
-        if (needsCompaction(log)) {
-          const before = log.lines.size;
-          compactLog(folder, at.file, log);
-          if (cached !== undefined) this.cachedLines -= before - log.lines.size;
-        }
+        if (needsCompaction(log)) compactLog(folder, at.file, log);
         if (this.compactionChecks.size >= MAX_CHECKS) this.compactionChecks.clear();
         this.compactionChecks.set(at.key, nextCompactionCheck(log.bytes));
       }
+      if (cached !== undefined && this.cache.get(at.key) === cached) this.recount(at.key, cached);
     } finally {
       await folder.close();
     }
@@ -217,6 +237,14 @@ export class DigestCache {
     await this.write(name, { digests, size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), ino: stats.ino });
     return digest;
   }
+}
+
+/**
+ * A parsed log's memory, estimated: its bytes (the lines' strings are slices of the text read,
+ * which they keep whole, dead lines too) and each live name's entry.
+ */
+function costOf(log: LoadedLog): number {
+  return log.bytes + LINE_OVERHEAD * log.lines.size;
 }
 
 export function matches(record: DigestRecord, stats: Stats): boolean {

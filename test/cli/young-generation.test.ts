@@ -11,6 +11,8 @@ const run = promisify(execFile);
 /** The copy the bin loads (dist/bin/cli/young-generation.js, from scripts/young-generation.cjs). */
 const MODULE = fileURLToPath(new URL('../../bin/cli/young-generation.js', import.meta.url));
 const BIN = fileURLToPath(new URL('../../bin/cli/main.js', import.meta.url));
+/** The old generation's growth between full collections the bin sets, in percent (scripts/young-generation.cjs). */
+const OLD_GENERATION_GROWING_PERCENT = 50;
 
 /**
  * A child process (flags must not leak into the test runner) that keeps allocating objects
@@ -38,7 +40,7 @@ async function largestNewSpace(capped: boolean): Promise<{ largest: number; cap:
   return JSON.parse(stdout) as { largest: number; cap: number };
 }
 
-describe('the bin\'s young-generation cap (serve, put, get)', () => {
+describe('the bin\'s young-generation cap and old-generation growth (serve, put, get)', () => {
   it('holds the new space at its cap where V8 would grow it to 32 MiB', async () => {
     const [free, capped] = await Promise.all([largestNewSpace(false), largestNewSpace(true)]);
     assert.ok(free.largest > 2 * free.cap, `without the cap the workload grows the new space (${free.largest} bytes): the test can tell`);
@@ -47,20 +49,24 @@ describe('the bin\'s young-generation cap (serve, put, get)', () => {
   });
 
   it('is applied by the bin to serve, put and get, and not to other commands', async () => {
-    // A preload reports each PerformanceObserver that watches garbage collections: the cap's.
+    // A preload reports each PerformanceObserver that watches garbage collections (the young
+    // generation's cap) and each V8 flag set (the old generation's growth).
     const dir = await mkdtemp(path.join(tmpdir(), 'ferry-young-'));
     try {
       const preload = path.join(dir, 'watch.cjs');
       await writeFile(
         preload,
-        "const observe = PerformanceObserver.prototype.observe; PerformanceObserver.prototype.observe = function (options) { if (options?.entryTypes?.includes('gc')) process.stderr.write('gc-watched\\n'); return observe.call(this, options); };",
+        [
+          "const observe = PerformanceObserver.prototype.observe; PerformanceObserver.prototype.observe = function (options) { if (options?.entryTypes?.includes('gc')) process.stderr.write('gc-watched\\n'); return observe.call(this, options); };",
+          "const v8 = require('node:v8'); const setFlags = v8.setFlagsFromString; v8.setFlagsFromString = (flags) => { process.stderr.write(`v8-flags ${flags}\\n`); return setFlags(flags); };",
+        ].join('\n'),
       );
-      const watched = async (command: string): Promise<boolean> => {
+      const applied = async (command: string): Promise<{ watched: boolean; growth: boolean }> => {
         const { stderr } = await run(process.execPath, ['--require', preload, BIN, command, '--help'], { timeout: 30_000 });
-        return stderr.includes('gc-watched');
+        return { watched: stderr.includes('gc-watched'), growth: stderr.includes(`v8-flags --heap-growing-percent=${OLD_GENERATION_GROWING_PERCENT}`) };
       };
-      for (const command of ['serve', 'put', 'get']) assert.equal(await watched(command), true, `${command} is capped`);
-      for (const command of ['rm', 'hash']) assert.equal(await watched(command), false, `${command} is left alone`);
+      for (const command of ['serve', 'put', 'get']) assert.deepEqual(await applied(command), { watched: true, growth: true }, `${command} is capped`);
+      for (const command of ['rm', 'hash']) assert.deepEqual(await applied(command), { watched: false, growth: false }, `${command} is left alone`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

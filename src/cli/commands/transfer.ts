@@ -6,6 +6,7 @@ import { duration, humanSize, rate } from '../format.js';
 import { onInterrupt } from '../interrupt.js';
 import { Feed, inLanes } from '../feed.js';
 import { localPathFor, streamLocalTree } from '../local-tree.js';
+import { ByteBudget } from '../byte-budget.js';
 import { digestOfFile, localTarget, prepareFolder } from '../local-target.js';
 import { cannotWrite, userMessage } from '../messages.js';
 import { localState, placeFile, touchIdentical, type LocalState } from '../batch-get.js';
@@ -91,6 +92,12 @@ const BATCH_FILES = 64;
  * of downloads are held in memory per connection.
  */
 const GET_BATCH_BYTES = 256 * 1024;
+/**
+ * File bytes of GET_BATCHes one connection has asked for and not yet written out (counted as
+ * for GET_BATCH_BYTES): 32 batches of 1 KiB files, or 8 of the largest. Without it the lanes
+ * held up to PIPELINE_WINDOW × GET_BATCH_BYTES (8 MiB) a connection.
+ */
+const GET_BYTES_IN_FLIGHT = 2 * 1024 * 1024;
 /** Connections used for many files unless --parallel says otherwise (see bench/RESULTS.md). */
 export const DEFAULT_PARALLEL = 2;
 
@@ -542,6 +549,7 @@ async function transfer(
                * feed deals files out to the lanes in turn, so a batch per lane would stay small);
                * the lane that fills it sends it and puts each verified file in place.
                */
+              const getsInFlight = new ByteBudget(GET_BYTES_IN_FLIGHT);
               let gathering: { job: Job; state: LocalState }[] = [];
               let gatheringNames = new GetBatchBuilder(BATCH_FILES);
               let gatheringBytes = 0;
@@ -552,13 +560,17 @@ async function transfer(
                 const asked = gathering;
                 const names = gatheringNames.names;
                 const started = gatheringSince;
+                const bytes = gatheringBytes;
                 gathering = [];
                 gatheringNames = new GetBatchBuilder(BATCH_FILES);
                 gatheringBytes = 0;
+                // Sent once the connection's downloads in flight leave room (the lanes gather on meanwhile).
+                const release = await getsInFlight.take(bytes);
                 let results: BatchGetResult[];
                 try {
                   results = await client.getBatch(names);
                 } catch (error) {
+                  release();
                   for (const { job } of asked) failed(job, error);
                   return;
                 }
@@ -580,6 +592,7 @@ async function transfer(
                     }
                   }
                 }
+                release();
                 for (const job of alone) {
                   if (lost) fail(job, new FerryError('CLOSED', 'not fetched: the connection was lost'));
                   else await moveOne(job);

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
+import { DigestCache, type DigestRecord } from '../../src/storage/digest-cache.js';
+import { logLine } from '../../src/storage/digest-log.js';
+import { SafeRoot } from '../../src/storage/safe-path.js';
+import { tempDir } from '../helpers/fixtures.js';
+
+/** Where the cache keeps the digest log of the folder `folderName`. */
+function logPath(meta: string, folderName: string): string {
+  const key = createHash('sha256').update(folderName).digest('hex');
+  return path.join(meta, key.slice(0, 2), `${key}.log`);
+}
+
+function record(fill: number): DigestRecord {
+  return { digests: { sha256: Buffer.alloc(32, fill) }, size: 1024, mtimeMs: 1_700_000_000_000, ino: 1000 + fill };
+}
+
+/**
+ * Changes the record of `leaf` in the folder's log behind the cache's back: a read that
+ * returns the change came from the disk, one that does not from the cache.
+ */
+async function changeOnDisk(meta: string, folderName: string, leaf: string, fill: number): Promise<void> {
+  await fs.appendFile(logPath(meta, folderName), logLine(leaf, record(fill)));
+}
+
+describe('the digest cache (parsed folder logs kept in memory)', () => {
+  let dir: string;
+  let root: SafeRoot;
+  let meta: string;
+  const dirs: string[] = [];
+
+  beforeEach(async () => {
+    dir = await tempDir();
+    dirs.push(dir);
+    root = await SafeRoot.open(await fs.realpath(dir));
+    meta = path.join(dir, 'meta');
+  });
+  afterEach(async () => root.close());
+  after(async () => {
+    for (const d of dirs) await fs.rm(d, { recursive: true, force: true });
+  });
+
+  /** A cache of `maxBytes` over folders f0…f(folders-1) of `files` records each (written, not yet read). */
+  async function filled(maxBytes: number, folders: number, files: number): Promise<DigestCache> {
+    const cache = new DigestCache(root, await root.pin(['meta']), maxBytes);
+    for (let f = 0; f < folders; f++) for (let i = 0; i < files; i++) await cache.write(`f${f}/file-${i}.bin`, record(1));
+    return cache;
+  }
+
+  it('holds at most its byte budget of logs, forgetting the least recently used folders', async () => {
+    // 100 records a folder: ~20 KB each as counted, so three fit in 64 KiB and eight do not.
+    const budget = 64 * 1024;
+    const cache = await filled(budget, 8, 100);
+    for (let f = 0; f < 8; f++) {
+      assert.deepEqual(cache.read(`f${f}/file-0.bin`)?.digests.sha256, Buffer.alloc(32, 1));
+      assert.ok(cache.cachedBytes > 0 && cache.cachedBytes <= budget, `${cache.cachedBytes} bytes cached after folder ${f}`);
+    }
+    // The first folder was forgotten (read again from its log), the last one is still held.
+    await changeOnDisk(meta, 'f0', 'file-0.bin', 2);
+    await changeOnDisk(meta, 'f7', 'file-0.bin', 2);
+    assert.deepEqual(cache.read('f0/file-0.bin')?.digests.sha256, Buffer.alloc(32, 2));
+    assert.deepEqual(cache.read('f7/file-0.bin')?.digests.sha256, Buffer.alloc(32, 1));
+  });
+
+  it('counts what it appends to a held log, and keeps one folder larger than the budget alone', async () => {
+    const budget = 16 * 1024;
+    const cache = await filled(budget, 2, 20);
+    cache.read('f0/file-0.bin');
+    const before = cache.cachedBytes;
+    assert.ok(before > 0 && before <= budget);
+    for (let i = 20; i < 400; i++) await cache.write(`f0/file-${i}.bin`, record(1));
+    // 400 records: over the budget, kept (it is the folder in use) and counted.
+    assert.ok(cache.cachedBytes > budget, `${cache.cachedBytes} bytes cached`);
+    await changeOnDisk(meta, 'f0', 'file-399.bin', 2);
+    assert.deepEqual(cache.read('f0/file-399.bin')?.digests.sha256, Buffer.alloc(32, 1), 'the large folder is still held');
+    // Another folder's log pushes it out.
+    cache.read('f1/file-0.bin');
+    assert.ok(cache.cachedBytes <= budget, `${cache.cachedBytes} bytes cached`);
+    assert.deepEqual(cache.read('f0/file-399.bin')?.digests.sha256, Buffer.alloc(32, 2));
+  });
+});
