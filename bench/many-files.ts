@@ -1,4 +1,4 @@
-// `node dist/bench/many-files.js` (after `npm run build`): ferry's peak RSS on a tree of many small files (issue 12's goal:
+// `npm run bench:many-files -- [options]` (or `node dist/bench/many-files.js` after a build): ferry's peak RSS on a tree of many small files (issue 12's goal:
 // client and server < 100 MB at 100,000 files). On 127.0.0.1 only, through the bin
 // (dist/bin/cli/main.js, which applies the young-generation cap), one fresh `ferry serve`:
 //   1. `ferry put -r TREE` into an empty store     2. `ferry get -r TREE -o OUT` of it
