@@ -1,16 +1,15 @@
 import { promises as fs } from 'node:fs';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { ListFlag } from '../protocol/index.js';
 import { putBatch, type BatchPutFile, type BatchPutOptions, type BatchPutResult } from './batch.js';
 import { getBatch, type BatchGetResult } from './get-batch.js';
 import { bufferSource, fileSource, streamSource } from './body-source.js';
 import { Connection, type ConnectOptions } from './connection.js';
-import { downloadToFile, downloadToStream } from './download.js';
+import { FerryDownloader } from './downloader.js';
 import { openLocal } from './local-files.js';
-import { FerryReader } from './reader.js';
 import { checkedName, partialOf, request } from './requests.js';
-import type { GetOptions, PutOptions, TransferResult } from './types.js';
+import type { PutOptions, TransferResult } from './types.js';
 import { AWAIT_READY_THRESHOLD, upload, type Resumable } from './upload.js';
 
 export type { ConnectOptions } from './connection.js';
@@ -31,9 +30,9 @@ export async function connect(options: ConnectOptions = {}): Promise<FerryClient
  * mid-upload, …) rejects that call only; a transport failure rejects every pending and later
  * call. Every call settles within the connection's timeout, and after a failure, close() or
  * destroy() nothing the client made keeps the process alive. (list, listStream, stat, close and
- * destroy are FerryReader's.)
+ * destroy are FerryReader's, get is FerryDownloader's.)
  */
-export class FerryClient extends FerryReader {
+export class FerryClient extends FerryDownloader {
   /**
    * Uploads many small files in one request (protocol 5): one result per file, in order, each
    * stored (durably, unless the server runs without fsync), identical, or refused on its own.
@@ -115,16 +114,5 @@ export class FerryClient extends FerryReader {
     const hasher = await hashPrefix(handle, partial.offset, this.connection.algorithm);
     if (!hasher.peek().equals(partial.digest)) return undefined; // changed locally: start over
     return { offset: partial.offset, digest: partial.digest, hasher };
-  }
-
-  /**
-   * Downloads `name` to a local path (via `<path>.ferry-part`, renamed once the digest matches
-   * the server's; a second download to the same path meanwhile fails with LOCAL_IO) or into a
-   * writable stream (verified at the end).
-   */
-  async get(name: string, destination: string | Writable, options: GetOptions = {}): Promise<TransferResult> {
-    const storedName = checkedName(name);
-    if (typeof destination !== 'string') return downloadToStream(this.connection, storedName, destination, options);
-    return downloadToFile(this.connection, storedName, destination, options);
   }
 }

@@ -1,18 +1,21 @@
-import { createWriteStream, mkdirSync, promises as fs, readFileSync } from 'node:fs';
+import { mkdirSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { BATCH_GET_MAX_FILE, BatchBuilder, FerryError, GetBatchBuilder, printableName, type BatchGetResult, type BatchPutOptions, type Entry, type FerryClient, type Progress, type TransferResult } from '../../client/index.js';
+import { BATCH_GET_MAX_FILE, BatchBuilder, FerryError, GetBatchBuilder, printableName, type BatchGetResult, type BatchPutOptions, type Entry, type FerryClient } from '../../client/index.js';
 import { UsageError } from '../exit.js';
-import { duration, humanSize, rate } from '../format.js';
 import { onInterrupt } from '../interrupt.js';
 import { Feed, inLanes } from '../feed.js';
 import { localPathFor, streamLocalTree } from '../local-tree.js';
-import { digestOfFile, localTarget, prepareFolder } from '../local-target.js';
+import { digestOfFile, prepareFolder } from '../local-target.js';
 import { cannotWrite, userMessage } from '../messages.js';
 import { localState, placeFile, touchIdentical, type LocalState } from '../batch-get.js';
 import { MAX_PARALLEL, parseCount } from '../numbers.js';
+import { getOne, moveOneFile, report, resumeNote, singleGetDestination, type Hooks, type Outcome } from '../one-file.js';
 import { batchProgressBar, progressBar } from '../progress.js';
 import { withClient } from '../client-session.js';
 import type { ClientOptions } from '../session.js';
+
+// Moved to one-file.ts (shared with the quick path); still exported here for their users.
+export { download, type Hooks, type Outcome } from '../one-file.js';
 
 interface CommonOptions extends ClientOptions {
   quiet?: boolean;
@@ -69,9 +72,6 @@ function planOf(jobs: Job[]): Plan {
     known: { files: jobs.length, bytes: jobs.reduce((sum, j) => sum + (j.size ?? 0), 0) },
   };
 }
-
-/** What happened to one file: moved, or left alone because the destination already holds the same bytes. */
-export type Outcome = { skipped: false; result: TransferResult } | { skipped: true; entry: Entry };
 
 /** Requests kept in flight per connection when many files move: enough to hide latency, few open files. */
 const PIPELINE_WINDOW = 32;
@@ -152,59 +152,7 @@ export async function get(names: string[], options: GetCliOptions): Promise<numb
   const plan = await planGets(names, options);
   const resumable = options.resume !== false && options.output !== '-';
   const smallGets: SmallGets = { preserve: options.preserve === true };
-  return transfer('get', plan, options, resumable, undefined, smallGets, async (client, job, hooks) => {
-    if (job.local === '-') return { skipped: false, result: await client.get(job.name, process.stdout, hooks) };
-    try {
-      return await download(client, job.name, job.local, { resume: options.resume, preserve: options.preserve, remote: job.remote }, hooks);
-    } catch (error) {
-      throw cannotWrite(job.local, error);
-    }
-  });
-}
-
-/**
- * One download to a local path, as cp would write it: a regular file is replaced atomically
- * once verified (keeping its mode), a FIFO or device is written into, an identical file is left alone.
- */
-export async function download(
-  client: FerryClient,
-  name: string,
-  local: string,
-  options: { resume?: boolean; preserve?: boolean; remote?: Entry },
-  hooks: Partial<Hooks>,
-): Promise<Outcome> {
-  const target = await localTarget(local);
-  if (target.kind === 'special') return { skipped: false, result: await downloadInto(client, name, target.path, hooks) };
-  if (target.stats !== undefined) {
-    const remote = options.remote ?? (await client.stat(name));
-    if (remote.kind === 'file' && remote.size === target.stats.size && (await digestOfFile(target.path, remote.algorithm)) === remote.digest) {
-      if (options.preserve) await fs.utimes(target.path, new Date(), remote.mtime);
-      return { skipped: true, entry: remote };
-    }
-  }
-  const result = await client.get(name, target.path, { resume: options.resume, ...hooks });
-  if (target.mode !== undefined) await fs.chmod(target.path, target.mode);
-  if (options.preserve) await fs.utimes(target.path, new Date(), result.mtime);
-  return { skipped: false, result };
-}
-
-/** Writes a download into a FIFO or a device in place (no temporary, no rename), like cp. */
-async function downloadInto(client: FerryClient, name: string, file: string, hooks: Partial<Hooks>): Promise<TransferResult> {
-  const stream = createWriteStream(file, { flags: 'w' });
-  // A write error (ENOSPC on /dev/full, a reader gone from a FIFO) ends this download at once.
-  const broken = new Promise<never>((_, reject) =>
-    stream.once('error', (error) => {
-      client.destroy();
-      reject(error);
-    }),
-  );
-  try {
-    const result = await Promise.race([client.get(name, stream, hooks), broken]);
-    await Promise.race([new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve()))), broken]);
-    return result;
-  } finally {
-    stream.destroy();
-  }
+  return transfer('get', plan, options, resumable, undefined, smallGets, (client, job, hooks) => getOne(client, job, options, hooks));
 }
 
 async function planPuts(files: string[], options: PutCliOptions): Promise<Plan> {
@@ -264,15 +212,7 @@ async function planGets(names: string[], options: GetCliOptions): Promise<Plan> 
   if (options.recursive) return planTreeGets(names, options);
   if (names.length === 1) {
     const name = names[0]!;
-    const base = name.split('/').pop() ?? name;
-    let local = options.output ?? base;
-    // Like cp and scp: an existing folder receives the file inside it; a path ending in / names a folder.
-    if (options.output !== undefined && options.output !== '-' && (options.output.endsWith('/') || (await isFolder(options.output)))) {
-      await prepareFolder(options.output);
-      local = path.join(options.output, base);
-    }
-    if (local === '') throw new UsageError('no output file: use -o FILE');
-    return planOf([{ name, local, size: undefined }]);
+    return planOf([{ name, local: await singleGetDestination(name, options.output), size: undefined }]);
   }
   const folder = options.output ?? '.';
   await prepareFolder(folder);
@@ -346,10 +286,6 @@ async function* remoteTree(client: FerryClient, prefix: string): AsyncGenerator<
   }
 }
 
-async function isFolder(local: string): Promise<boolean> {
-  return (await fs.stat(local).catch(() => undefined))?.isDirectory() === true;
-}
-
 /** How `put` sends small files to a protocol-5 server: many to a PUT_BATCH. */
 interface SmallFiles {
   /** -p: each file carries its modification time. */
@@ -377,11 +313,6 @@ function getBatchable(client: FerryClient, job: Job): boolean {
   return client.version >= 6 && job.local !== '-' && (job.size === undefined || job.size <= BATCH_GET_MAX_FILE);
 }
 
-export interface Hooks {
-  onProgress: (progress: Progress) => void;
-  onResume: (offset: number) => void;
-}
-
 /**
  * Moves every job: over --parallel connections, each pipelining up to PIPELINE_WINDOW
  * requests. Jobs are taken from the plan's stream as lanes free up, so the walk (or listing)
@@ -401,30 +332,18 @@ async function transfer(
 ): Promise<number> {
   const parallel = options.parallel === undefined ? DEFAULT_PARALLEL : parseCount(options.parallel, '--parallel', 1, MAX_PARALLEL);
   if (plan.single?.problem !== undefined) throw plan.single.problem;
-  // With data on stdout, everything else goes to stderr.
-  const out = verb === 'get' && plan.single?.local === '-' ? process.stderr : process.stdout;
+  if (plan.single) {
+    const single = plan.single;
+    return moveOneFile<FerryClient>(verb, single, options, resumable, progressBar, (work) => withClient(options, work), (client, hooks) => move(client, single, hooks));
+  }
+  const out = process.stdout;
   const silentBars = options.quiet || options.json;
-  const resumeNote = (job: Job) => (offset: number) => {
-    if (!options.quiet) process.stderr.write(`resuming at ${offset} bytes: ${printableName(job.name)}\n`);
-  };
   let stopBar = (): void => undefined;
   const removeInterrupt = onInterrupt({
     cleanup: () => stopBar(),
     hint: () => (resumable ? 'run the same command again to resume' : undefined),
   });
   try {
-    if (plan.single) {
-      const job = plan.single;
-      const bar = await progressBar(`${verb} ${printableName(job.name)}`, silentBars);
-      stopBar = () => bar.stop();
-      const started = performance.now();
-      const outcome = await withClient(options, (client) => move(client, job, { onProgress: (p) => bar.update(p), onResume: resumeNote(job) })).finally(() =>
-        bar.stop(),
-      );
-      report(out, verb, job, outcome, performance.now() - started, options);
-      return 0;
-    }
-
     let failures = 0;
     const fail = (job: Job | undefined, error: unknown, count = 1): void => {
       failures += count;
@@ -530,7 +449,7 @@ async function transfer(
                       bar.bytes(p.bytes - last);
                       last = p.bytes;
                     },
-                    onResume: resumeNote(job),
+                    onResume: resumeNote(job, options),
                   });
                   settle(job, outcome, performance.now() - started);
                 } catch (error) {
@@ -666,38 +585,5 @@ async function transfer(
     return failures > 0 ? 1 : 0;
   } finally {
     removeInterrupt();
-  }
-}
-
-function report(out: NodeJS.WriteStream, verb: 'put' | 'get', job: Job, outcome: Outcome, ms: number, options: { quiet?: boolean; json?: boolean }): void {
-  const local = job.local === '-' ? (verb === 'put' ? 'stdin' : 'stdout') : job.local;
-  if (outcome.skipped) {
-    const { entry } = outcome;
-    if (options.json) {
-      const row = { name: entry.name, local: job.local, size: entry.size, algorithm: entry.algorithm, digest: entry.digest, mtime: entry.mtime.toISOString(), skipped: 'identical', resumedFrom: 0, seconds: Math.round(ms) / 1000 };
-      out.write(`${JSON.stringify(row)}\n`);
-    } else if (!options.quiet) {
-      const what = verb === 'put' ? `${printableName(entry.name)} is already stored` : `${local} already holds ${printableName(entry.name)}`;
-      out.write(`skipped ${what}, identical  ${humanSize(entry.size)}  ${entry.algorithm} ${entry.digest}\n`);
-    }
-    return;
-  }
-  const { result } = outcome;
-  if (options.json) {
-    const row = {
-      name: result.name,
-      local: job.local,
-      size: result.size,
-      algorithm: result.algorithm,
-      digest: result.digest,
-      mtime: result.mtime.toISOString(),
-      resumedFrom: result.resumedFrom,
-      seconds: Math.round(ms) / 1000,
-    };
-    out.write(`${JSON.stringify(row)}\n`);
-  } else if (!options.quiet) {
-    const what = verb === 'put' ? `stored ${printableName(result.name)}` : `saved ${local} from ${printableName(result.name)}`;
-    const resumed = result.resumedFrom > 0 ? `, resumed at ${result.resumedFrom}` : '';
-    out.write(`${what}  ${humanSize(result.size)}  ${result.algorithm} ${result.digest}  ${duration(ms)} (${rate(result.size - result.resumedFrom, ms)}${resumed})\n`);
   }
 }

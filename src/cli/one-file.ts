@@ -1,0 +1,187 @@
+import { createWriteStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { FerryDownloader } from '../client/downloader.js';
+import type { Entry, Progress, TransferResult } from '../client/types.js';
+import { printableName } from '../protocol/names.js';
+import { UsageError } from './exit.js';
+import { duration, humanSize, rate } from './format.js';
+import { onInterrupt } from './interrupt.js';
+import { digestOfFile, localTarget, prepareFolder } from './local-target.js';
+import { cannotWrite } from './messages.js';
+import type { ProgressReporter } from './progress.js';
+
+/**
+ * One named file moved alone (`ferry put FILE`, `ferry get NAME`): the local planning of a
+ * single get, the move with its bar and interrupt handling, and the line it prints. Shared by
+ * the full CLI (commands/transfer.ts) and the launcher's quick path for a plain get
+ * (quick-get.ts), which must not load the rest of transfer.ts (trees, batches, lanes).
+ */
+
+/** One file to move: `local` is a path, or '-' for stdin/stdout. */
+export interface OneFile {
+  name: string;
+  local: string;
+}
+
+/** What happened to one file: moved, or left alone because the destination already holds the same bytes. */
+export type Outcome = { skipped: false; result: TransferResult } | { skipped: true; entry: Entry };
+
+export interface Hooks {
+  onProgress: (progress: Progress) => void;
+  onResume: (offset: number) => void;
+}
+
+/** How a single move reports: quietly, as JSON, or one line per file. */
+export interface ReportOptions {
+  quiet?: boolean;
+  json?: boolean;
+}
+
+/**
+ * The local path a single `get NAME` writes (`-o PATH`, else the name's last part here), or
+ * '-' for stdout. Like cp and scp: an existing folder receives the file inside it; a path
+ * ending in / names a folder (created if only its last component is missing).
+ */
+export async function singleGetDestination(name: string, output: string | undefined): Promise<string> {
+  const base = name.split('/').pop() ?? name;
+  let local = output ?? base;
+  if (output !== undefined && output !== '-' && (output.endsWith('/') || (await isFolder(output)))) {
+    await prepareFolder(output);
+    local = path.join(output, base);
+  }
+  if (local === '') throw new UsageError('no output file: use -o FILE');
+  return local;
+}
+
+export async function isFolder(local: string): Promise<boolean> {
+  return (await fs.stat(local).catch(() => undefined))?.isDirectory() === true;
+}
+
+/** One get: to stdout ('-'), or to a local path as download() writes it, failures naming that path. */
+export async function getOne(client: FerryDownloader, job: OneFile & { remote?: Entry }, options: { resume?: boolean; preserve?: boolean }, hooks: Partial<Hooks>): Promise<Outcome> {
+  if (job.local === '-') return { skipped: false, result: await client.get(job.name, process.stdout, hooks) };
+  try {
+    return await download(client, job.name, job.local, { resume: options.resume, preserve: options.preserve, remote: job.remote }, hooks);
+  } catch (error) {
+    throw cannotWrite(job.local, error);
+  }
+}
+
+/**
+ * One download to a local path, as cp would write it: a regular file is replaced atomically
+ * once verified (keeping its mode), a FIFO or device is written into, an identical file is left alone.
+ */
+export async function download(
+  client: FerryDownloader,
+  name: string,
+  local: string,
+  options: { resume?: boolean; preserve?: boolean; remote?: Entry },
+  hooks: Partial<Hooks>,
+): Promise<Outcome> {
+  const target = await localTarget(local);
+  if (target.kind === 'special') return { skipped: false, result: await downloadInto(client, name, target.path, hooks) };
+  if (target.stats !== undefined) {
+    const remote = options.remote ?? (await client.stat(name));
+    if (remote.kind === 'file' && remote.size === target.stats.size && (await digestOfFile(target.path, remote.algorithm)) === remote.digest) {
+      if (options.preserve) await fs.utimes(target.path, new Date(), remote.mtime);
+      return { skipped: true, entry: remote };
+    }
+  }
+  const result = await client.get(name, target.path, { resume: options.resume, ...hooks });
+  if (target.mode !== undefined) await fs.chmod(target.path, target.mode);
+  if (options.preserve) await fs.utimes(target.path, new Date(), result.mtime);
+  return { skipped: false, result };
+}
+
+/** Writes a download into a FIFO or a device in place (no temporary, no rename), like cp. */
+async function downloadInto(client: FerryDownloader, name: string, file: string, hooks: Partial<Hooks>): Promise<TransferResult> {
+  const stream = createWriteStream(file, { flags: 'w' });
+  // A write error (ENOSPC on /dev/full, a reader gone from a FIFO) ends this download at once.
+  const broken = new Promise<never>((_, reject) =>
+    stream.once('error', (error) => {
+      client.destroy();
+      reject(error);
+    }),
+  );
+  try {
+    const result = await Promise.race([client.get(name, stream, hooks), broken]);
+    await Promise.race([new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve()))), broken]);
+    return result;
+  } finally {
+    stream.destroy();
+  }
+}
+
+/**
+ * Moves one named file with its own bar: `connected` opens the session and runs the move in
+ * it. Its failure is thrown, so it prints as the command's one error line. Ctrl-C restores
+ * the terminal and says how to continue. Returns the exit code (0).
+ */
+export async function moveOneFile<C>(
+  verb: 'put' | 'get',
+  job: OneFile,
+  options: ReportOptions,
+  resumable: boolean,
+  progressBar: (label: string, quiet: boolean | undefined) => Promise<ProgressReporter>,
+  connected: (move: (client: C) => Promise<Outcome>) => Promise<Outcome>,
+  move: (client: C, hooks: Hooks) => Promise<Outcome>,
+): Promise<number> {
+  // With data on stdout, everything else goes to stderr.
+  const out = verb === 'get' && job.local === '-' ? process.stderr : process.stdout;
+  let stopBar = (): void => undefined;
+  const removeInterrupt = onInterrupt({
+    cleanup: () => stopBar(),
+    hint: () => (resumable ? 'run the same command again to resume' : undefined),
+  });
+  try {
+    const bar = await progressBar(`${verb} ${printableName(job.name)}`, options.quiet || options.json);
+    stopBar = () => bar.stop();
+    const started = performance.now();
+    const outcome = await connected((client) => move(client, { onProgress: (p) => bar.update(p), onResume: resumeNote(job, options) })).finally(() => bar.stop());
+    report(out, verb, job, outcome, performance.now() - started, options);
+    return 0;
+  } finally {
+    removeInterrupt();
+  }
+}
+
+/** The note printed when a transfer continues an interrupted one. */
+export function resumeNote(job: OneFile, options: ReportOptions): (offset: number) => void {
+  return (offset) => {
+    if (!options.quiet) process.stderr.write(`resuming at ${offset} bytes: ${printableName(job.name)}\n`);
+  };
+}
+
+/** The line (or JSON object) printed for one file moved or left alone. */
+export function report(out: NodeJS.WriteStream, verb: 'put' | 'get', job: OneFile, outcome: Outcome, ms: number, options: ReportOptions): void {
+  const local = job.local === '-' ? (verb === 'put' ? 'stdin' : 'stdout') : job.local;
+  if (outcome.skipped) {
+    const { entry } = outcome;
+    if (options.json) {
+      const row = { name: entry.name, local: job.local, size: entry.size, algorithm: entry.algorithm, digest: entry.digest, mtime: entry.mtime.toISOString(), skipped: 'identical', resumedFrom: 0, seconds: Math.round(ms) / 1000 };
+      out.write(`${JSON.stringify(row)}\n`);
+    } else if (!options.quiet) {
+      const what = verb === 'put' ? `${printableName(entry.name)} is already stored` : `${local} already holds ${printableName(entry.name)}`;
+      out.write(`skipped ${what}, identical  ${humanSize(entry.size)}  ${entry.algorithm} ${entry.digest}\n`);
+    }
+    return;
+  }
+  const { result } = outcome;
+  if (options.json) {
+    const row = {
+      name: result.name,
+      local: job.local,
+      size: result.size,
+      algorithm: result.algorithm,
+      digest: result.digest,
+      mtime: result.mtime.toISOString(),
+      resumedFrom: result.resumedFrom,
+      seconds: Math.round(ms) / 1000,
+    };
+    out.write(`${JSON.stringify(row)}\n`);
+  } else if (!options.quiet) {
+    const what = verb === 'put' ? `stored ${printableName(result.name)}` : `saved ${local} from ${printableName(result.name)}`;
+    const resumed = result.resumedFrom > 0 ? `, resumed at ${result.resumedFrom}` : '';
+    out.write(`${what}  ${humanSize(result.size)}  ${result.algorithm} ${result.digest}  ${duration(ms)} (${rate(result.size - result.resumedFrom, ms)}${resumed})\n`);
+  }
+}
