@@ -1,6 +1,6 @@
 import type { FerryDownloader } from '../client/downloader.js';
 import { withDownloader } from './download-session.js';
-import { ExitCode, reportError } from './exit.js';
+import { reportError } from './exit.js';
 import { getOne, moveOneFile, singleGetDestination } from './one-file.js';
 import { wantsProgress, type ProgressReporter } from './progress.js';
 import { parseQuickCommand } from './quick-args.js';
