@@ -136,9 +136,10 @@ export async function moveOneFile<C>(
   try {
     const bar = await progressBar(`${verb} ${printableName(job.name)}`, options.quiet || options.json);
     stopBar = () => bar.stop();
-    const started = performance.now();
+    // process.hrtime, not performance.now(): the performance global loads perf_hooks (~1.5 ms of a quick get).
+    const started = process.hrtime.bigint();
     const outcome = await connected((client) => move(client, { onProgress: (p) => bar.update(p), onResume: resumeNote(job, options) })).finally(() => bar.stop());
-    report(out, verb, job, outcome, performance.now() - started, options);
+    report(out, verb, job, outcome, Number(process.hrtime.bigint() - started) / 1e6, options);
     return 0;
   } finally {
     removeInterrupt();
