@@ -1,13 +1,16 @@
 import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { FerryDownloader } from '../client/downloader.js';
+import type { FerryReader } from '../client/reader.js';
+import type { FerryUploader } from '../client/uploader.js';
+import { FerryError } from '../errors.js';
 import type { Entry, Progress, TransferResult } from '../client/types.js';
 import { printableName } from '../protocol/names.js';
 import { UsageError } from './exit.js';
 import { duration, humanSize, rate } from './format.js';
 import { onInterrupt } from './interrupt.js';
 import { digestOfFile, localTarget, prepareFolder } from './local-target.js';
-import { cannotWrite } from './messages.js';
+import { cannotWrite, userMessage } from './messages.js';
 import type { ProgressReporter } from './progress.js';
 
 /**
@@ -21,6 +24,14 @@ import type { ProgressReporter } from './progress.js';
 export interface OneFile {
   name: string;
   local: string;
+}
+
+/** One FILE of `put`: its size and time when already read, or why it cannot be sent. */
+export interface PutJob extends OneFile {
+  size: number | undefined;
+  mtimeMs?: number;
+  /** Why this file cannot be sent (a missing file, a folder without -r…), found while planning. */
+  problem?: unknown;
 }
 
 /** What happened to one file: moved, or left alone because the destination already holds the same bytes. */
@@ -55,6 +66,78 @@ export async function singleGetDestination(name: string, output: string | undefi
 
 export async function isFolder(local: string): Promise<boolean> {
   return (await fs.stat(local).catch(() => undefined))?.isDirectory() === true;
+}
+
+/**
+ * What one FILE argument of `put` is: a file to send (or stdin, '-', which needs --as), one
+ * that cannot be sent (with the reason), or a folder to walk with -r.
+ */
+export async function putJob(file: string, options: { as?: string; recursive?: boolean }): Promise<PutJob | { tree: string; base: string }> {
+  if (file === '-') {
+    if (options.as === undefined) throw new UsageError('reading stdin needs a name: ferry put - --as NAME');
+    return { name: options.as, local: '-', size: undefined };
+  }
+  const name = options.as ?? path.basename(file);
+  let stats;
+  try {
+    stats = await fs.stat(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const problem = new FerryError('LOCAL_IO', code === 'ENOENT' ? `no such local file: ${file}` : `cannot read ${file}: ${userMessage(error)}`);
+    return { name, local: file, size: undefined, problem };
+  }
+  if (stats.isDirectory()) {
+    if (!options.recursive) return { name, local: file, size: undefined, problem: new FerryError('LOCAL_IO', `${file} is a folder: use -r to upload it with its contents`) };
+    return { tree: file, base: path.basename(path.resolve(file)) };
+  }
+  return { name, local: file, size: stats.size, mtimeMs: stats.mtimeMs };
+}
+
+/**
+ * One put: an identical stored file is left alone; the server's EXISTS says when to look for
+ * one (a fresh upload costs no extra request); with --overwrite/--rename nothing is refused, so
+ * the check comes first.
+ */
+export async function putOne(
+  client: FerryUploader,
+  job: PutJob,
+  options: { overwrite?: boolean; rename?: boolean; resume?: boolean; preserve?: boolean },
+  hooks: Partial<Hooks>,
+): Promise<Outcome> {
+  const fromFile = job.local !== '-';
+  const identical = async (): Promise<Outcome | undefined> => {
+    if (!fromFile) return undefined;
+    const same = await storedCopy(client, job.name, job.local, job.size);
+    return same === undefined ? undefined : { skipped: true, entry: same };
+  };
+  if (options.overwrite || options.rename) {
+    const skipped = await identical();
+    if (skipped) return skipped;
+  }
+  const source = fromFile ? job.local : process.stdin;
+  // -p: the stored file keeps the local file's modification time (a pipe has none to keep).
+  const mtimeMs = options.preserve && fromFile ? (job.mtimeMs ?? (await fs.stat(job.local)).mtimeMs) : undefined;
+  try {
+    const result = await client.put(source, job.name, { overwrite: options.overwrite, rename: options.rename, resume: options.resume, mtimeMs, ...hooks });
+    return { skipped: false, result };
+  } catch (error) {
+    if (!(error instanceof FerryError && error.code === 'EXISTS')) throw error;
+    const skipped = await identical();
+    if (skipped) return skipped;
+    throw error;
+  }
+}
+
+/** The stored file `name` if it already holds the bytes of local file `local` (same size, same digest). */
+export async function storedCopy(client: FerryReader, name: string, local: string, size: number | undefined, known?: Entry): Promise<Entry | undefined> {
+  const entry =
+    known ??
+    (await client.stat(name).catch((error: unknown) => {
+      if (error instanceof FerryError && error.code === 'NOT_FOUND') return undefined;
+      throw error;
+    }));
+  if (entry === undefined || entry.kind !== 'file' || entry.size !== size) return undefined;
+  return (await digestOfFile(local, entry.algorithm)) === entry.digest ? entry : undefined;
 }
 
 /** One get: to stdout ('-'), or to a local path as download() writes it, failures naming that path. */
@@ -144,6 +227,13 @@ export async function moveOneFile<C>(
   } finally {
     removeInterrupt();
   }
+}
+
+const silent: ProgressReporter = { update: () => undefined, stop: () => undefined };
+
+/** No bar: for the quick paths, which run only when none would be drawn (progress.ts's wantsProgress). */
+export function noBar(): Promise<ProgressReporter> {
+  return Promise.resolve(silent);
 }
 
 /** The note printed when a transfer continues an interrupted one. */

@@ -3,10 +3,11 @@ import type { ClientOptions } from './session.js';
 
 /**
  * The command lines the launcher may run without commander (`ferry ls`, `ferry stat`, and
- * `ferry get` of one file over plain TCP): only the plain forms of the flags these commands
- * define in program.ts, each at most once. Anything else — help, an unknown or repeated flag,
- * a bad value, an odd form, `get -r`, several names, --parallel, --tls — returns undefined and
- * goes to the full CLI, so its wording and exit code for mistakes stay commander's.
+ * `ferry get`/`ferry put` of one file over plain TCP): only the plain forms of the flags these
+ * commands define in program.ts, each at most once. Anything else — help, an unknown or
+ * repeated flag, a bad value, an odd form, -r, several files, stdin, --parallel, --raw, --tls —
+ * returns undefined and goes to the full CLI, so its wording and exit code for mistakes stay
+ * commander's.
  */
 
 export interface QuickGetOptions extends ClientOptions {
@@ -18,10 +19,22 @@ export interface QuickGetOptions extends ClientOptions {
   preserve?: boolean;
 }
 
+export interface QuickPutOptions extends ClientOptions {
+  as?: string;
+  overwrite?: boolean;
+  rename?: boolean;
+  quiet?: boolean;
+  json?: boolean;
+  /** false with --no-resume. */
+  resume: boolean;
+  preserve?: boolean;
+}
+
 export type QuickCommand =
   | { name: 'ls'; prefix: string | undefined; options: ClientOptions & { json?: boolean; long?: boolean } }
   | { name: 'stat'; file: string; options: ClientOptions & { json?: boolean } }
-  | { name: 'get'; file: string; options: QuickGetOptions };
+  | { name: 'get'; file: string; options: QuickGetOptions }
+  | { name: 'put'; file: string; options: QuickPutOptions };
 
 /**
  * Flag → the option attribute commander gives it, and whether it takes a value (`sets`: the
@@ -59,6 +72,18 @@ const COMMAND_FLAGS: Readonly<Record<QuickName, Flags>> = {
     '-p': { key: 'preserve', value: false },
     '--preserve': { key: 'preserve', value: false },
   },
+  put: {
+    ...PLAIN_CLIENT_FLAGS,
+    '--as': { key: 'as', value: true },
+    '--overwrite': { key: 'overwrite', value: false },
+    '--rename': { key: 'rename', value: false },
+    '-q': { key: 'quiet', value: false },
+    '--quiet': { key: 'quiet', value: false },
+    '--json': { key: 'json', value: false },
+    '--no-resume': { key: 'resume', value: false, sets: false },
+    '-p': { key: 'preserve', value: false },
+    '--preserve': { key: 'preserve', value: false },
+  },
 };
 
 /** commander's defaults for the commands' options. */
@@ -66,6 +91,7 @@ const DEFAULTS: Readonly<Record<QuickName, Readonly<Record<string, string | bool
   ls: { timeout: '30', digest: 'auto' },
   stat: { timeout: '30', digest: 'auto' },
   get: { timeout: '30', digest: 'auto', resume: true },
+  put: { timeout: '30', digest: 'auto', resume: true },
 };
 
 /** Flags whose value may be "-" (get -o - writes to stdout). */
@@ -73,7 +99,7 @@ const DASH_VALUE = new Set(['output']);
 
 export function parseQuickCommand(args: readonly string[]): QuickCommand | undefined {
   const name = args[0];
-  if (name !== 'ls' && name !== 'stat' && name !== 'get') return undefined;
+  if (name !== 'ls' && name !== 'stat' && name !== 'get' && name !== 'put') return undefined;
   const flags = COMMAND_FLAGS[name];
   const options: Record<string, string | boolean> = { ...DEFAULTS[name] };
   const given = new Set<string>();
@@ -102,6 +128,8 @@ export function parseQuickCommand(args: readonly string[]): QuickCommand | undef
   if (name === 'ls') return positional.length <= 1 ? { name, prefix: positional[0], options } : undefined;
   if (positional.length !== 1) return undefined;
   if (name === 'get') return { name, file: positional[0]!, options: options as unknown as QuickGetOptions };
+  // --overwrite with --rename is a usage error, worded by put itself in the full CLI.
+  if (name === 'put') return options.overwrite && options.rename ? undefined : { name, file: positional[0]!, options: options as unknown as QuickPutOptions };
   return { name, file: positional[0]!, options };
 }
 

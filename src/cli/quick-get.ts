@@ -1,8 +1,8 @@
 import type { FerryDownloader } from '../client/downloader.js';
 import { withDownloader } from './download-session.js';
 import { reportError } from './exit.js';
-import { getOne, moveOneFile, singleGetDestination } from './one-file.js';
-import { wantsProgress, type ProgressReporter } from './progress.js';
+import { getOne, moveOneFile, noBar, singleGetDestination } from './one-file.js';
+import { wantsProgress } from './progress.js';
 import { parseQuickCommand } from './quick-args.js';
 import { exitOnceFlushed, exitQuietlyOnClosedPipe } from './run.js';
 
@@ -38,11 +38,4 @@ export function run(args: readonly string[]): boolean {
     (error: unknown) => exitOnceFlushed(reportError(error)),
   );
   return true;
-}
-
-const silent: ProgressReporter = { update: () => undefined, stop: () => undefined };
-
-/** No bar is drawn on this path (see run). */
-function noBar(): Promise<ProgressReporter> {
-  return Promise.resolve(silent);
 }

@@ -23,7 +23,7 @@ async function commanderParse(args: string[]): Promise<Parsed> {
   };
   quiet(program);
   for (const command of allCommands(program)) quiet(command);
-  for (const name of ['ls', 'stat', 'get']) {
+  for (const name of ['ls', 'stat', 'get', 'put']) {
     program.commands
       .find((c) => c.name() === name)!
       .action((first: string | string[] | undefined, options: Record<string, unknown>) => {
@@ -63,6 +63,9 @@ describe('ls, stat and get without commander (quick-args)', () => {
       ['get', '-o', '-', 'x.tar', '-q'],
       ['get', '--output=dir/', '--json', '--no-resume', '-p', 'a', '--token-file', '/tmp/t', '--digest', 'sha256', '--timeout', '9'],
       ['get', '--quiet', '--preserve', 'a', '--server', 'h'],
+      ['put', 'report.pdf'],
+      ['put', 'a.txt', '--as', 'x/y.txt', '--overwrite', '-q', '-s', 'h:2'],
+      ['put', '--as=b', '--rename', '--json', '--no-resume', '-p', 'a', '--digest=sha256', '--token-file', 't', '--timeout=1'],
     ];
     for (const args of plain) {
       const quick = quickParse(args);
@@ -101,8 +104,17 @@ describe('ls, stat and get without commander (quick-args)', () => {
       ['get', 'a', '--resume'],
       ['get', 'a', '--no-resume', '--no-resume'],
       ['get', '-s', '-', 'a'],
+      ['put'],
+      ['put', 'a', 'b'],
+      ['put', '-'],
+      ['put', '-', '--as', 'x'],
+      ['put', '-r', 'dir'],
+      ['put', 'a', '--raw'],
+      ['put', 'a', '--parallel', '2'],
+      ['put', 'a', '--overwrite', '--rename'],
+      ['put', 'a', '--tls'],
+      ['put', 'a', '-o', 'x'],
       ['rm', 'a'],
-      ['put', 'a'],
       ['--version'],
     ];
     for (const args of others) assert.equal(parseQuickCommand(args), undefined, args.join(' '));
@@ -114,9 +126,10 @@ describe('ls, stat and get without commander (quick-args)', () => {
       '--tls', '--tls=1', '--fingerprint', 'SHA256:x', '--token-file', 'f', '--digest', 'sha256', 'md5', '--digest=auto',
       '--json', '-l', '--long', '-h', '--help', '-ls', '--bogus', '-V',
       '-o', '--output', '--output=-', '-q', '--quiet', '--no-resume', '--resume', '-p', '--preserve', '-r', '--parallel', '2', '-qp',
+      '--as', '--as=x', '--overwrite', '--rename', '--raw',
     );
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom('ls', 'stat', 'get'), fc.array(token, { maxLength: 7 }), async (name, rest) => {
+      fc.asyncProperty(fc.constantFrom('ls', 'stat', 'get', 'put'), fc.array(token, { maxLength: 7 }), async (name, rest) => {
         const args = [name, ...rest];
         const quick = quickParse(args);
         if (quick !== undefined) assert.deepEqual(quick, await commanderParse(args), args.join(' '));

@@ -1,21 +1,21 @@
-import { mkdirSync, promises as fs, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BATCH_GET_MAX_FILE, BatchBuilder, FerryError, GetBatchBuilder, printableName, type BatchGetResult, type BatchPutOptions, type Entry, type FerryClient } from '../../client/index.js';
 import { UsageError } from '../exit.js';
 import { onInterrupt } from '../interrupt.js';
 import { Feed, inLanes } from '../feed.js';
 import { localPathFor, streamLocalTree } from '../local-tree.js';
-import { digestOfFile, prepareFolder } from '../local-target.js';
+import { prepareFolder } from '../local-target.js';
 import { cannotWrite, userMessage } from '../messages.js';
 import { localState, placeFile, touchIdentical, type LocalState } from '../batch-get.js';
 import { MAX_PARALLEL, parseCount } from '../numbers.js';
-import { getOne, moveOneFile, report, resumeNote, singleGetDestination, type Hooks, type Outcome } from '../one-file.js';
+import { getOne, moveOneFile, putJob, putOne, report, resumeNote, singleGetDestination, storedCopy, type Hooks, type Outcome } from '../one-file.js';
 import { batchProgressBar, progressBar } from '../progress.js';
 import { withClient } from '../client-session.js';
 import type { ClientOptions } from '../session.js';
 
 // Moved to one-file.ts (shared with the quick path); still exported here for their users.
-export { download, type Hooks, type Outcome } from '../one-file.js';
+export { download, storedCopy, type Hooks, type Outcome } from '../one-file.js';
 
 interface CommonOptions extends ClientOptions {
   quiet?: boolean;
@@ -98,8 +98,6 @@ export async function put(files: string[], options: PutCliOptions): Promise<numb
   if (options.overwrite && options.rename) throw new UsageError('--overwrite and --rename exclude each other: give one of them');
   const plan = await planPuts(files, options);
   const resumable = options.resume !== false && files.some((f) => f !== '-');
-  // The server's EXISTS says when to look for an identical file (a fresh upload costs no extra
-  // request); with --overwrite/--rename nothing is refused, so the check comes first.
   const batches: SmallFiles = {
     withMtime: options.preserve === true,
     // An identical file is skipped by the server; a different one is refused (EXISTS) unless
@@ -110,42 +108,7 @@ export async function put(files: string[], options: PutCliOptions): Promise<numb
       return same === undefined ? undefined : { skipped: true, entry: same };
     },
   };
-  return transfer('put', plan, options, resumable, batches, undefined, async (client, job, hooks) => {
-    const fromFile = job.local !== '-';
-    const identical = async (): Promise<Outcome | undefined> => {
-      if (!fromFile) return undefined;
-      const same = await storedCopy(client, job.name, job.local, job.size);
-      return same === undefined ? undefined : { skipped: true, entry: same };
-    };
-    if (options.overwrite || options.rename) {
-      const skipped = await identical();
-      if (skipped) return skipped;
-    }
-    const source = fromFile ? job.local : process.stdin;
-    // -p: the stored file keeps the local file's modification time (a pipe has none to keep).
-    const mtimeMs = options.preserve && fromFile ? (job.mtimeMs ?? (await fs.stat(job.local)).mtimeMs) : undefined;
-    try {
-      const result = await client.put(source, job.name, { overwrite: options.overwrite, rename: options.rename, resume: options.resume, mtimeMs, ...hooks });
-      return { skipped: false, result };
-    } catch (error) {
-      if (!(error instanceof FerryError && error.code === 'EXISTS')) throw error;
-      const skipped = await identical();
-      if (skipped) return skipped;
-      throw error;
-    }
-  });
-}
-
-/** The stored file `name` if it already holds the bytes of local file `local` (same size, same digest). */
-export async function storedCopy(client: FerryClient, name: string, local: string, size: number | undefined, known?: Entry): Promise<Entry | undefined> {
-  const entry =
-    known ??
-    (await client.stat(name).catch((error: unknown) => {
-      if (error instanceof FerryError && error.code === 'NOT_FOUND') return undefined;
-      throw error;
-    }));
-  if (entry === undefined || entry.kind !== 'file' || entry.size !== size) return undefined;
-  return (await digestOfFile(local, entry.algorithm)) === entry.digest ? entry : undefined;
+  return transfer('put', plan, options, resumable, batches, undefined, (client, job, hooks) => putOne(client, job, options, hooks));
 }
 
 export async function get(names: string[], options: GetCliOptions): Promise<number> {
@@ -162,32 +125,7 @@ async function planPuts(files: string[], options: PutCliOptions): Promise<Plan> 
   // Each argument is looked at now (a usage error comes before any transfer); folders are
   // walked later, as their files are sent.
   const named: (Job | { tree: string; base: string })[] = [];
-  for (const file of files) {
-    if (file === '-') {
-      if (options.as === undefined) throw new UsageError('reading stdin needs a name: ferry put - --as NAME');
-      named.push({ name: options.as, local: '-', size: undefined });
-      continue;
-    }
-    const name = options.as ?? path.basename(file);
-    let stats;
-    try {
-      stats = await fs.stat(file);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      const problem = new FerryError('LOCAL_IO', code === 'ENOENT' ? `no such local file: ${file}` : `cannot read ${file}: ${userMessage(error)}`);
-      named.push({ name, local: file, size: undefined, problem });
-      continue;
-    }
-    if (stats.isDirectory()) {
-      if (!options.recursive) {
-        named.push({ name, local: file, size: undefined, problem: new FerryError('LOCAL_IO', `${file} is a folder: use -r to upload it with its contents`) });
-        continue;
-      }
-      named.push({ tree: file, base: path.basename(path.resolve(file)) });
-    } else {
-      named.push({ name, local: file, size: stats.size, mtimeMs: stats.mtimeMs });
-    }
-  }
+  for (const file of files) named.push(await putJob(file, options));
   const plain = named.filter((n): n is Job => !('tree' in n));
   if (plain.length === named.length) return planOf(plain);
   const warn = (warning: string): boolean => process.stderr.write(`ferry: warning: ${warning}\n`);

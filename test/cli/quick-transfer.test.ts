@@ -13,12 +13,13 @@ import { startFakeServer, type FakeServer } from '../helpers/fake-server.js';
 import { randomData, sha256, startServer, tempDir, treeOf, type TestServer } from '../helpers/fixtures.js';
 
 /**
- * A plain `ferry get NAME` of one file (issue 12: 100 gets at once) is run by the launcher from
- * quick-get.js, without commander or the ES module loader. Its guarantees are the full CLI's:
- * each command line here runs through the bin (the quick path) and through main.mjs (the full
- * CLI), in two fresh folders set up alike, and both must print the same lines, exit the same
- * way and leave the same files — a corrupt or cut download leaves no file at the destination,
- * a file already there is replaced only by a verified download.
+ * A plain `ferry get NAME` or `ferry put FILE` of one file (issue 12: 100 gets or puts at once)
+ * is run by the launcher from quick-get.js or quick-put.js, without commander or the ES module
+ * loader. Its guarantees are the full CLI's: each command line here runs through the bin (the
+ * quick path) and through main.mjs (the full CLI), in two fresh folders set up alike, and both
+ * must print the same lines, exit the same way and leave the same files — a corrupt or cut
+ * download leaves no file at the destination, a file already there is replaced only by a
+ * verified download, a stored file only with --overwrite.
  */
 
 const FULL_CLI = fileURLToPath(new URL('../../bin/cli/main.mjs', import.meta.url));
@@ -50,7 +51,9 @@ interface Observed {
   files: string[];
 }
 
-describe('ferry get of one file on the quick path', () => {
+type Which = 'quick' | 'full';
+
+describe('ferry get and put of one file on the quick path', () => {
   let dir: string;
   let hook: string;
   before(async () => {
@@ -89,26 +92,33 @@ process.on('exit', () => {
   /**
    * Runs `ferry ARGS` through the bin and through the full CLI, each in a fresh folder made
    * by `setup`; checks that the bin took the quick path; returns both, normalised (the
-   * folder's path, timings).
+   * folder's path, timings, and `quick/` or `full/`, which name each run's own stored files).
    */
-  async function both(args: string[], setup: (cwd: string) => Promise<void> = async () => undefined): Promise<{ quick: Observed; full: Observed; quickDir: string }> {
-    const run = async (which: 'quick' | 'full'): Promise<{ observed: Observed; cwd: string; result: CliResult }> => {
+  async function both(
+    argsOf: string[] | ((which: Which) => string[]),
+    setup: (cwd: string, which: Which) => Promise<void> = async () => undefined,
+  ): Promise<{ quick: Observed; full: Observed; quickDir: string }> {
+    const run = async (which: Which): Promise<{ observed: Observed; cwd: string; result: CliResult }> => {
       const cwd = await fs.mkdtemp(path.join(dir, `${which}-`));
-      await setup(cwd);
+      await setup(cwd, which);
+      const args = typeof argsOf === 'function' ? argsOf(which) : argsOf;
       const result = which === 'quick' ? await runCli(args, { cwd, env: env(), binary: true }) : await runFullCli(args, { cwd, env: env() });
       const normal = (text: string): string =>
         text
           .split(cwd)
           .join('<cwd>')
+          .split(`${which}/`)
+          .join('<v>/')
           .replace(/^(LOADED|ESM) .*\n/gm, '')
           .replace(/ {2}(\d+ ms|[\d.]+ s) \([^,)]*/g, '  <time> (<rate>')
-          .replace(/"seconds":[\d.]+/g, '"seconds":0');
+          .replace(/"seconds":[\d.]+/g, '"seconds":0')
+          .replace(/"mtime":"[^"]*"/g, '"mtime":"<time>"');
       const stdout = args.includes('-') ? `sha256 ${sha256(result.stdoutBytes!)}` : normal(result.stdout);
       return { observed: { code: result.code, stdout, stderr: normal(result.stderr), files: await filesIn(cwd) }, cwd, result };
     };
     const quick = await run('quick');
     const full = await run('full');
-    assert.ok(tookQuickPath(quick.result), `ferry ${args.join(' ')} should take the quick path: ${quick.result.stderr}`);
+    assert.ok(tookQuickPath(quick.result), `ferry ${(typeof argsOf === 'function' ? argsOf('quick') : argsOf).join(' ')} should take the quick path: ${quick.result.stderr}`);
     assert.ok(!tookQuickPath(full.result), 'the full CLI loads ES modules');
     return { quick: quick.observed, full: full.observed, quickDir: quick.cwd };
   }
@@ -274,6 +284,146 @@ process.on('exit', () => {
         const { quick, full, quickDir } = await both(c.args(), c.setup);
         assert.deepEqual(quick, full);
         await c.check?.(quick, quickDir);
+      });
+    }
+  });
+
+  describe('put, against a real server', () => {
+    let server: TestServer;
+    let s: string;
+    const data = randomData(200 * 1024);
+    const other = Buffer.from('other bytes\n');
+    /** A stored file's bytes, or undefined. */
+    const stored = (name: string): Promise<Buffer | undefined> => fs.readFile(path.join(server.root, name)).catch(() => undefined);
+    const store = async (bytes: Buffer, name: string): Promise<void> => {
+      const client = await connect({ port: server.address.port });
+      await client.put(bytes, name, { overwrite: true });
+      await client.close();
+    };
+    before(async () => {
+      server = await startServer();
+      s = `127.0.0.1:${server.address.port}`;
+    });
+    after(() => server.stop());
+
+    const local = (cwd: string): Promise<void> => fs.writeFile(path.join(cwd, 'f.bin'), data);
+
+    it('takes the quick path for a plain put, loading nothing it does not need', async () => {
+      const unneeded = /esm\/loader|^(tls|crypto|child_process|worker_threads|perf_hooks|readline|v8)$|cli-progress|commander|pino/;
+      const cwd = await fs.mkdtemp(path.join(dir, 'lean-put-'));
+      await local(cwd);
+      // A whole millisecond: -p of a sub-millisecond time fails in the full CLI too (the wire takes whole ms).
+      await fs.utimes(path.join(cwd, 'f.bin'), new Date(), new Date(Date.UTC(2022, 1, 2)));
+      for (const args of [
+        ['put', 'f.bin', '--as', 'lean/a.bin', '-s', s],
+        ['put', '--json', '-s', s, 'f.bin', '--as=lean/b.bin', '-p', '--no-resume', '--timeout', '5', '--overwrite'],
+        ['put', 'f.bin', '-q', '--as', 'lean/c.bin', `--server=${s}`, '--rename'],
+      ]) {
+        const result = await runCli(args, { cwd, env: env() });
+        assert.equal(result.code, 0, `ferry ${args.join(' ')}: ${result.stderr}`);
+        assert.ok(tookQuickPath(result), `ferry ${args.join(' ')} should take the quick path`);
+        assert.deepEqual(loadedBy(result).filter((m) => unneeded.test(m)), [], `ferry ${args.join(' ')} loaded modules it does not need`);
+      }
+      for (const name of ['lean/a.bin', 'lean/b.bin', 'lean/c.bin']) assert.ok((await stored(name))?.equals(data), name);
+      for (const args of [['put', 'f.bin', 'f.bin'], ['put', '-r', '.', '--as', 'x'], ['put', '-', '--as', 'x'], ['put', 'f.bin', '--raw'], ['put', 'f.bin', '--parallel', '1'], ['put', 'f.bin', '--overwrite', '--rename']]) {
+        const result = await runCli([...args, '-s', s], { cwd, env: env() });
+        assert.ok(!tookQuickPath(result), `ferry ${args.join(' ')} should go to the full CLI`);
+      }
+    });
+
+    const cases: { what: string; args: (which: Which) => string[]; setup?: (cwd: string, which: Which) => Promise<void>; check?: (quick: Observed) => Promise<void> | void }[] = [
+      {
+        what: 'a fresh upload',
+        args: (which) => ['put', 'f.bin', '--as', `${which}/a.bin`, '-s', s],
+        setup: local,
+        check: async (quick) => {
+          assert.match(quick.stdout, /^stored <v>\/a\.bin {2}200\.0 KiB {2}blake3 [0-9a-f]{64} {2}<time> \(<rate>\)\n$/);
+          assert.ok((await stored('quick/a.bin'))?.equals(data));
+        },
+      },
+      {
+        what: 'named by the file, as JSON',
+        args: () => ['put', 'f.bin', '--json', '-s', s],
+        setup: async (cwd) => {
+          await local(cwd);
+          const client = await connect({ port: server.address.port });
+          await client.remove('f.bin').catch(() => undefined);
+          await client.close();
+        },
+      },
+      {
+        what: 'an identical stored file is left alone',
+        args: (which) => ['put', 'f.bin', '--as', `${which}/b.bin`, '-s', s],
+        setup: async (cwd, which) => {
+          await local(cwd);
+          await store(data, `${which}/b.bin`);
+        },
+        check: (quick) => assert.match(quick.stdout, /^skipped <v>\/b\.bin is already stored, identical {2}200\.0 KiB {2}blake3 /),
+      },
+      {
+        what: 'a different stored file is not replaced without --overwrite',
+        args: (which) => ['put', 'f.bin', '--as', `${which}/c.bin`, '-s', s],
+        setup: async (cwd, which) => {
+          await local(cwd);
+          await store(other, `${which}/c.bin`);
+        },
+        check: async (quick) => {
+          assert.equal(quick.code, 1);
+          assert.equal(quick.stderr, 'ferry: "<v>/c.bin" already exists: use --overwrite to replace it, or --rename to keep both\n');
+          assert.ok((await stored('quick/c.bin'))?.equals(other));
+        },
+      },
+      {
+        what: '--overwrite replaces it',
+        args: (which) => ['put', 'f.bin', '--as', `${which}/d.bin`, '--overwrite', '-s', s],
+        setup: async (cwd, which) => {
+          await local(cwd);
+          await store(other, `${which}/d.bin`);
+        },
+        check: async () => assert.ok((await stored('quick/d.bin'))?.equals(data)),
+      },
+      {
+        what: '--rename keeps both',
+        args: (which) => ['put', 'f.bin', '--as', `${which}/e.bin`, '--rename', '--json', '-s', s],
+        setup: async (cwd, which) => {
+          await local(cwd);
+          await store(other, `${which}/e.bin`);
+        },
+        check: async (quick) => {
+          assert.match(quick.stdout, /^\{"name":"<v>\/e \(1\)\.bin",/);
+          assert.ok((await stored('quick/e (1).bin'))?.equals(data));
+        },
+      },
+      {
+        what: '-p keeps the local modification time',
+        args: (which) => ['put', 'f.bin', '--as', `${which}/p.bin`, '-p', '-q', '-s', s],
+        setup: async (cwd) => {
+          await local(cwd);
+          await fs.utimes(path.join(cwd, 'f.bin'), new Date(), new Date(Date.UTC(2021, 5, 6, 7, 8, 9)));
+        },
+        check: async () => assert.equal((await fs.stat(path.join(server.root, 'quick/p.bin'))).mtimeMs, Date.UTC(2021, 5, 6, 7, 8, 9)),
+      },
+      {
+        what: 'a missing local file: one line, exit 1',
+        args: () => ['put', 'nope.bin', '-s', s],
+        check: (quick) => {
+          assert.equal(quick.code, 1);
+          assert.equal(quick.stderr, 'ferry: no such local file: nope.bin\n');
+        },
+      },
+      {
+        what: 'a folder without -r: one line, exit 1',
+        args: () => ['put', 'sub', '-s', s],
+        setup: (cwd) => fs.mkdir(path.join(cwd, 'sub')),
+        check: (quick) => assert.equal(quick.stderr, 'ferry: sub is a folder: use -r to upload it with its contents\n'),
+      },
+      { what: 'a name the server refuses', args: () => ['put', 'f.bin', '--as', '../up.bin', '-s', s], setup: local },
+    ];
+    for (const c of cases) {
+      it(`the same as the full CLI: ${c.what}`, async () => {
+        const { quick, full } = await both(c.args, c.setup);
+        assert.deepEqual(quick, full);
+        await c.check?.(quick);
       });
     }
   });
