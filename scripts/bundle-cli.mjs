@@ -119,7 +119,7 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   process.stdout.write(pkg.version + '\\n');
 } else if (!(Object.hasOwn(QUICK, args[0] ?? '') && loadQuick(QUICK[args[0]]).run(args))) {
   // The young-generation cap is for long runs (a server, trees of files): one file's get or
-  // put on the quick path stays well under it without (1 GiB get: peak RSS 52-57 MB).
+  // put on the quick path stays well under it without (1 GiB get or put: peak RSS 52-57 MB).
   if (args[0] === 'serve' || args[0] === 'put' || args[0] === 'get') require('./young-generation.js').capYoungGeneration();
   import('./main.mjs');
 }
