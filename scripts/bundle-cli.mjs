@@ -69,8 +69,10 @@ const QUICK_WRAPPER = ['(function (exports, require, module, __filename, __dirna
  * compilation off, so the cache holds every function's bytecode, not only the top level's:
  * the functions the command runs need no compiling either. Instructions per `ferry ls`
  * (valgrind, 2 runs each): no cache 149 M, a top-level cache 141 M, this 131 M.
+ * `fileUrl`: the file hashes, so import.meta.url must be its real file URL (the digester
+ * finds its thread file by it); elsewhere only createRequire takes it, and ignores it.
  */
-async function buildQuick(entry) {
+async function buildQuick(entry, { fileUrl = false } = {}) {
   const file = path.join(outdir, `${entry}.js`);
   await build({
     ...common,
@@ -78,10 +80,16 @@ async function buildQuick(entry) {
     outfile: file,
     format: 'cjs',
     plugins: [ownRequire],
-    // import.meta.url as a file URL (the digester finds its thread file by it): node:url is
-    // loaded at every Node start anyway.
-    banner: { js: "'use strict';\nvar __ferryImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
-    define: { 'import.meta.url': '__ferryImportMetaUrl' },
+    // Whitespace and syntax only (names stay, for stack traces): a smaller file to read, and
+    // ~3% fewer instructions per quick `get` (valgrind, 3 runs each: 156-159 M against 162-164 M).
+    minifyWhitespace: true,
+    minifySyntax: true,
+    ...(fileUrl
+      ? {
+          banner: { js: "'use strict';\nvar __ferryImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+          define: { 'import.meta.url': '__ferryImportMetaUrl' },
+        }
+      : { define: { 'import.meta.url': '__filename' } }),
   });
   const source = readFileSync(file, 'utf8');
   if (/\bimport\(/.test(source)) throw new Error(`${file} contains import(), which vm.Script cannot run: load that module another way`);
@@ -95,8 +103,8 @@ async function buildQuick(entry) {
   writeFileSync(`${file}.cache`, script.createCachedData());
 }
 await buildQuick('quick');
-await buildQuick('quick-get');
-await buildQuick('quick-put');
+await buildQuick('quick-get', { fileUrl: true });
+await buildQuick('quick-put', { fileUrl: true });
 
 await build({ ...common, entryPoints: [path.join(out, 'src/io/digester-thread.js')], outfile: path.join(outdir, 'digester-thread.js'), format: 'cjs' });
 
