@@ -97,12 +97,13 @@ process.on('exit', () => {
   async function both(
     argsOf: string[] | ((which: Which) => string[]),
     setup: (cwd: string, which: Which) => Promise<void> = async () => undefined,
+    extraEnv: NodeJS.ProcessEnv = {},
   ): Promise<{ quick: Observed; full: Observed; quickDir: string }> {
     const run = async (which: Which): Promise<{ observed: Observed; cwd: string; result: CliResult }> => {
       const cwd = await fs.mkdtemp(path.join(dir, `${which}-`));
       await setup(cwd, which);
       const args = typeof argsOf === 'function' ? argsOf(which) : argsOf;
-      const result = which === 'quick' ? await runCli(args, { cwd, env: env(), binary: true }) : await runFullCli(args, { cwd, env: env() });
+      const result = which === 'quick' ? await runCli(args, { cwd, env: { ...env(), ...extraEnv }, binary: true }) : await runFullCli(args, { cwd, env: { ...env(), ...extraEnv } });
       const normal = (text: string): string =>
         text
           .split(cwd)
@@ -424,6 +425,44 @@ process.on('exit', () => {
         const { quick, full } = await both(c.args, c.setup);
         assert.deepEqual(quick, full);
         await c.check?.(quick);
+      });
+    }
+  });
+
+  describe('against a server that requires a token', () => {
+    let server: TestServer;
+    let s: string;
+    let tokens: string;
+    const reader = 'r'.repeat(32);
+    const writer = 'w'.repeat(32);
+    before(async () => {
+      tokens = await fs.mkdtemp(path.join(dir, 'tokens-'));
+      await fs.writeFile(path.join(tokens, 'tokens'), `${reader} read\n${writer} write\n`, { mode: 0o600 });
+      await fs.writeFile(path.join(tokens, 'reader'), `${reader}\n`);
+      await fs.writeFile(path.join(tokens, 'writer'), `# the uploader's\n${writer}\n`);
+      server = await startServer({ tokens: path.join(tokens, 'tokens') });
+      s = `127.0.0.1:${server.address.port}`;
+      const client = await connect({ port: server.address.port, token: writer });
+      await client.put(Buffer.from('secret\n'), 'sec.txt');
+      await client.close();
+    });
+    after(() => server.stop());
+
+    const local = (cwd: string): Promise<void> => fs.writeFile(path.join(cwd, 'f.txt'), 'mine\n');
+    const cases: { what: string; args: (which: Which) => string[]; setup?: (cwd: string, which: Which) => Promise<void>; env?: NodeJS.ProcessEnv; code: number }[] = [
+      { what: 'get with --token-file', args: () => ['get', 'sec.txt', '--token-file', path.join(tokens, 'reader'), '-s', s], code: 0 },
+      { what: 'get without a token', args: () => ['get', 'sec.txt', '-s', s], code: 1 },
+      { what: 'get with a token file that has a comment line (a write token reads too)', args: () => ['get', 'sec.txt', '--token-file', path.join(tokens, 'writer'), '-s', s], code: 0 },
+      { what: 'get with a token the server does not know', args: () => ['get', 'sec.txt', '-s', s], env: { FERRY_TOKEN: 'x'.repeat(32) }, code: 1 },
+      { what: 'put with a read-only token', args: (which) => ['put', 'f.txt', '--as', `${which}/f.txt`, '--token-file', path.join(tokens, 'reader'), '-s', s], setup: local, code: 1 },
+      { what: 'put with FERRY_TOKEN', args: (which) => ['put', 'f.txt', '--as', `${which}/f.txt`, '-s', s], setup: local, env: { FERRY_TOKEN: writer }, code: 0 },
+      { what: 'an unreadable token file', args: () => ['get', 'sec.txt', '--token-file', 'no-such-file', '-s', s], code: 1 },
+    ];
+    for (const c of cases) {
+      it(`the same as the full CLI: ${c.what}`, async () => {
+        const { quick, full } = await both(c.args, c.setup, c.env);
+        assert.deepEqual(quick, full);
+        assert.equal(quick.code, c.code, quick.stderr);
       });
     }
   });
