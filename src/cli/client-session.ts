@@ -1,30 +1,16 @@
-import { blake3Available, blake3LoadProblem } from '../io/digest.js';
 import { connect, type FerryClient } from '../client/client.js';
-import { resolveServer } from './address.js';
-import { securityOptions, timeoutMs, type ClientOptions } from './session.js';
+import { withConnection } from './download-session.js';
+import type { ClientOptions } from './session.js';
+
+export { warnIfNoBlake3 } from './download-session.js';
 
 /**
  * The full client for the commands that move files (put, get, rm, roundtrip): kept apart from
- * session.ts so `ferry ls` and `stat` load none of the transfer code.
+ * session.ts so `ferry ls` and `stat` load none of the transfer code, and from
+ * download-session.ts so a plain `ferry get` loads none of the upload code.
  */
 
 /** Opens a client to the server named by --server / FERRY_SERVER, runs `work`, closes. */
-export async function withClient<T>(options: ClientOptions, work: (client: FerryClient) => Promise<T>): Promise<T> {
-  const { host, port } = resolveServer(options.server);
-  warnIfNoBlake3(options.digest);
-  const client = await connect({ host, port, clientName: 'ferry-cli', timeoutMs: timeoutMs(options.timeout), digest: options.digest, ...(await securityOptions(options)) });
-  try {
-    return await work(client);
-  } finally {
-    await client.close();
-  }
-}
-
-let warnedNoBlake3 = false;
-
-/** The one warning when BLAKE3 cannot load: transfers still work, verified with SHA-256. */
-export function warnIfNoBlake3(digest: ClientOptions['digest']): void {
-  if (digest === 'sha256' || warnedNoBlake3 || blake3Available()) return;
-  warnedNoBlake3 = true;
-  process.stderr.write(`ferry: warning: BLAKE3 is unavailable (${blake3LoadProblem()}); verifying with SHA-256, which costs more CPU\n`);
+export function withClient<T>(options: ClientOptions, work: (client: FerryClient) => Promise<T>): Promise<T> {
+  return withConnection(options, connect, work);
 }

@@ -2,7 +2,7 @@ import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { DigestAlgorithm } from '../io/digest.js';
 import { hashFile } from '../io/hash-prefix.js';
-import { FerryError } from '../client/index.js';
+import { FerryError } from '../errors.js';
 
 /**
  * Where a download goes on this machine, decided the way cp and scp decide: a regular file

@@ -1,4 +1,4 @@
-import type { Progress } from '../client/index.js';
+import type { Progress } from '../client/types.js';
 import { humanSize } from './format.js';
 
 export interface ProgressReporter {

@@ -1,17 +1,9 @@
-import { promises as fs } from 'node:fs';
-import type { Readable, Writable } from 'node:stream';
-import { hashPrefix } from '../io/hash-prefix.js';
 import { ListFlag } from '../protocol/index.js';
 import { putBatch, type BatchPutFile, type BatchPutOptions, type BatchPutResult } from './batch.js';
 import { getBatch, type BatchGetResult } from './get-batch.js';
-import { bufferSource, fileSource, streamSource } from './body-source.js';
 import { Connection, type ConnectOptions } from './connection.js';
-import { downloadToFile, downloadToStream } from './download.js';
-import { openLocal } from './local-files.js';
-import { FerryReader } from './reader.js';
-import { checkedName, partialOf, request } from './requests.js';
-import type { GetOptions, PutOptions, TransferResult } from './types.js';
-import { AWAIT_READY_THRESHOLD, upload, type Resumable } from './upload.js';
+import { checkedName, request } from './requests.js';
+import { FerryUploader } from './uploader.js';
 
 export type { ConnectOptions } from './connection.js';
 export { BatchBuilder } from './batch.js';
@@ -31,9 +23,9 @@ export async function connect(options: ConnectOptions = {}): Promise<FerryClient
  * mid-upload, …) rejects that call only; a transport failure rejects every pending and later
  * call. Every call settles within the connection's timeout, and after a failure, close() or
  * destroy() nothing the client made keeps the process alive. (list, listStream, stat, close and
- * destroy are FerryReader's.)
+ * destroy are FerryReader's, get is FerryDownloader's, put is FerryUploader's.)
  */
-export class FerryClient extends FerryReader {
+export class FerryClient extends FerryUploader {
   /**
    * Uploads many small files in one request (protocol 5): one result per file, in order, each
    * stored (durably, unless the server runs without fsync), identical, or refused on its own.
@@ -74,57 +66,5 @@ export class FerryClient extends FerryReader {
         return true;
       },
     );
-  }
-
-  /**
-   * Uploads a local file (path), a Buffer, or a stream as `name`. The server hashes what it
-   * receives and must agree with the digest computed here, or the upload is refused whole.
-   * A stream source is destroyed if the upload stops before its end (failure or refusal).
-   */
-  async put(source: string | Buffer | Readable, name: string, options: PutOptions = {}): Promise<TransferResult> {
-    const storedName = checkedName(name);
-    if (typeof source === 'string') {
-      const { handle, size } = await openLocal(source);
-      try {
-        const resumable = await this.resumableUpload(storedName, size, handle, options);
-        return await upload(this.connection, {
-          name: storedName,
-          size,
-          options,
-          resumable,
-          source: (from) => fileSource(handle, from, size - from, source),
-        });
-      } finally {
-        await handle.close();
-      }
-    }
-    if (Buffer.isBuffer(source)) {
-      return upload(this.connection, { name: storedName, size: source.length, options, source: () => bufferSource(source) });
-    }
-    return upload(this.connection, { name: storedName, size: options.size, options, source: () => streamSource(source) });
-  }
-
-  /**
-   * Asks the server what it kept of an earlier attempt, and checks that prefix against the
-   * local file. The prefix is read once: its hash is continued for the rest of the upload.
-   */
-  private async resumableUpload(name: string, size: number, handle: fs.FileHandle, options: PutOptions): Promise<Resumable | undefined> {
-    if (options.resume === false || size < AWAIT_READY_THRESHOLD || this.connection.version < 2) return undefined;
-    const partial = await partialOf(this.connection, (id) => ({ type: 'PROBE_UPLOAD', id, name, size }));
-    if (partial.offset === 0 || partial.offset > size) return undefined;
-    const hasher = await hashPrefix(handle, partial.offset, this.connection.algorithm);
-    if (!hasher.peek().equals(partial.digest)) return undefined; // changed locally: start over
-    return { offset: partial.offset, digest: partial.digest, hasher };
-  }
-
-  /**
-   * Downloads `name` to a local path (via `<path>.ferry-part`, renamed once the digest matches
-   * the server's; a second download to the same path meanwhile fails with LOCAL_IO) or into a
-   * writable stream (verified at the end).
-   */
-  async get(name: string, destination: string | Writable, options: GetOptions = {}): Promise<TransferResult> {
-    const storedName = checkedName(name);
-    if (typeof destination !== 'string') return downloadToStream(this.connection, storedName, destination, options);
-    return downloadToFile(this.connection, storedName, destination, options);
   }
 }

@@ -22,7 +22,7 @@ function run(command: string, args: string[], cwd: string): Promise<{ code: numb
   });
 }
 
-/** A tiny project built by the real build scripts: three entry points, so a build takes a moment. */
+/** A tiny project built by the real build scripts: five entry points, so a build takes a moment. */
 async function tinyProject(): Promise<string> {
   const dir = await tempDir('ferry-build-');
   await fs.mkdir(path.join(dir, 'scripts'));
@@ -36,7 +36,7 @@ async function tinyProject(): Promise<string> {
   await fs.mkdir(path.join(dir, 'src', 'cli'), { recursive: true });
   await fs.mkdir(path.join(dir, 'src', 'io'), { recursive: true });
   await fs.writeFile(path.join(dir, 'src', 'cli', 'main.ts'), 'export const version = 1;\n');
-  await fs.writeFile(path.join(dir, 'src', 'cli', 'quick.ts'), 'export function run(): boolean {\n  return false;\n}\n');
+  for (const quick of ['quick.ts', 'quick-get.ts', 'quick-put.ts']) await fs.writeFile(path.join(dir, 'src', 'cli', quick), 'export function run(): boolean {\n  return false;\n}\n');
   await fs.writeFile(path.join(dir, 'src', 'io', 'digester-thread.ts'), 'export const thread = 1;\n');
   return dir;
 }

@@ -1,19 +1,22 @@
-import { createWriteStream, mkdirSync, promises as fs, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { BATCH_GET_MAX_FILE, BatchBuilder, FerryError, GetBatchBuilder, printableName, type BatchGetResult, type BatchPutOptions, type Entry, type FerryClient, type Progress, type TransferResult } from '../../client/index.js';
+import { BATCH_GET_MAX_FILE, BatchBuilder, FerryError, GetBatchBuilder, printableName, type BatchGetResult, type BatchPutOptions, type Entry, type FerryClient } from '../../client/index.js';
 import { UsageError } from '../exit.js';
-import { duration, humanSize, rate } from '../format.js';
 import { onInterrupt } from '../interrupt.js';
 import { Feed, inLanes } from '../feed.js';
 import { localPathFor, streamLocalTree } from '../local-tree.js';
 import { ByteBudget } from '../byte-budget.js';
-import { digestOfFile, localTarget, prepareFolder } from '../local-target.js';
+import { prepareFolder } from '../local-target.js';
 import { cannotWrite, userMessage } from '../messages.js';
 import { localState, placeFile, touchIdentical, type LocalState } from '../batch-get.js';
 import { MAX_PARALLEL, parseCount } from '../numbers.js';
+import { getOne, moveOneFile, putJob, putOne, report, resumeNote, singleGetDestination, storedCopy, type Hooks, type Outcome } from '../one-file.js';
 import { batchProgressBar, progressBar } from '../progress.js';
 import { withClient } from '../client-session.js';
 import type { ClientOptions } from '../session.js';
+
+// Moved to one-file.ts (shared with the quick path); still exported here for their users.
+export { download, storedCopy, type Hooks, type Outcome } from '../one-file.js';
 
 interface CommonOptions extends ClientOptions {
   quiet?: boolean;
@@ -71,9 +74,6 @@ function planOf(jobs: Job[]): Plan {
   };
 }
 
-/** What happened to one file: moved, or left alone because the destination already holds the same bytes. */
-export type Outcome = { skipped: false; result: TransferResult } | { skipped: true; entry: Entry };
-
 /** Requests kept in flight per connection when many files move: enough to hide latency, few open files. */
 const PIPELINE_WINDOW = 32;
 /**
@@ -105,8 +105,6 @@ export async function put(files: string[], options: PutCliOptions): Promise<numb
   if (options.overwrite && options.rename) throw new UsageError('--overwrite and --rename exclude each other: give one of them');
   const plan = await planPuts(files, options);
   const resumable = options.resume !== false && files.some((f) => f !== '-');
-  // The server's EXISTS says when to look for an identical file (a fresh upload costs no extra
-  // request); with --overwrite/--rename nothing is refused, so the check comes first.
   const batches: SmallFiles = {
     withMtime: options.preserve === true,
     // An identical file is skipped by the server; a different one is refused (EXISTS) unless
@@ -117,101 +115,14 @@ export async function put(files: string[], options: PutCliOptions): Promise<numb
       return same === undefined ? undefined : { skipped: true, entry: same };
     },
   };
-  return transfer('put', plan, options, resumable, batches, undefined, async (client, job, hooks) => {
-    const fromFile = job.local !== '-';
-    const identical = async (): Promise<Outcome | undefined> => {
-      if (!fromFile) return undefined;
-      const same = await storedCopy(client, job.name, job.local, job.size);
-      return same === undefined ? undefined : { skipped: true, entry: same };
-    };
-    if (options.overwrite || options.rename) {
-      const skipped = await identical();
-      if (skipped) return skipped;
-    }
-    const source = fromFile ? job.local : process.stdin;
-    // -p: the stored file keeps the local file's modification time (a pipe has none to keep).
-    const mtimeMs = options.preserve && fromFile ? (job.mtimeMs ?? (await fs.stat(job.local)).mtimeMs) : undefined;
-    try {
-      const result = await client.put(source, job.name, { overwrite: options.overwrite, rename: options.rename, resume: options.resume, mtimeMs, ...hooks });
-      return { skipped: false, result };
-    } catch (error) {
-      if (!(error instanceof FerryError && error.code === 'EXISTS')) throw error;
-      const skipped = await identical();
-      if (skipped) return skipped;
-      throw error;
-    }
-  });
-}
-
-/** The stored file `name` if it already holds the bytes of local file `local` (same size, same digest). */
-export async function storedCopy(client: FerryClient, name: string, local: string, size: number | undefined, known?: Entry): Promise<Entry | undefined> {
-  const entry =
-    known ??
-    (await client.stat(name).catch((error: unknown) => {
-      if (error instanceof FerryError && error.code === 'NOT_FOUND') return undefined;
-      throw error;
-    }));
-  if (entry === undefined || entry.kind !== 'file' || entry.size !== size) return undefined;
-  return (await digestOfFile(local, entry.algorithm)) === entry.digest ? entry : undefined;
+  return transfer('put', plan, options, resumable, batches, undefined, (client, job, hooks) => putOne(client, job, options, hooks));
 }
 
 export async function get(names: string[], options: GetCliOptions): Promise<number> {
   const plan = await planGets(names, options);
   const resumable = options.resume !== false && options.output !== '-';
   const smallGets: SmallGets = { preserve: options.preserve === true };
-  return transfer('get', plan, options, resumable, undefined, smallGets, async (client, job, hooks) => {
-    if (job.local === '-') return { skipped: false, result: await client.get(job.name, process.stdout, hooks) };
-    try {
-      return await download(client, job.name, job.local, { resume: options.resume, preserve: options.preserve, remote: job.remote }, hooks);
-    } catch (error) {
-      throw cannotWrite(job.local, error);
-    }
-  });
-}
-
-/**
- * One download to a local path, as cp would write it: a regular file is replaced atomically
- * once verified (keeping its mode), a FIFO or device is written into, an identical file is left alone.
- */
-export async function download(
-  client: FerryClient,
-  name: string,
-  local: string,
-  options: { resume?: boolean; preserve?: boolean; remote?: Entry },
-  hooks: Partial<Hooks>,
-): Promise<Outcome> {
-  const target = await localTarget(local);
-  if (target.kind === 'special') return { skipped: false, result: await downloadInto(client, name, target.path, hooks) };
-  if (target.stats !== undefined) {
-    const remote = options.remote ?? (await client.stat(name));
-    if (remote.kind === 'file' && remote.size === target.stats.size && (await digestOfFile(target.path, remote.algorithm)) === remote.digest) {
-      if (options.preserve) await fs.utimes(target.path, new Date(), remote.mtime);
-      return { skipped: true, entry: remote };
-    }
-  }
-  const result = await client.get(name, target.path, { resume: options.resume, ...hooks });
-  if (target.mode !== undefined) await fs.chmod(target.path, target.mode);
-  if (options.preserve) await fs.utimes(target.path, new Date(), result.mtime);
-  return { skipped: false, result };
-}
-
-/** Writes a download into a FIFO or a device in place (no temporary, no rename), like cp. */
-async function downloadInto(client: FerryClient, name: string, file: string, hooks: Partial<Hooks>): Promise<TransferResult> {
-  const stream = createWriteStream(file, { flags: 'w' });
-  // A write error (ENOSPC on /dev/full, a reader gone from a FIFO) ends this download at once.
-  const broken = new Promise<never>((_, reject) =>
-    stream.once('error', (error) => {
-      client.destroy();
-      reject(error);
-    }),
-  );
-  try {
-    const result = await Promise.race([client.get(name, stream, hooks), broken]);
-    await Promise.race([new Promise<void>((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve()))), broken]);
-    return result;
-  } finally {
-    stream.destroy();
-  }
+  return transfer('get', plan, options, resumable, undefined, smallGets, (client, job, hooks) => getOne(client, job, options, hooks));
 }
 
 async function planPuts(files: string[], options: PutCliOptions): Promise<Plan> {
@@ -221,32 +132,7 @@ async function planPuts(files: string[], options: PutCliOptions): Promise<Plan> 
   // Each argument is looked at now (a usage error comes before any transfer); folders are
   // walked later, as their files are sent.
   const named: (Job | { tree: string; base: string })[] = [];
-  for (const file of files) {
-    if (file === '-') {
-      if (options.as === undefined) throw new UsageError('reading stdin needs a name: ferry put - --as NAME');
-      named.push({ name: options.as, local: '-', size: undefined });
-      continue;
-    }
-    const name = options.as ?? path.basename(file);
-    let stats;
-    try {
-      stats = await fs.stat(file);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      const problem = new FerryError('LOCAL_IO', code === 'ENOENT' ? `no such local file: ${file}` : `cannot read ${file}: ${userMessage(error)}`);
-      named.push({ name, local: file, size: undefined, problem });
-      continue;
-    }
-    if (stats.isDirectory()) {
-      if (!options.recursive) {
-        named.push({ name, local: file, size: undefined, problem: new FerryError('LOCAL_IO', `${file} is a folder: use -r to upload it with its contents`) });
-        continue;
-      }
-      named.push({ tree: file, base: path.basename(path.resolve(file)) });
-    } else {
-      named.push({ name, local: file, size: stats.size, mtimeMs: stats.mtimeMs });
-    }
-  }
+  for (const file of files) named.push(await putJob(file, options));
   const plain = named.filter((n): n is Job => !('tree' in n));
   if (plain.length === named.length) return planOf(plain);
   const warn = (warning: string): boolean => process.stderr.write(`ferry: warning: ${warning}\n`);
@@ -271,15 +157,7 @@ async function planGets(names: string[], options: GetCliOptions): Promise<Plan> 
   if (options.recursive) return planTreeGets(names, options);
   if (names.length === 1) {
     const name = names[0]!;
-    const base = name.split('/').pop() ?? name;
-    let local = options.output ?? base;
-    // Like cp and scp: an existing folder receives the file inside it; a path ending in / names a folder.
-    if (options.output !== undefined && options.output !== '-' && (options.output.endsWith('/') || (await isFolder(options.output)))) {
-      await prepareFolder(options.output);
-      local = path.join(options.output, base);
-    }
-    if (local === '') throw new UsageError('no output file: use -o FILE');
-    return planOf([{ name, local, size: undefined }]);
+    return planOf([{ name, local: await singleGetDestination(name, options.output), size: undefined }]);
   }
   const folder = options.output ?? '.';
   await prepareFolder(folder);
@@ -353,10 +231,6 @@ async function* remoteTree(client: FerryClient, prefix: string): AsyncGenerator<
   }
 }
 
-async function isFolder(local: string): Promise<boolean> {
-  return (await fs.stat(local).catch(() => undefined))?.isDirectory() === true;
-}
-
 /** How `put` sends small files to a protocol-5 server: many to a PUT_BATCH. */
 interface SmallFiles {
   /** -p: each file carries its modification time. */
@@ -384,11 +258,6 @@ function getBatchable(client: FerryClient, job: Job): boolean {
   return client.version >= 6 && job.local !== '-' && (job.size === undefined || job.size <= BATCH_GET_MAX_FILE);
 }
 
-export interface Hooks {
-  onProgress: (progress: Progress) => void;
-  onResume: (offset: number) => void;
-}
-
 /**
  * Moves every job: over --parallel connections, each pipelining up to PIPELINE_WINDOW
  * requests. Jobs are taken from the plan's stream as lanes free up, so the walk (or listing)
@@ -408,30 +277,18 @@ async function transfer(
 ): Promise<number> {
   const parallel = options.parallel === undefined ? DEFAULT_PARALLEL : parseCount(options.parallel, '--parallel', 1, MAX_PARALLEL);
   if (plan.single?.problem !== undefined) throw plan.single.problem;
-  // With data on stdout, everything else goes to stderr.
-  const out = verb === 'get' && plan.single?.local === '-' ? process.stderr : process.stdout;
+  if (plan.single) {
+    const single = plan.single;
+    return moveOneFile<FerryClient>(verb, single, options, resumable, progressBar, (work) => withClient(options, work), (client, hooks) => move(client, single, hooks));
+  }
+  const out = process.stdout;
   const silentBars = options.quiet || options.json;
-  const resumeNote = (job: Job) => (offset: number) => {
-    if (!options.quiet) process.stderr.write(`resuming at ${offset} bytes: ${printableName(job.name)}\n`);
-  };
   let stopBar = (): void => undefined;
   const removeInterrupt = onInterrupt({
     cleanup: () => stopBar(),
     hint: () => (resumable ? 'run the same command again to resume' : undefined),
   });
   try {
-    if (plan.single) {
-      const job = plan.single;
-      const bar = await progressBar(`${verb} ${printableName(job.name)}`, silentBars);
-      stopBar = () => bar.stop();
-      const started = performance.now();
-      const outcome = await withClient(options, (client) => move(client, job, { onProgress: (p) => bar.update(p), onResume: resumeNote(job) })).finally(() =>
-        bar.stop(),
-      );
-      report(out, verb, job, outcome, performance.now() - started, options);
-      return 0;
-    }
-
     let failures = 0;
     const fail = (job: Job | undefined, error: unknown, count = 1): void => {
       failures += count;
@@ -537,7 +394,7 @@ async function transfer(
                       bar.bytes(p.bytes - last);
                       last = p.bytes;
                     },
-                    onResume: resumeNote(job),
+                    onResume: resumeNote(job, options),
                   });
                   settle(job, outcome, performance.now() - started);
                 } catch (error) {
@@ -679,38 +536,5 @@ async function transfer(
     return failures > 0 ? 1 : 0;
   } finally {
     removeInterrupt();
-  }
-}
-
-function report(out: NodeJS.WriteStream, verb: 'put' | 'get', job: Job, outcome: Outcome, ms: number, options: { quiet?: boolean; json?: boolean }): void {
-  const local = job.local === '-' ? (verb === 'put' ? 'stdin' : 'stdout') : job.local;
-  if (outcome.skipped) {
-    const { entry } = outcome;
-    if (options.json) {
-      const row = { name: entry.name, local: job.local, size: entry.size, algorithm: entry.algorithm, digest: entry.digest, mtime: entry.mtime.toISOString(), skipped: 'identical', resumedFrom: 0, seconds: Math.round(ms) / 1000 };
-      out.write(`${JSON.stringify(row)}\n`);
-    } else if (!options.quiet) {
-      const what = verb === 'put' ? `${printableName(entry.name)} is already stored` : `${local} already holds ${printableName(entry.name)}`;
-      out.write(`skipped ${what}, identical  ${humanSize(entry.size)}  ${entry.algorithm} ${entry.digest}\n`);
-    }
-    return;
-  }
-  const { result } = outcome;
-  if (options.json) {
-    const row = {
-      name: result.name,
-      local: job.local,
-      size: result.size,
-      algorithm: result.algorithm,
-      digest: result.digest,
-      mtime: result.mtime.toISOString(),
-      resumedFrom: result.resumedFrom,
-      seconds: Math.round(ms) / 1000,
-    };
-    out.write(`${JSON.stringify(row)}\n`);
-  } else if (!options.quiet) {
-    const what = verb === 'put' ? `stored ${printableName(result.name)}` : `saved ${local} from ${printableName(result.name)}`;
-    const resumed = result.resumedFrom > 0 ? `, resumed at ${result.resumedFrom}` : '';
-    out.write(`${what}  ${humanSize(result.size)}  ${result.algorithm} ${result.digest}  ${duration(ms)} (${rate(result.size - result.resumedFrom, ms)}${resumed})\n`);
   }
 }
