@@ -10,7 +10,7 @@ import {
   type BatchResult,
 } from '../protocol/index.js';
 import { remoteError, type Connection } from './connection.js';
-import { checkedName, request } from './requests.js';
+import { checkedName, request, wireMtime } from './requests.js';
 import type { Entry, TransferResult } from './types.js';
 
 /** One small file for `putBatch`: its bytes whole. */
@@ -81,7 +81,7 @@ export async function putBatch(connection: Connection, files: BatchPutFile[], op
   const wire: BatchFile[] = files.map((file) => {
     const name = checkedName(file.name);
     builder.add({ ...file, name });
-    return { name, mtimeMs: file.mtimeMs, digest: digestOf(algorithm, file.data), data: file.data };
+    return { name, mtimeMs: file.mtimeMs === undefined ? undefined : wireMtime(file.mtimeMs), digest: digestOf(algorithm, file.data), data: file.data };
   });
   const flags =
     (options.overwrite ? BatchFlag.OVERWRITE : 0) |

@@ -48,6 +48,17 @@ export function partialOf(connection: Connection, build: (id: number) => Message
   });
 }
 
+/**
+ * A modification time as the protocol carries it: whole milliseconds since 1970 (fs.Stats'
+ * mtimeMs has a fraction: sent as it is, it could not be encoded).
+ */
+export function wireMtime(mtimeMs: number): number {
+  if (!Number.isFinite(mtimeMs) || mtimeMs < 0) {
+    throw new FerryError('UNSUPPORTED', `a modification time before 1970 cannot be kept (mtimeMs ${mtimeMs}): send the file without -p / mtimeMs`);
+  }
+  return Math.floor(mtimeMs);
+}
+
 /** A name as the server will see it (NFC), checked before anything is sent. */
 export function checkedName(name: string): string {
   const normalized = name.normalize('NFC');

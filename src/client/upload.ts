@@ -5,7 +5,7 @@ import { chunkHeader, encodeMessage, PutFlag, type WireEntry } from '../protocol
 import { waitForDrain } from '../transport/outbox.js';
 import type { BodySource } from './body-source.js';
 import { remoteError, type Connection } from './connection.js';
-import { errorText } from './requests.js';
+import { errorText, wireMtime } from './requests.js';
 import type { PutOptions, TransferResult } from './types.js';
 
 /** Above this size a put waits for the server's go-ahead before sending the body. */
@@ -125,7 +125,7 @@ export async function upload(connection: Connection, plan: UploadPlan): Promise<
 
   /** The body and PUT_END, with exclusive use of the socket. */
   const sendBody = async (): Promise<void> => {
-    write(encodeMessage({ type: 'PUT', id, name, flags, size: size ?? 0, mtimeMs: options.mtimeMs }));
+    write(encodeMessage({ type: 'PUT', id, name, flags, size: size ?? 0, mtimeMs: options.mtimeMs === undefined ? undefined : wireMtime(options.mtimeMs) }));
     if (awaitReady) {
       if (verdict) return;
       const start = await new Promise<boolean>((resolve) => (go = resolve));

@@ -100,6 +100,26 @@ describe('ferry CLI: re-runs converge, and get -o writes where cp would', () => 
     assert.equal((await fs.stat(copy)).mtime.toISOString(), then.toISOString());
   });
 
+  it('put -p and put -r -p take files whose modification time has a fraction of a millisecond (most fresh files)', async () => {
+    const dir = path.join(work, 'fine');
+    await fs.mkdir(dir);
+    const files = ['one.txt', 'two.txt'];
+    for (const file of files) {
+      await fs.writeFile(path.join(dir, file), `${file}\n`);
+      // Seconds with a fraction below the millisecond: what a file system with ns times holds.
+      await fs.utimes(path.join(dir, file), 1_700_000_000.1235, 1_700_000_000.1235);
+    }
+    assert.notEqual((await fs.stat(path.join(dir, 'one.txt'))).mtimeMs % 1, 0, 'the test file has a fractional mtimeMs');
+    const single = await runCli(['put', path.join(dir, 'one.txt'), '--as', 'fine-one.txt', '-p', '-s', s]);
+    assert.equal(single.code, 0, single.stderr);
+    const tree = await runCli(['put', '-r', dir, '-p', '-s', s]);
+    assert.equal(tree.code, 0, tree.stderr);
+    for (const name of ['fine-one.txt', 'fine/one.txt', 'fine/two.txt']) {
+      const stored = JSON.parse((await runCli(['stat', name, '--json', '-s', s])).stdout) as { mtime: string };
+      assert.equal(stored.mtime, '2023-11-14T22:13:20.123Z', name);
+    }
+  });
+
   it('writes into a FIFO, a character device and through a symlink instead of replacing them', async () => {
     const fifo = path.join(work, 'myfifo');
     execFileSync('mkfifo', [fifo]);
