@@ -4,6 +4,7 @@ import path from 'node:path';
 import { FerryError, type Entry, type TransferResult } from '../client/index.js';
 import { linkUnsupported } from '../client/download-lock.js';
 import { digestOf } from '../io/digest.js';
+import { mtimeSeconds } from '../io/file-times.js';
 
 /**
  * The local side of `get` for files that came in a batch (GET_BATCH, already verified in
@@ -41,7 +42,7 @@ export function localState(local: string, remote: Entry | undefined): LocalState
 
 /** -p on a file left alone: it takes the stored file's modification time. */
 export function touchIdentical(local: string, remote: Entry): void {
-  utimesSync(local, new Date(), remote.mtime);
+  utimesSync(local, new Date(), mtimeSeconds(remote.mtime.getTime()));
 }
 
 /**
@@ -55,7 +56,7 @@ export function placeFile(local: string, data: Buffer, result: TransferResult, s
     try {
       for (let written = 0; written < data.length; ) written += writeSync(fd, data, written, data.length - written);
       if (state.kind === 'replace') fchmodSync(fd, state.before.mode & 0o7777); // like cp: the replaced file's mode
-      if (preserve) futimesSync(fd, new Date(), result.mtime);
+      if (preserve) futimesSync(fd, new Date(), mtimeSeconds(result.mtime.getTime()));
     } finally {
       closeSync(fd);
     }

@@ -12,6 +12,7 @@ import { onInterrupt } from './interrupt.js';
 import { digestOfFile, localTarget, prepareFolder } from './local-target.js';
 import { cannotWrite, userMessage } from './messages.js';
 import type { ProgressReporter } from './progress.js';
+import { mtimeSeconds } from '../io/file-times.js';
 
 /**
  * One named file moved alone (`ferry put FILE`, `ferry get NAME`): the local planning of a
@@ -166,13 +167,13 @@ export async function download(
   if (target.stats !== undefined) {
     const remote = options.remote ?? (await client.stat(name));
     if (remote.kind === 'file' && remote.size === target.stats.size && (await digestOfFile(target.path, remote.algorithm)) === remote.digest) {
-      if (options.preserve) await fs.utimes(target.path, new Date(), remote.mtime);
+      if (options.preserve) await fs.utimes(target.path, new Date(), mtimeSeconds(remote.mtime.getTime()));
       return { skipped: true, entry: remote };
     }
   }
   const result = await client.get(name, target.path, { resume: options.resume, ...hooks });
   if (target.mode !== undefined) await fs.chmod(target.path, target.mode);
-  if (options.preserve) await fs.utimes(target.path, new Date(), result.mtime);
+  if (options.preserve) await fs.utimes(target.path, new Date(), mtimeSeconds(result.mtime.getTime()));
   return { skipped: false, result };
 }
 

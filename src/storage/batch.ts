@@ -7,6 +7,7 @@ import { pickLeaf } from './leaf.js';
 import { isCode, type Folder } from './safe-path.js';
 import { freeSpace } from './usage.js';
 import type { StoredEntry, StoreParts } from './types.js';
+import { mtimeSeconds } from '../io/file-times.js';
 
 /** One small file of a batch upload: its bytes whole in memory, and the digest the client sent. */
 export interface BatchFile {
@@ -221,7 +222,7 @@ export class BatchUploads {
         fd = openSync(tmp.entry(tempName), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
         p.tempName = tempName;
         for (let written = 0; written < p.file.data.length; ) written += writeSync(fd, p.file.data, written);
-        if (p.file.mtimeMs !== undefined) futimesSync(fd, new Date(), new Date(p.file.mtimeMs));
+        if (p.file.mtimeMs !== undefined) futimesSync(fd, new Date(), mtimeSeconds(p.file.mtimeMs));
         opened.push({ p, fd });
       } catch (error) {
         if (fd !== undefined) this.drop(p, fd);

@@ -11,6 +11,7 @@ import type { Reader } from './reads.js';
 import { isCode } from './safe-path.js';
 import { freeSpace } from './usage.js';
 import type { StoredEntry, StoreParts, UploadOptions } from './types.js';
+import { mtimeSeconds } from '../io/file-times.js';
 
 /** A probed partial: its length and the hash of those bytes, kept to be continued. */
 interface ProbedPartial {
@@ -340,7 +341,7 @@ export class Upload {
         throw new FerryError('INTEGRITY', `${this.algorithm} mismatch: the bytes received are not the bytes sent`);
       }
       // The client's modification time (put -p), set before the sync so it is as durable as the bytes.
-      if (this.options.mtimeMs !== undefined) await this.handle.utimes(new Date(), new Date(this.options.mtimeMs));
+      if (this.options.mtimeMs !== undefined) await this.handle.utimes(new Date(), mtimeSeconds(this.options.mtimeMs));
       if (this.parts.fsync) await this.handle.sync();
       const stats = await this.handle.stat();
       await this.handle.close();

@@ -118,6 +118,13 @@ describe('ferry CLI: re-runs converge, and get -o writes where cp would', () => 
       const stored = JSON.parse((await runCli(['stat', name, '--json', '-s', s])).stdout) as { mtime: string };
       assert.equal(stored.mtime, '2023-11-14T22:13:20.123Z', name);
     }
+    // And back: get -p and get -r -p set the same millisecond (a time set as seconds, a double, must not read back one early).
+    const back = path.join(work, 'fine-back');
+    assert.equal((await runCli(['get', 'fine-one.txt', '-o', `${back}-one.txt`, '-p', '-s', s])).code, 0);
+    assert.equal((await runCli(['get', '-r', 'fine', '-o', back, '-p', '-s', s])).code, 0);
+    for (const file of [`${back}-one.txt`, path.join(back, 'one.txt'), path.join(back, 'two.txt')]) {
+      assert.equal((await fs.stat(file)).mtime.toISOString(), '2023-11-14T22:13:20.123Z', file);
+    }
   });
 
   it('writes into a FIFO, a character device and through a symlink instead of replacing them', async () => {
