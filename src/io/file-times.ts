@@ -1,10 +1,10 @@
 /**
- * A modification time in whole milliseconds, as the seconds fs.utimes takes: 10 µs into the
- * millisecond, not its start. Seconds are a double (steps of ~0.24 µs at today's times), and
- * e.g. 1700000000.123 is stored as …122999906 ns, which reads back one millisecond early
- * (ferry truncates times to milliseconds); 10 µs later survives that rounding, and stays below
- * the half millisecond where Node's Stats.mtime (a Date, rounded) would show the next one.
+ * A modification time in whole milliseconds, as the seconds fs.utimes takes, set so that it
+ * lands exactly on the millisecond. Seconds are a double (steps of ~0.24 µs at today's
+ * times): 1700000000.123 is …122999906 ns, and libuv keeps whole microseconds (truncating), so
+ * the file would read back one millisecond early (…20.122999). Half a microsecond more lands,
+ * after libuv's truncation, on …20.123000 exactly.
  */
 export function mtimeSeconds(mtimeMs: number): number {
-  return (Math.floor(mtimeMs) + 0.01) / 1000;
+  return (Math.floor(mtimeMs) + 0.0005) / 1000;
 }
