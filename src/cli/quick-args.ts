@@ -58,31 +58,26 @@ const { '--tls': _tls, '--fingerprint': _fingerprint, ...PLAIN_CLIENT_FLAGS } = 
 
 type QuickName = QuickCommand['name'];
 
+/** The flags a single-file get and put share. */
+const TRANSFER_FLAGS: Flags = {
+  ...PLAIN_CLIENT_FLAGS,
+  '-q': { key: 'quiet', value: false },
+  '--quiet': { key: 'quiet', value: false },
+  '--json': { key: 'json', value: false },
+  '--no-resume': { key: 'resume', value: false, sets: false },
+  '-p': { key: 'preserve', value: false },
+  '--preserve': { key: 'preserve', value: false },
+};
+
 const COMMAND_FLAGS: Readonly<Record<QuickName, Flags>> = {
   ls: { ...CLIENT_FLAGS, '--json': { key: 'json', value: false }, '-l': { key: 'long', value: false }, '--long': { key: 'long', value: false } },
   stat: { ...CLIENT_FLAGS, '--json': { key: 'json', value: false } },
-  get: {
-    ...PLAIN_CLIENT_FLAGS,
-    '-o': { key: 'output', value: true },
-    '--output': { key: 'output', value: true },
-    '-q': { key: 'quiet', value: false },
-    '--quiet': { key: 'quiet', value: false },
-    '--json': { key: 'json', value: false },
-    '--no-resume': { key: 'resume', value: false, sets: false },
-    '-p': { key: 'preserve', value: false },
-    '--preserve': { key: 'preserve', value: false },
-  },
+  get: { ...TRANSFER_FLAGS, '-o': { key: 'output', value: true }, '--output': { key: 'output', value: true } },
   put: {
-    ...PLAIN_CLIENT_FLAGS,
+    ...TRANSFER_FLAGS,
     '--as': { key: 'as', value: true },
     '--overwrite': { key: 'overwrite', value: false },
     '--rename': { key: 'rename', value: false },
-    '-q': { key: 'quiet', value: false },
-    '--quiet': { key: 'quiet', value: false },
-    '--json': { key: 'json', value: false },
-    '--no-resume': { key: 'resume', value: false, sets: false },
-    '-p': { key: 'preserve', value: false },
-    '--preserve': { key: 'preserve', value: false },
   },
 };
 
