@@ -168,8 +168,9 @@ export class DigestCache {
       }
       // Rewrites a log that grew mostly of replaced or removed lines (checked at doubling sizes).
       if (size >= (this.compactionChecks.get(at.key) ?? nextCompactionCheck(0))) {
-        const log = cached ?? loadLog(folder, at.file);
-        if (needsCompaction(log)) compactLog(folder, at.file, log);
+        // An uncached log is first only counted (its leaves, not its records' text).
+        const log = cached ?? loadLog(folder, at.file, false);
+        if (needsCompaction(log)) compactLog(folder, at.file, cached ?? loadLog(folder, at.file));
         if (this.compactionChecks.size >= MAX_CHECKS) this.compactionChecks.clear();
         this.compactionChecks.set(at.key, nextCompactionCheck(log.bytes));
       }

@@ -64,8 +64,12 @@ export interface LoadedLog {
   bytes: number;
 }
 
-/** Reads a whole log (a missing log is an empty one); unparsable lines (a torn last line) are skipped. */
-export function loadLog(folder: Folder, file: string): LoadedLog {
+/**
+ * Reads a whole log (a missing log is an empty one); unparsable lines (a torn last line) are
+ * skipped. Without `withTexts`, only which leaves it names (every record undefined): enough to
+ * tell how much of it is dead, without keeping the log's text alive through the records.
+ */
+export function loadLog(folder: Folder, file: string, withTexts = true): LoadedLog {
   const lines = new Map<string, string | undefined>();
   let count = 0;
   let bytes = 0;
@@ -99,7 +103,7 @@ export function loadLog(folder: Folder, file: string): LoadedLog {
         if (tab < 0) continue;
         const leaf = parseLeaf(line, tab + 1);
         if (leaf === undefined) continue;
-        const text = line.slice(0, tab);
+        const text = withTexts ? line.slice(0, tab) : '-';
         lines.set(leaf, text === '-' ? undefined : text);
       }
     }
