@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connect, WireErrorCode } from '../../src/index.js';
 import { encodeMessage } from '../../src/protocol/index.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { runCli, writeLoadReporter, type CliResult } from '../helpers/cli.js';
 import { startFakeServer, type FakeServer } from '../helpers/fake-server.js';
 import { randomData, sha256, startServer, tempDir, treeOf, type TestServer } from '../helpers/fixtures.js';
 
@@ -58,24 +58,7 @@ describe('ferry get and put of one file on the quick path', () => {
   let hook: string;
   before(async () => {
     dir = await tempDir('ferry-quick-get-');
-    // Records the Node modules loaded and every package required by bare name; says whether the ES module loader ran.
-    hook = path.join(dir, 'report-loaded.cjs');
-    await fs.writeFile(
-      hook,
-      // (module.constructor is CommonJS's Module: require('node:module') would load the ES module loader.)
-      `const Module = module.constructor;
-const packages = new Set();
-const load = Module._load;
-Module._load = function (request, ...rest) {
-  if (!/^(node:|\\.|\\/)/.test(request)) packages.add(request);
-  return load.call(this, request, ...rest);
-};
-process.on('exit', () => {
-  const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13));
-  require('node:fs').writeSync(2, 'LOADED ' + JSON.stringify([...builtins, ...packages]) + '\\nESM ' + builtins.some((m) => /esm\\/loader/.test(m)) + '\\n');
-});
-`,
-    );
+    hook = await writeLoadReporter(dir);
   });
   after(() => fs.rm(dir, { recursive: true, force: true }));
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import vm from 'node:vm';
 import { connect } from '../../src/index.js';
-import { CLI, runCli, startServeProcess } from '../helpers/cli.js';
+import { CLI, runCli, startServeProcess, writeLoadReporter } from '../helpers/cli.js';
 import { startServer, tempDir } from '../helpers/fixtures.js';
 
 /**
@@ -46,21 +46,7 @@ describe('CLI start-up', () => {
       const client = await connect({ port: server.address.port });
       await client.put(Buffer.from('hello'), 'docs/a.txt');
       await client.close();
-      // Records the Node modules loaded (moduleLoadList) and every module required by bare name.
-      const hook = path.join(dir, 'report-loaded.cjs');
-      await fs.writeFile(
-        hook,
-        // (module.constructor is CommonJS's Module: require('node:module') would load the ES module loader.)
-        `const Module = module.constructor;
-const packages = new Set();
-const load = Module._load;
-Module._load = function (request, ...rest) {
-  if (!/^(node:|\\.|\\/)/.test(request)) packages.add(request);
-  return load.call(this, request, ...rest);
-};
-process.on('exit', () => require('node:fs').writeSync(2, 'LOADED ' + JSON.stringify([...process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13)), ...packages]) + '\\n'));
-`,
-      );
+      const hook = await writeLoadReporter(dir);
       // esm/loader: main.mjs (commander, the full CLI); the rest is what listing does not need.
       const unneeded = /esm\/loader|^(tls|crypto|child_process|worker_threads|perf_hooks|fs\/promises|readline)$|blake-hash|cli-progress|commander|pino/;
       const s = `127.0.0.1:${server.address.port}`;

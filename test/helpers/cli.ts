@@ -124,3 +124,30 @@ export function serveForSuite(args: string[] = []): ServeSuite {
   });
   return suite;
 }
+
+/**
+ * Writes `dir/report-loaded.cjs`, a preload (`NODE_OPTIONS=--require FILE`) that prints at exit
+ * `LOADED [...]`: the Node modules loaded and every package required by bare name, and
+ * `ESM true|false`: whether the ES module loader ran (the full CLI) or not (a quick path).
+ * Returns its path.
+ */
+export async function writeLoadReporter(dir: string): Promise<string> {
+  const hook = path.join(dir, 'report-loaded.cjs');
+  await fs.writeFile(
+    hook,
+    // (module.constructor is CommonJS's Module: require('node:module') would load the ES module loader.)
+    `const Module = module.constructor;
+const packages = new Set();
+const load = Module._load;
+Module._load = function (request, ...rest) {
+  if (!/^(node:|\\.|\\/)/.test(request)) packages.add(request);
+  return load.call(this, request, ...rest);
+};
+process.on('exit', () => {
+  const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13));
+  require('node:fs').writeSync(2, 'LOADED ' + JSON.stringify([...builtins, ...packages]) + '\\nESM ' + builtins.some((m) => /esm\\/loader/.test(m)) + '\\n');
+});
+`,
+  );
+  return hook;
+}
