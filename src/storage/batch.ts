@@ -147,12 +147,24 @@ export class BatchUploads {
   ): Promise<void> {
     const { root, syncs, fsync: durable } = this.parts;
     let folder: Folder | undefined;
+    /** This batch made the folder itself: no name in it needs a look before writing. */
+    let madeHere = false;
     try {
       folder = await root.openFolder(components, {
         create: true,
         name: group[0]!.file.name,
-        // A new folder's entry must survive a power cut too: its parent is synced.
-        onCreating: (parent, made) => (durable ? syncs.creating(made, parent) : { made: async () => undefined, notMade: () => undefined }),
+        onCreating: (parent, made) => {
+          // A new folder's entry must survive a power cut too: its parent is synced.
+          const steps = durable ? syncs.creating(made, parent) : { made: async () => undefined, notMade: () => undefined };
+          const last = made === components[components.length - 1];
+          return {
+            made: () => {
+              if (last) madeHere = true;
+              return steps.made();
+            },
+            notMade: () => steps.notMade(),
+          };
+        },
       });
       if (folder === undefined) throw new FerryError('CONFLICT', 'its folder was removed while the file was being stored');
     } catch (error) {
@@ -163,7 +175,7 @@ export class BatchUploads {
       // Names already taken are answered before any byte is written (checked again at the rename).
       const toWrite: Pending[] = [];
       for (const p of group) {
-        const existing = lstatSync(folder.entry(p.leaf), { throwIfNoEntry: false });
+        const existing = madeHere ? undefined : lstatSync(folder.entry(p.leaf), { throwIfNoEntry: false });
         if (existing?.isDirectory()) refuse(p.index, new FerryError('CONFLICT', `"${p.file.name}" is a folder`));
         else if (existing && options.skipIdentical && (await this.identical(p, existing, algorithm))) {
           outcomes[p.index] = { status: 'identical', entry: entryOf(p.file.name, existing, p.file.digest) };
@@ -173,22 +185,7 @@ export class BatchUploads {
       for (let start = 0; start < toWrite.length; start += SYNC_WINDOW) {
         await this.writeTemporaries(toWrite.slice(start, start + SYNC_WINDOW), refuse);
       }
-      let renamed = false;
-      for (const p of toWrite) {
-        if (p.tempName === undefined || p.stats === undefined) continue;
-        try {
-          const entry = await this.publish(folder, components, p, options, algorithm);
-          outcomes[p.index] = { status: 'stored', entry };
-          renamed = true;
-        } catch (error) {
-          refuse(p.index, error);
-          try {
-            unlinkSync(this.parts.tmp.entry(p.tempName));
-          } catch {
-            // already gone
-          }
-        }
-      }
+      const renamed = await this.publish(folder, components, toWrite.filter((p) => p.tempName !== undefined && p.stats !== undefined), options, algorithm, outcomes, refuse);
       if (renamed && durable) {
         await syncs.sync(folder);
         await syncs.pathDurable(components);
@@ -216,11 +213,11 @@ export class BatchUploads {
     const { tmp, fsync: durable } = this.parts;
     const opened: { p: Pending; fd: number }[] = [];
     for (const p of pending) {
-      const tempName = `${randomBytes(12).toString('hex')}.part`;
       let fd: number | undefined;
       try {
-        fd = openSync(tmp.entry(tempName), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-        p.tempName = tempName;
+        const temp = createTemporary(tmp);
+        fd = temp.fd;
+        p.tempName = temp.name;
         for (let written = 0; written < p.file.data.length; ) written += writeSync(fd, p.file.data, written);
         if (p.file.mtimeMs !== undefined) futimesSync(fd, new Date(), mtimeSeconds(p.file.mtimeMs));
         opened.push({ p, fd });
@@ -266,29 +263,92 @@ export class BatchUploads {
   }
 
   /**
-   * Renames one temporary into place under its name lock, as a single upload's commit: the
-   * name is checked again (a PUT may have stored it meanwhile), the digest record written first.
+   * Renames the folder's written temporaries into place under their names' locks, as single
+   * uploads commit: each name is checked again (a PUT may have stored it meanwhile; an earlier
+   * file of this batch counts as there), then the records of all are appended to the folder's
+   * digest log in one write — before any rename, as a single upload's record is — then each is
+   * renamed. Returns whether any file was stored.
    */
-  private async publish(folder: Folder, components: string[], p: Pending, options: BatchOptions, algorithm: DigestAlgorithm): Promise<StoredEntry> {
+  private async publish(
+    folder: Folder,
+    components: string[],
+    written: Pending[],
+    options: BatchOptions,
+    algorithm: DigestAlgorithm,
+    outcomes: BatchOutcome[],
+    refuse: (index: number, error: unknown) => void,
+  ): Promise<boolean> {
+    if (written.length === 0) return false;
     const { locks, digests, ledger } = this.parts;
-    const stats = p.stats!;
-    return locks.with(p.file.name, async () => {
-      const { leaf, existing } = pickLeaf(folder, p.leaf, p.file.name, options);
-      const name = components.length === 0 ? leaf : `${components.join('/')}/${leaf}`;
-      if (existing?.isDirectory()) throw new FerryError('CONFLICT', `"${name}" is a folder`);
-      const mtimeMs = Math.trunc(stats.mtimeMs);
-      await digests.write(name, { digests: { [algorithm]: p.file.digest }, size: stats.size, mtimeMs, ino: stats.ino });
+    const folderName = components.join('/');
+    const nameOf = (leaf: string): string => (folderName === '' ? leaf : `${folderName}/${leaf}`);
+    const drop = (p: Pending, error: unknown): void => {
+      refuse(p.index, error);
       try {
-        renameSync(this.parts.tmp.entry(p.tempName!), folder.entry(leaf));
-      } catch (error) {
-        if (isCode(error, 'EISDIR') || isCode(error, 'ENOTEMPTY')) throw new FerryError('CONFLICT', `"${name}" is a folder`);
-        if (isCode(error, 'ENOENT')) throw new FerryError('CONFLICT', `"${name}": its folder was removed while the file was being stored`);
-        throw error;
+        unlinkSync(this.parts.tmp.entry(p.tempName!));
+      } catch {
+        // already gone
       }
       p.tempName = undefined;
-      ledger.storedChanged(stats.size - (existing?.isFile() ? existing.size : 0));
-      return entryOf(name, stats, p.file.digest);
-    });
+    };
+    return locks.withAll(
+      written.map((p) => p.file.name),
+      async () => {
+        const picked = new Map<string, Stats>();
+        const ready: { p: Pending; leaf: string; existing: Stats | undefined }[] = [];
+        for (const p of written) {
+          try {
+            const { leaf, existing } = pickLeaf(folder, p.leaf, p.file.name, options, picked);
+            if (existing?.isDirectory()) throw new FerryError('CONFLICT', `"${nameOf(leaf)}" is a folder`);
+            picked.set(leaf, p.stats!);
+            ready.push({ p, leaf, existing });
+          } catch (error) {
+            drop(p, error);
+          }
+        }
+        try {
+          await digests.writeFolder(
+            folderName,
+            ready.map(({ p, leaf }) => [leaf, { digests: { [algorithm]: p.file.digest }, size: p.stats!.size, mtimeMs: Math.trunc(p.stats!.mtimeMs), ino: p.stats!.ino }] as const),
+          );
+        } catch (error) {
+          for (const { p } of ready) drop(p, error);
+          return false;
+        }
+        let renamed = false;
+        for (const { p, leaf, existing } of ready) {
+          const name = nameOf(leaf);
+          try {
+            renameSync(this.parts.tmp.entry(p.tempName!), folder.entry(leaf));
+          } catch (error) {
+            if (isCode(error, 'EISDIR') || isCode(error, 'ENOTEMPTY')) drop(p, new FerryError('CONFLICT', `"${name}" is a folder`));
+            else if (isCode(error, 'ENOENT')) drop(p, new FerryError('CONFLICT', `"${name}": its folder was removed while the file was being stored`));
+            else drop(p, error);
+            continue;
+          }
+          p.tempName = undefined;
+          renamed = true;
+          ledger.storedChanged(p.stats!.size - (existing?.isFile() ? existing.size : 0));
+          outcomes[p.index] = { status: 'stored', entry: entryOf(name, p.stats!, p.file.digest) };
+        }
+        return renamed;
+      },
+    );
+  }
+}
+
+/** This process's batch temporaries: `<random>-<n>.part`; a random name per file cost a CSPRNG call each (O_EXCL still decides). */
+const temporaryPrefix = randomBytes(9).toString('hex');
+let temporaryCount = 0;
+
+function createTemporary(tmp: Folder): { name: string; fd: number } {
+  for (;;) {
+    const name = `${temporaryPrefix}-${temporaryCount++}.part`;
+    try {
+      return { name, fd: openSync(tmp.entry(name), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644) };
+    } catch (error) {
+      if (!isCode(error, 'EEXIST')) throw error;
+    }
   }
 }
 

@@ -21,6 +21,8 @@ export const MAX_CACHED_BYTES = 1024 * 1024;
 const LINE_OVERHEAD = 100;
 /** Folders whose next compaction check is remembered; past this the memory is simply dropped. */
 const MAX_CHECKS = 4096;
+/** Folder names whose log key is remembered. */
+const MAX_KEYS = 256;
 /** Version 0.1–0.5's record file per stored file: 256 bytes; read so older stores keep their digests. */
 const LEGACY_RECORD_LENGTH = 256;
 const legacyBuffer = Buffer.alloc(2 * LEGACY_RECORD_LENGTH);
@@ -50,6 +52,8 @@ export class DigestCache {
   private readonly costs = new Map<string, number>();
   /** Log size at which each folder's log is next looked at for compaction. */
   private readonly compactionChecks = new Map<string, number>();
+  /** Folder name → its log's key (folderKey). */
+  private readonly keys = new Map<string, string>();
 
   constructor(
     private readonly root: SafeRoot,
@@ -64,8 +68,18 @@ export class DigestCache {
 
   private place(name: string): LogPlace {
     const slash = name.lastIndexOf('/');
-    const key = sha256Hex(slash < 0 ? '' : name.slice(0, slash));
+    const key = this.folderKey(slash < 0 ? '' : name.slice(0, slash));
     return { key, file: `${key}.log`, leaf: name.slice(slash + 1) };
+  }
+
+  /** sha256 of a folder's name, remembered for the last few folders (a tree's files come folder by folder). */
+  private folderKey(folderName: string): string {
+    let key = this.keys.get(folderName);
+    if (key === undefined) {
+      if (this.keys.size >= MAX_KEYS) this.keys.clear();
+      this.keys.set(folderName, (key = sha256Hex(folderName)));
+    }
+    return key;
   }
 
   /** The folder's log, parsed (from the cache when there); empty when it has none. */
@@ -126,18 +140,30 @@ export class DigestCache {
    * costs less than thread-pool round trips). Never fsynced: a lost record costs a rehash.
    */
   async write(name: string, record: DigestRecord): Promise<void> {
-    await this.append(name, record);
+    const at = this.place(name);
+    await this.append(at, [[at.leaf, record]]);
+  }
+
+  /**
+   * Appends the records of several files of one folder (`folderName`, '' for the top) in one
+   * write: a batch's commit costs its folder's log one open and one append, not one per file.
+   */
+  async writeFolder(folderName: string, records: ReadonlyArray<readonly [leaf: string, record: DigestRecord]>): Promise<void> {
+    if (records.length === 0) return;
+    const key = this.folderKey(folderName);
+    await this.append({ key, file: `${key}.log`, leaf: '' }, records);
   }
 
   /** Forgets the file's record (a line saying so), and its record file from older versions. */
   async remove(name: string): Promise<void> {
-    await this.append(name, undefined);
+    const at = this.place(name);
+    await this.append(at, [[at.leaf, undefined]]);
     this.removeLegacy(name);
   }
 
   /** Forgets a removed folder's log (its files' records); best effort, as a stale record never matches a new file's inode, size and mtime all at once by design. */
   removeFolder(folderName: string): void {
-    const key = sha256Hex(folderName);
+    const key = this.folderKey(folderName);
     this.forget(key);
     this.compactionChecks.delete(key);
     try {
@@ -153,17 +179,19 @@ export class DigestCache {
     }
   }
 
-  private async append(name: string, record: DigestRecord | undefined): Promise<void> {
-    const at = this.place(name);
+  /** Appends a line per `[leaf, record]` (undefined: removed) to the log at `at` (its leaf unused). */
+  private async append(at: LogPlace, records: ReadonlyArray<readonly [string, DigestRecord | undefined]>): Promise<void> {
     const sub = at.key.slice(0, 2);
     const folder = this.root.openExistingSync(this.meta, sub) ?? (await this.root.openFolder([sub], { from: this.meta, create: true }));
     if (folder === undefined) return;
     try {
-      const size = appendLog(folder, at.file, logLine(at.leaf, record));
+      let text = '';
+      for (const [leaf, record] of records) text += logLine(leaf, record);
+      const size = appendLog(folder, at.file, text);
       const cached = this.cache.get(at.key);
       if (cached !== undefined) {
-        cached.lines.set(at.leaf, record === undefined ? undefined : recordText(record));
-        cached.count++;
+        for (const [leaf, record] of records) cached.lines.set(leaf, record === undefined ? undefined : recordText(record));
+        cached.count += records.length;
         cached.bytes = size;
       }
       // Rewrites a log that grew mostly of replaced or removed lines (checked at doubling sizes).

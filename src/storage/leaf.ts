@@ -8,8 +8,15 @@ import type { Folder } from './safe-path.js';
  * `rename` — and what is there now; EXISTS when it is taken and neither `overwrite` nor
  * `rename` allows that. Called under the name's lock, right before the rename.
  */
-export function pickLeaf(folder: Folder, leaf: string, name: string, options: { overwrite?: boolean; rename?: boolean }): { leaf: string; existing: Stats | undefined } {
-  const at = (candidate: string): Stats | undefined => lstatSync(folder.entry(candidate), { throwIfNoEntry: false });
+export function pickLeaf(
+  folder: Folder,
+  leaf: string,
+  name: string,
+  options: { overwrite?: boolean; rename?: boolean },
+  /** Leaves already picked for files not yet renamed into place (a batch's earlier files), with their stats. */
+  picked?: ReadonlyMap<string, Stats>,
+): { leaf: string; existing: Stats | undefined } {
+  const at = (candidate: string): Stats | undefined => picked?.get(candidate) ?? lstatSync(folder.entry(candidate), { throwIfNoEntry: false });
   const existing = at(leaf);
   if (options.overwrite || existing === undefined) return { leaf, existing };
   if (!options.rename) throw new FerryError('EXISTS', `"${name}" already exists`);

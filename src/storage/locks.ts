@@ -16,4 +16,15 @@ export class NameLocks {
       if (this.locks.get(name) === chained) this.locks.delete(name);
     }
   }
+
+  /**
+   * Runs `task` holding the locks of all `names`, taken one after another in sorted order —
+   * the order every holder of several locks uses (moves too), so two of them never wait on
+   * each other.
+   */
+  async withAll<T>(names: readonly string[], task: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(names)].sort();
+    const take = (i: number): Promise<T> => (i === sorted.length ? task() : this.with(sorted[i]!, () => take(i + 1)));
+    return take(0);
+  }
 }

@@ -71,6 +71,48 @@ describe('batched uploads (protocol 5)', () => {
     await client.close();
   });
 
+  it('a name twice in one batch (new folder or not): the second is refused, renamed or replaces the first, as if sent after it', async () => {
+    const client = await connect({ port: server.address.port });
+    const one = Buffer.from('one');
+    const two = Buffer.from('two!');
+    const pair = [
+      { name: 'twice-new/a.txt', data: one },
+      { name: 'twice-new/a.txt', data: two },
+    ];
+    // The first batch makes the folder (no look before writing); the second finds the file there.
+    assert.deepEqual(statuses(await client.putBatch(pair)), ['stored', 'refused EXISTS']);
+    assert.deepEqual(statuses(await client.putBatch(pair)), ['refused EXISTS', 'refused EXISTS']);
+    assert.equal(await fs.readFile(path.join(server.root, 'twice-new/a.txt'), 'utf8'), 'one');
+
+    const renamed = await client.putBatch(
+      [
+        { name: 'twice-r/a.txt', data: one },
+        { name: 'twice-r/a.txt', data: two },
+        { name: 'twice-r/a (1).txt', data: two },
+      ],
+      { rename: true },
+    );
+    assert.deepEqual(
+      renamed.map((r) => (r.status === 'stored' ? r.result.name : r.status)),
+      ['twice-r/a.txt', 'twice-r/a (1).txt', 'twice-r/a (1) (1).txt'],
+    );
+    assert.equal(await fs.readFile(path.join(server.root, 'twice-r/a (1).txt'), 'utf8'), 'two!');
+    assert.deepEqual((await fs.readdir(path.join(server.root, 'twice-r'))).sort(), ['a (1) (1).txt', 'a (1).txt', 'a.txt']);
+
+    const replaced = await client.putBatch(
+      [
+        { name: 'twice-o/a.txt', data: one },
+        { name: 'twice-o/a.txt', data: two },
+      ],
+      { overwrite: true },
+    );
+    assert.deepEqual(statuses(replaced), ['stored', 'stored']);
+    assert.equal(await fs.readFile(path.join(server.root, 'twice-o/a.txt'), 'utf8'), 'two!');
+    const [listed] = await client.list('twice-o');
+    assertDigest(listed!, two);
+    await client.close();
+  });
+
   it('holds size limits and the quota per file, and refuses a wrong digest', async () => {
     const small = await startServer({ maxFileSize: 1000, quota: 2500 });
     try {
