@@ -55,14 +55,22 @@ export class BatchBuilder {
     return BATCH_OVERHEAD + BatchBuilder.cost(name, size, withMtime) <= MAX_CONTROL_PAYLOAD;
   }
 
+  /** The last cost asked for by `fits`, which `add` is usually called for next. */
+  private last = { name: '', size: -1, cost: 0 };
+
+  private costOf(name: string, size: number): number {
+    if (this.last.name !== name || this.last.size !== size) this.last = { name, size, cost: BatchBuilder.cost(name, size, this.withMtime) };
+    return this.last.cost;
+  }
+
   fits(name: string, size: number): boolean {
-    return this.files.length < Math.min(this.maxFiles, MAX_BATCH_FILES) && this.bytes + BatchBuilder.cost(name, size, this.withMtime) <= MAX_CONTROL_PAYLOAD;
+    return this.files.length < Math.min(this.maxFiles, MAX_BATCH_FILES) && this.bytes + this.costOf(name, size) <= MAX_CONTROL_PAYLOAD;
   }
 
   add(file: BatchPutFile): void {
     if (!this.fits(file.name, file.data.length)) throw new RangeError('the batch is full');
     this.files.push(file);
-    this.bytes += BatchBuilder.cost(file.name, file.data.length, this.withMtime);
+    this.bytes += this.costOf(file.name, file.data.length);
   }
 }
 

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { ProtocolError } from '../errors.js';
 
 /**
@@ -7,7 +8,15 @@ import { ProtocolError } from '../errors.js';
 export class PayloadReader {
   private offset = 0;
 
-  constructor(private readonly bytes: Buffer) {}
+  constructor(private bytes: Buffer) {}
+
+  /**
+   * Copies the payload once into memory of its own (it may be a view of a reused read buffer),
+   * so `view` can hand out slices of it: one allocation for a frame of many small fields.
+   */
+  own(): void {
+    this.bytes = Buffer.from(this.bytes);
+  }
 
   /** Bytes not read yet. */
   get remaining(): number {
@@ -37,16 +46,22 @@ export class PayloadReader {
 
   /** u64 that must be exact as a JS number (≤ 2^53 − 1). */
   u64(what: string): number {
-    const value = this.bytes.readBigUInt64BE(this.take(8, what));
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new ProtocolError(`${what} out of range: ${value}`);
-    }
-    return Number(value);
+    const start = this.take(8, what);
+    const high = this.bytes.readUInt32BE(start);
+    // Two u32 halves: no BigInt per field. Above 2^53 − 1 the high half exceeds 21 bits.
+    if (high > 0x1fffff) throw new ProtocolError(`${what} out of range: ${this.bytes.readBigUInt64BE(start)}`);
+    return high * 0x1_0000_0000 + this.bytes.readUInt32BE(start + 4);
   }
 
   bytesOf(count: number, what: string): Buffer {
     const start = this.take(count, what);
     return Buffer.from(this.bytes.subarray(start, start + count));
+  }
+
+  /** `count` bytes as a slice of the payload, no copy: only after `own()`. */
+  view(count: number, what: string): Buffer {
+    const start = this.take(count, what);
+    return this.bytes.subarray(start, start + count);
   }
 
   /** u16 byte length, then that many bytes of UTF-8 that must decode without loss. */
@@ -55,7 +70,7 @@ export class PayloadReader {
     const start = this.take(length, what);
     const raw = this.bytes.subarray(start, start + length);
     const text = raw.toString('utf8');
-    if (!Buffer.from(text, 'utf8').equals(raw)) {
+    if (!isUtf8(raw)) {
       throw new ProtocolError(`${what} is not valid UTF-8`);
     }
     return text;

@@ -322,13 +322,14 @@ export function decodePayload(typeNumber: number, id: number, payload: Buffer): 
       const flags = r.u8('flags');
       const count = r.u16('file count');
       if (count > MAX_BATCH_FILES) throw new ProtocolError(`PUT_BATCH of ${count} files: at most ${MAX_BATCH_FILES}`);
+      r.own(); // the files' digests and bytes are slices of one copy of the frame
       const files: BatchFile[] = [];
       for (let i = 0; i < count; i++) {
         const name = r.string('name');
         const size = r.u32('size');
         const mtimeMs = flags & BatchFlag.MTIME ? r.u64('mtime') : undefined;
-        const digest = r.bytesOf(DIGEST_SIZE, 'digest');
-        const data = r.bytesOf(size, 'file bytes');
+        const digest = r.view(DIGEST_SIZE, 'digest');
+        const data = r.view(size, 'file bytes');
         files.push(mtimeMs === undefined ? { name, digest, data } : { name, mtimeMs, digest, data });
       }
       message = { type, id, flags, files };
@@ -360,6 +361,7 @@ export function decodePayload(typeNumber: number, id: number, payload: Buffer): 
       const more = r.u8('more flag');
       if (more > 1) throw new ProtocolError('BATCH_FILES more flag must be 0 or 1');
       const count = r.u16('item count');
+      r.own(); // the files' digests and bytes are slices of one copy of the frame
       const items: BatchItem[] = [];
       for (let i = 0; i < count; i++) {
         const status = r.u8('status');
@@ -367,8 +369,8 @@ export function decodePayload(typeNumber: number, id: number, payload: Buffer): 
           const size = r.u32('size');
           if (size > MAX_GET_BATCH_FILE) throw new ProtocolError(`BATCH_FILES carries a file of ${size} bytes: at most ${MAX_GET_BATCH_FILE}`);
           const mtimeMs = r.u64('mtime');
-          const digest = r.bytesOf(DIGEST_SIZE, 'digest');
-          items.push({ status: 'file', mtimeMs, digest, data: r.bytesOf(size, 'file bytes') });
+          const digest = r.view(DIGEST_SIZE, 'digest');
+          items.push({ status: 'file', mtimeMs, digest, data: r.view(size, 'file bytes') });
         } else if (status === GetBatchStatus.LARGE) {
           items.push({ status: 'large', size: r.u64('size') });
         } else if (status === GetBatchStatus.REFUSED) {

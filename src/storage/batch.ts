@@ -5,7 +5,7 @@ import { digestOf, type DigestAlgorithm } from '../io/digest.js';
 import { checkName, mapFsError } from './errors.js';
 import { pickLeaf } from './leaf.js';
 import { isCode, type Folder } from './safe-path.js';
-import { freeSpace } from './usage.js';
+import { freeSpaceSync } from './usage.js';
 import type { StoredEntry, StoreParts } from './types.js';
 import { mtimeSeconds } from '../io/file-times.js';
 
@@ -86,7 +86,7 @@ export class BatchUploads {
     // The batch's room is reserved at once (per file only when the whole does not fit).
     const reserved = this.reserve(folders, refuse);
     try {
-      await this.checkDisk(folders, reserved.bytes, refuse);
+      this.checkDisk(folders, reserved.bytes, refuse);
       for (const [key, group] of folders) {
         if (group.length > 0) await this.storeFolder(key === '' ? [] : key.split('/'), group, options, algorithm, outcomes, refuse);
       }
@@ -126,11 +126,11 @@ export class BatchUploads {
   }
 
   /** One look at the free disk for the whole batch (its bytes and a file per entry). */
-  private async checkDisk(folders: Map<string, Pending[]>, bytes: number, refuse: (index: number, error: unknown) => void): Promise<void> {
+  private checkDisk(folders: Map<string, Pending[]>, bytes: number, refuse: (index: number, error: unknown) => void): void {
     let count = 0;
     for (const group of folders.values()) count += group.length;
     if (count === 0) return;
-    const free = await freeSpace(this.parts.root.top.path);
+    const free = freeSpaceSync(this.parts.root.top.path);
     if (bytes <= free.bytes + this.parts.ledger.partials && count + folders.size <= free.files) return;
     const error = new FerryError('NO_SPACE', `the server has less than ${bytes} bytes of free disk space`);
     for (const group of folders.values()) for (const p of group) refuse(p.index, error);

@@ -245,6 +245,10 @@ describe('codec', () => {
   it('refuses u64 values above 2^53-1', () => {
     const payload = Buffer.concat([Buffer.from('00016100', 'hex'), Buffer.from('0020000000000001', 'hex')]);
     assert.throws(() => decodePayload(MessageType.PUT, 1, payload), /out of range/);
+    const largest = Buffer.concat([Buffer.from('00016100', 'hex'), Buffer.from('001fffffffffffff', 'hex')]);
+    assert.equal((decodePayload(MessageType.PUT, 1, largest) as { size: number }).size, Number.MAX_SAFE_INTEGER);
+    const above32 = Buffer.concat([Buffer.from('00016100', 'hex'), Buffer.from('0000000100000002', 'hex')]);
+    assert.equal((decodePayload(MessageType.PUT, 1, above32) as { size: number }).size, 2 ** 32 + 2);
   });
 
   it('refuses unknown types, trailing bytes, short payloads, bad UTF-8 and wrong direction', () => {
@@ -252,6 +256,8 @@ describe('codec', () => {
     assert.throws(() => decodePayload(MessageType.OK, 1, Buffer.from([0])), /trailing/);
     assert.throws(() => decodePayload(MessageType.STAT, 1, Buffer.from('0005ab', 'hex')), /too short/);
     assert.throws(() => decodePayload(MessageType.STAT, 1, Buffer.from('0002c328', 'hex')), /UTF-8/);
+    assert.throws(() => decodePayload(MessageType.STAT, 1, Buffer.from('0003eda080', 'hex')), /UTF-8/, 'a UTF-16 surrogate');
+    assert.throws(() => decodePayload(MessageType.STAT, 1, Buffer.from('0002c0af', 'hex')), /UTF-8/, 'an overlong encoding');
     assert.throws(() => decodeAll('server', encodeMessage({ type: 'OK', id: 1 })), /may not be sent/);
     assert.throws(() => decodeAll('client', encodeMessage({ type: 'STAT', id: 1, name: 'a' })), /may not be sent/);
     assert.throws(

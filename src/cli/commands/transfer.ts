@@ -1,4 +1,5 @@
 import { mkdirSync, readFileSync } from 'node:fs';
+import { readSmallFile } from '../../io/small-file.js';
 import path from 'node:path';
 import { BATCH_GET_MAX_FILE, BatchBuilder, FerryError, GetBatchBuilder, printableName, type BatchGetResult, type BatchPutOptions, type Entry, type FerryClient } from '../../client/index.js';
 import { UsageError } from '../exit.js';
@@ -369,7 +370,7 @@ async function transfer(
               const gatherPut = async (job: Job, small: SmallFiles): Promise<void> => {
                 let data: Buffer;
                 try {
-                  data = readFileSync(job.local);
+                  data = job.size === undefined ? readFileSync(job.local) : readSmallFile(job.local, job.size);
                 } catch (error) {
                   fail(job, new FerryError('LOCAL_IO', `cannot read ${job.local}: ${userMessage(error)}`));
                   return;
