@@ -1,4 +1,4 @@
-import { promises as fs, statSync, type Dirent } from 'node:fs';
+import { opendirSync, statSync, type Dirent } from 'node:fs';
 import path from 'node:path';
 
 export interface LocalFile {
@@ -59,15 +59,20 @@ export async function* streamLocalTree(root: string, warn: (message: string) => 
  * walk ends or is stopped.
  */
 export async function* folderEntries(dir: string, maxHeld: number): AsyncGenerator<Dirent[]> {
-  const folder = await fs.opendir(dir, { bufferSize: Math.min(maxHeld, 256) });
-  let group: Dirent[] = [];
-  for await (const entry of folder) {
-    group.push(entry);
-    if (group.length < maxHeld) continue;
-    yield group.sort(byName);
-    group = [];
+  // Read synchronously, as the stats are: `for await` over a Dir cost a promise per entry.
+  const folder = opendirSync(dir, { bufferSize: Math.min(maxHeld, 256) });
+  try {
+    let group: Dirent[] = [];
+    for (let entry = folder.readSync(); entry !== null; entry = folder.readSync()) {
+      group.push(entry);
+      if (group.length < maxHeld) continue;
+      yield group.sort(byName);
+      group = [];
+    }
+    if (group.length > 0) yield group.sort(byName);
+  } finally {
+    folder.closeSync();
   }
-  if (group.length > 0) yield group.sort(byName);
 }
 
 function byName(a: Dirent, b: Dirent): number {
