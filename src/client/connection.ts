@@ -152,16 +152,16 @@ export class Connection {
 
   /**
    * Connects and handshakes, offering this client's protocol version; a server that answers
-   * VERSION (it speaks only older ones) is asked again with 5, then 4, then 2 (ferry 0.1).
+   * VERSION (it speaks only older ones) is asked again with 6, then 5, 4, then 2 (ferry 0.1).
    */
   static async open(options: ConnectOptions = {}, purpose: OpenPurpose = {}): Promise<Connection> {
     for (let offered = PROTOCOL_VERSION; ; ) {
       try {
         return await Connection.openOffering(options, purpose, offered);
       } catch (error) {
-        // A version-5 server is asked with 5, a version-4 one (ferry 0.2–0.4) with 4, a
-        // version-2 one (ferry 0.1) with 2.
-        const older = offered > 5 ? 5 : offered > 4 ? 4 : offered > 2 ? 2 : undefined;
+        // A version-6 or 5 server is asked with its version, a version-4 one (ferry 0.2–0.4)
+        // with 4, a version-2 one (ferry 0.1) with 2.
+        const older = offered > 6 ? 6 : offered > 5 ? 5 : offered > 4 ? 4 : offered > 2 ? 2 : undefined;
         if (!(error instanceof FerryError && error.code === 'VERSION') || older === undefined) throw error;
         offered = older;
       }

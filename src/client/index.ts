@@ -5,7 +5,7 @@
 export { BATCH_GET_MAX_FILE, BatchBuilder, connect, FerryClient, GetBatchBuilder } from './client.js';
 export type { BatchGetResult, BatchPutFile, BatchPutOptions, BatchPutResult, ConnectOptions, Entry, GetOptions, Progress, PutOptions, TransferResult } from './client.js';
 export type { TlsClientOptions } from './connection.js';
-export { connectReader, FerryReader } from './reader.js';
+export { connectReader, FerryReader, LIST_PAGE } from './reader.js';
 export { KnownHosts, defaultKnownHostsPath } from './known-hosts.js';
 export { FerryError, ProtocolError, isFerryError, WireErrorCode } from '../errors.js';
 export type { ErrorCode, WireErrorName, LocalErrorName } from '../errors.js';

@@ -1,5 +1,5 @@
-import { FerryError } from '../errors.js';
-import { ListFlag } from '../protocol/index.js';
+import { FerryError, ProtocolError } from '../errors.js';
+import { ListFlag, MAX_LIST_PAGE } from '../protocol/index.js';
 import { Connection, type ConnectOptions } from './connection.js';
 import { listStream } from './listing.js';
 import { checkedName, request, toEntry } from './requests.js';
@@ -10,6 +10,9 @@ import type { Entry } from './types.js';
  * and `stat` load this and not the transfer code (upload, download, batches, hashing).
  * FerryClient adds the rest.
  */
+/** Entries a page of `listPage` asks for unless told: ~100 KB of entries, ~2 frames. */
+export const LIST_PAGE = 1000;
+
 export class FerryReader {
   constructor(protected readonly connection: Connection) {}
 
@@ -22,7 +25,7 @@ export class FerryReader {
     return this.connection.maxFileSize;
   }
 
-  /** The protocol version agreed with the server (5: `putBatch`; 6: `getBatch`). */
+  /** The protocol version agreed with the server (5: `putBatch`; 6: `getBatch`; 7: `listPage`). */
   get version(): number {
     return this.connection.version;
   }
@@ -41,6 +44,50 @@ export class FerryReader {
         return true;
       },
     );
+  }
+
+  /**
+   * One page of a folder's listing (protocol 7): the entries `list` gives with `recursive:
+   * false` whose names sort after `after` ('' from the start), at most `limit` (1 to 4096,
+   * default 1000); fewer only on the folder's last page. Ask for the next page with the last
+   * entry's name as `after`. Memory is a page, whatever the folder's size.
+   */
+  listPage(prefix = '', options: { after?: string; limit?: number } = {}): Promise<Entry[]> {
+    const limit = options.limit ?? LIST_PAGE;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_PAGE) return Promise.reject(new RangeError(`limit must be 1 to ${MAX_LIST_PAGE}, not ${limit}`));
+    if (this.connection.version < 7) {
+      return Promise.reject(new FerryError('UNSUPPORTED', `this server speaks protocol ${this.connection.version}: it cannot list a folder in pages (needs 7)`));
+    }
+    const entries: Entry[] = [];
+    return request(
+      this.connection,
+      (id) => ({ type: 'LIST', id, prefix: prefix.replace(/\/+$/, ''), flags: ListFlag.PAGE, after: options.after ?? '', limit }),
+      (message, done) => {
+        if (message.type !== 'ENTRIES') return false;
+        for (const entry of message.entries) entries.push(toEntry(entry, this.connection.algorithm));
+        if (entries.length > limit) throw new ProtocolError(`${entries.length} entries for a page of ${limit}`);
+        if (!message.more) done(entries);
+        return true;
+      },
+    );
+  }
+
+  /**
+   * A folder's entries (`list` with `recursive: false`) a page at a time (`listPage`), or in one
+   * piece from a server older than protocol 7.
+   */
+  async *listFolder(prefix = '', options: { limit?: number } = {}): AsyncGenerator<Entry[]> {
+    if (this.connection.version < 7) {
+      yield await this.list(prefix, { recursive: false });
+      return;
+    }
+    const limit = options.limit ?? LIST_PAGE;
+    for (let after = ''; ; ) {
+      const page = await this.listPage(prefix, { after, limit });
+      if (page.length > 0) yield page;
+      if (page.length < limit) return;
+      after = page[page.length - 1]!.name;
+    }
   }
 
   /**

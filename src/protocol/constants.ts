@@ -3,7 +3,7 @@
 /** "FRRY": the first four bytes of every HELLO payload. */
 export const MAGIC = 0x46525259;
 /** The version this implementation speaks; it also accepts clients of every older version. */
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 export const MIN_PROTOCOL_VERSION = 1;
 
 /** Frame header: u32 payload length, u8 type, u32 request id. */
@@ -109,7 +109,12 @@ export const GetBatchStatus = {
 /** LIST and DELETE flags (u8); DELETE honours RECURSIVE from v2 on (removes a folder). */
 export const ListFlag = {
   RECURSIVE: 0x01,
+  /** (v7, LIST only) One page of a folder: `after` and `limit` follow the flags (§4.1). */
+  PAGE: 0x02,
 } as const;
+
+/** Most entries one page of a paged LIST may ask for (v7). */
+export const MAX_LIST_PAGE = 4096;
 
 /** HELLO capability flags (u32); a server ignores bits it does not know. */
 export const HelloFlag = {

@@ -14,6 +14,7 @@ import {
   GetBatchStatus,
   MAX_GET_BATCH_FILE,
   MAX_GET_BATCH_NAMES,
+  ListFlag,
 } from './constants.js';
 
 /** A stored file as it travels in ENTRY, ENTRIES. */
@@ -51,7 +52,8 @@ export type BatchItem =
 export type Message =
   | { type: 'HELLO'; id: number; version: number; clientName: string; flags: number }
   | { type: 'AUTH'; id: number; token: string }
-  | { type: 'LIST'; id: number; prefix: string; flags: number }
+  /** `after` and `limit` are there exactly when `flags` has PAGE (v7). */
+  | { type: 'LIST'; id: number; prefix: string; flags: number; after?: string; limit?: number }
   | { type: 'STAT'; id: number; name: string }
   | { type: 'PUT'; id: number; name: string; flags: number; size: number; /** (v3, with the MTIME flag) */ mtimeMs?: number }
   | { type: 'GET'; id: number; name: string; offset: number }
@@ -175,6 +177,7 @@ export function encodePayload(message: Message): Buffer {
       break;
     case 'LIST':
       w.string(message.prefix).u8(message.flags);
+      if (message.flags & ListFlag.PAGE) w.string(message.after ?? '').u16(message.limit ?? 0);
       break;
     case 'STAT':
       w.string(message.name);
@@ -283,9 +286,12 @@ export function decodePayload(typeNumber: number, id: number, payload: Buffer): 
     case 'AUTH':
       message = { type, id, token: r.string('token') };
       break;
-    case 'LIST':
-      message = { type, id, prefix: r.string('prefix'), flags: r.u8('flags') };
+    case 'LIST': {
+      const prefix = r.string('prefix');
+      const flags = r.u8('flags');
+      message = flags & ListFlag.PAGE ? { type, id, prefix, flags, after: r.string('after'), limit: r.u16('limit') } : { type, id, prefix, flags };
       break;
+    }
     case 'STAT':
       message = { type, id, name: r.string('name') };
       break;

@@ -79,7 +79,13 @@ export class Downloads {
   list(message: MessageOf<'LIST'>, socket: Socket): Promise<void> {
     const { io } = this;
     return this.task(message.id, async () => {
-      const batches = io.ctx.store.listStream(message.prefix, (message.flags & ListFlag.RECURSIVE) !== 0, { algorithm: io.algorithm })[Symbol.asyncIterator]();
+      const { store } = io.ctx;
+      const options = { algorithm: io.algorithm };
+      const batches = (
+        message.flags & ListFlag.PAGE
+          ? onePage(store.listPage(message.prefix, message.after ?? '', message.limit ?? 0, options))
+          : store.listStream(message.prefix, (message.flags & ListFlag.RECURSIVE) !== 0, options)
+      )[Symbol.asyncIterator]();
       // The first batch decides between a refusal (bad name, …) and a listing.
       let next: IteratorResult<StoredEntry[]>;
       try {
@@ -127,4 +133,9 @@ export class Downloads {
       if (error instanceof Refusal && !this.io.closed) this.io.sendError(id, error.error);
     }
   }
+}
+
+/** A page of a listing (LIST with PAGE) as the one batch of a listing stream. */
+async function* onePage(page: Promise<StoredEntry[]>): AsyncGenerator<StoredEntry[]> {
+  yield await page;
 }

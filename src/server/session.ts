@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { Deadline, type Timer } from '../clock.js';
 import type { DigestAlgorithm } from '../io/digest.js';
 import { FerryError, ProtocolError, WireErrorCode, type WireErrorName } from '../errors.js';
-import { Decoder, encodeMessage, ListFlag, type Message } from '../protocol/index.js';
+import { Decoder, encodeMessage, ListFlag, MAX_LIST_PAGE, type Message } from '../protocol/index.js';
 import { mapFsError } from '../storage/store.js';
 import { Outbox } from '../transport/outbox.js';
 import { NO_RELEASE, type SlabReader } from '../transport/read-slab.js';
@@ -17,8 +17,15 @@ import { toWire, Uploads } from './uploads.js';
 
 export type { SessionContext, SessionLimits } from './session-io.js';
 
-/** LIST and DELETE flag bits this server knows; others are refused with UNSUPPORTED. */
-const KNOWN_LIST_FLAGS = ListFlag.RECURSIVE;
+/** Why a paged LIST (v7) is refused: it lists one folder, at most MAX_LIST_PAGE entries a page. */
+function pageProblem(flags: number, limit: number): FerryError | undefined {
+  if (flags & ListFlag.RECURSIVE) return new FerryError('UNSUPPORTED', 'a paged LIST lists one folder: PAGE cannot be combined with RECURSIVE');
+  if (limit < 1 || limit > MAX_LIST_PAGE) return new FerryError('PROTOCOL', `a page of ${limit} entries: give 1 to ${MAX_LIST_PAGE}`);
+  return undefined;
+}
+
+/** LIST and DELETE flag bits this server knows; others are refused with UNSUPPORTED (LIST's PAGE from v7). */
+const KNOWN_LIST_FLAGS: number = ListFlag.RECURSIVE;
 /** After a fatal error, how long the peer has to take our last words before the socket is destroyed. */
 const LINGER_MS = 2000;
 
@@ -336,7 +343,14 @@ export class Session implements SessionIo {
         this.track(this.meter.whole(message.id, this.downloads.get(message, this.socket)));
         return;
       case 'LIST':
-        if (this.unknownFlags(message.id, message.flags)) return;
+        if (this.unknownFlags(message.id, message.flags, this.version >= 7 ? KNOWN_LIST_FLAGS | ListFlag.PAGE : KNOWN_LIST_FLAGS)) return;
+        if (message.flags & ListFlag.PAGE) {
+          const problem = pageProblem(message.flags, message.limit ?? 0);
+          if (problem !== undefined) {
+            this.sendError(message.id, problem);
+            return;
+          }
+        }
         this.track(this.meter.whole(message.id, this.downloads.list(message, this.socket)));
         return;
       case 'STAT':
@@ -385,9 +399,9 @@ export class Session implements SessionIo {
   }
 
   /** Refuses a LIST or DELETE with flag bits this server does not know; true if refused. */
-  private unknownFlags(id: number, flags: number): boolean {
-    if ((flags & ~KNOWN_LIST_FLAGS) === 0) return false;
-    this.sendError(id, new FerryError('UNSUPPORTED', `unknown flag bits 0x${(flags & ~KNOWN_LIST_FLAGS).toString(16)}`));
+  private unknownFlags(id: number, flags: number, known = KNOWN_LIST_FLAGS): boolean {
+    if ((flags & ~known) === 0) return false;
+    this.sendError(id, new FerryError('UNSUPPORTED', `unknown flag bits 0x${(flags & ~known).toString(16)}`));
     return true;
   }
 

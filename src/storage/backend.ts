@@ -31,6 +31,12 @@ export interface StoreBackend {
   openRead(name: string, algorithm?: DigestAlgorithm): Promise<OpenedFile>;
   list(prefix: string, recursive: boolean, options?: ListOptions): Promise<StoredEntry[]>;
   listStream(prefix: string, recursive: boolean, options?: ListOptions): AsyncIterable<StoredEntry[]>;
+  /**
+   * One page of a folder's own listing (LIST with PAGE, v7): the entries of the non-recursive
+   * `list`, in its order, whose names sort after `after` ('' from the start), at most `limit`;
+   * fewer only when the folder has no more. Holds about a page, never the whole folder.
+   */
+  listPage(prefix: string, after: string, limit: number, options?: ListOptions): Promise<StoredEntry[]>;
   checkUpload(name: string, options: UploadOptions): Promise<void>;
   exists(name: string): Promise<boolean>;
   beginUpload(name: string, options?: UploadOptions): Promise<StoreUpload>;

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, promises as fs, readSync, type Dirent, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, opendirSync, openSync, promises as fs, readSync, type Dir, type Dirent, type Stats } from 'node:fs';
 import { FerryError } from '../errors.js';
 import type { DigestAlgorithm } from '../io/digest.js';
 import { nameProblem, normalizePrefix } from '../protocol/names.js';
@@ -7,6 +7,7 @@ import { isCode, notFound, type Folder } from './safe-path.js';
 import type { LocalFile } from './backend.js';
 import type { ListOptions, StoredEntry, StoreParts } from './types.js';
 import { verifiedRead, type SmallOutcome, type SmallRead } from './read-batch.js';
+import { SmallestAfter } from './list-page.js';
 
 const NO_DIGEST = Buffer.alloc(32);
 /** A listed file that vanished (or became something else) between readdir and its lstat. */
@@ -150,14 +151,8 @@ export class Reader {
     return entries;
   }
 
-  /**
-   * The entries `list` returns, in the same order, in batches, holding one folder's names per
-   * level rather than the whole tree. `prefix` names a folder ('' for all, a trailing / is
-   * dropped): recursive lists every file below it by full name, otherwise its files and
-   * folders. A prefix naming a file lists just that file; one naming nothing lists nothing
-   * (or, with `missing: 'error'`, is NOT_FOUND).
-   */
-  async *listStream(prefix: string, recursive: boolean, options: ListOptions = {}): AsyncGenerator<StoredEntry[]> {
+  /** What a listing of `prefix` starts from: its folder (opened: the caller closes it), or the file it names alone, or nothing. */
+  private async listed(prefix: string, options: ListOptions): Promise<Folder | StoredEntry[]> {
     const folderName = normalizePrefix(prefix);
     const algorithm = options.algorithm ?? 'sha256';
     const components = folderName === '' ? [] : folderName.split('/');
@@ -166,27 +161,103 @@ export class Reader {
       if (options.missing === 'error') throw new FerryError('NOT_FOUND', `no folder named "${folderName}"`);
       return [];
     };
-    let top: Folder | StoredEntry[];
-    if (components.length === 0) {
-      top = this.parts.root.top.view();
-    } else {
-      const leaf = components.pop()!;
-      top = await this.parts.root.inParent(
-        folderName,
-        {},
-        async (parent): Promise<Folder | StoredEntry[]> => {
-          const folder = await this.parts.root.openFolder([leaf], { from: parent, name: folderName }).catch(async (error: unknown) => {
-            if (!(error instanceof FerryError && error.code === 'CONFLICT')) throw error;
-            // Not a folder: a file of that name is listed alone.
-            const opened = await this.openIn(parent, leaf, folderName, algorithm);
+    if (components.length === 0) return this.parts.root.top.view();
+    const leaf = components.pop()!;
+    return this.parts.root.inParent(
+      folderName,
+      {},
+      async (parent): Promise<Folder | StoredEntry[]> => {
+        const folder = await this.parts.root.openFolder([leaf], { from: parent, name: folderName }).catch(async (error: unknown) => {
+          if (!(error instanceof FerryError && error.code === 'CONFLICT')) throw error;
+          // Not a folder: a file of that name is listed alone.
+          const opened = await this.openIn(parent, leaf, folderName, algorithm);
+          await opened.handle.close();
+          return [{ name: folderName, kind: 'file', size: opened.size, mtimeMs: opened.mtimeMs, digest: opened.digest } as StoredEntry];
+        });
+        return folder ?? missing();
+      },
+      missing,
+    );
+  }
+
+  /**
+   * A page of a folder (LIST with PAGE): its names are read in passes that keep only the
+   * page's (list-page.ts), each name looked at as `listStream` does; a pass is repeated from
+   * the last name kept only when files vanished meanwhile and the page is not full. Holds
+   * about two pages of names, never the folder.
+   */
+  async listPage(prefix: string, after: string, limit: number, options: ListOptions = {}): Promise<StoredEntry[]> {
+    const algorithm = options.algorithm ?? 'sha256';
+    const top = await this.listed(prefix, options);
+    if (Array.isArray(top)) return top.filter((entry) => entry.name > after).slice(0, limit);
+    try {
+      const page: StoredEntry[] = [];
+      let cursor = after;
+      for (;;) {
+        const { values: names, more } = await this.namesAfter(top, cursor, limit - page.length);
+        for (const { name, leaf, folder } of names) {
+          if (folder) {
+            page.push({ name, kind: 'folder', size: 0, mtimeMs: 0, digest: NO_DIGEST });
+            continue;
+          }
+          const listed = this.listedFromRecord(top, leaf, name, algorithm);
+          if (listed === GONE) continue;
+          if (listed !== undefined) {
+            page.push(listed);
+            continue;
+          }
+          try {
+            const opened = await this.openIn(top, leaf, name, algorithm);
             await opened.handle.close();
-            return [{ name: folderName, kind: 'file', size: opened.size, mtimeMs: opened.mtimeMs, digest: opened.digest } as StoredEntry];
-          });
-          return folder ?? missing();
-        },
-        missing,
-      );
+            page.push({ name, kind: 'file', size: opened.size, mtimeMs: opened.mtimeMs, digest: opened.digest });
+          } catch (error) {
+            if (!(error instanceof FerryError && error.code === 'NOT_FOUND')) throw error;
+          }
+        }
+        if (!more || page.length >= limit || names.length === 0) return page;
+        cursor = names[names.length - 1]!.name;
+      }
+    } finally {
+      await top.close();
     }
+  }
+
+  /** The `count` first names of `folder` after `after` that a listing shows (files and folders ferry can name), read synchronously with a turn of the event loop every few thousand. */
+  private async namesAfter(folder: Folder, after: string, count: number): Promise<{ values: { name: string; leaf: string; folder: boolean }[]; more: boolean }> {
+    const page = new SmallestAfter<{ name: string; leaf: string; folder: boolean }>(after, count);
+    let dir: Dir;
+    try {
+      dir = opendirSync(folder.path, { bufferSize: 256 });
+    } catch (error) {
+      if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR')) return { values: [], more: false };
+      throw error;
+    }
+    try {
+      let seen = 0;
+      for (let dirent = dir.readSync(); dirent !== null; dirent = dir.readSync()) {
+        if (++seen % 4096 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        const isFolder = dirent.isDirectory();
+        if (!isFolder && !dirent.isFile()) continue; // links and special files are never listed
+        const name = folder.name === '' ? dirent.name : `${folder.name}/${dirent.name}`;
+        if (name <= after || nameProblem(name) !== undefined) continue;
+        page.offer(name, { name, leaf: dirent.name, folder: isFolder });
+      }
+    } finally {
+      dir.closeSync();
+    }
+    return page.result();
+  }
+
+  /**
+   * The entries `list` returns, in the same order, in batches, holding one folder's names per
+   * level rather than the whole tree. `prefix` names a folder ('' for all, a trailing / is
+   * dropped): recursive lists every file below it by full name, otherwise its files and
+   * folders. A prefix naming a file lists just that file; one naming nothing lists nothing
+   * (or, with `missing: 'error'`, is NOT_FOUND).
+   */
+  async *listStream(prefix: string, recursive: boolean, options: ListOptions = {}): AsyncGenerator<StoredEntry[]> {
+    const algorithm = options.algorithm ?? 'sha256';
+    const top = await this.listed(prefix, options);
     if (Array.isArray(top)) {
       if (top.length > 0) yield top;
       return;

@@ -170,6 +170,11 @@ export class Store implements StoreBackend {
     return this.reader.listStream(prefix, recursive, options);
   }
 
+  /** One page of a folder's listing (LIST with PAGE, v7; see StoreBackend). */
+  listPage(prefix: string, after: string, limit: number, options: ListOptions = {}): Promise<StoredEntry[]> {
+    return this.track(() => this.reader.listPage(prefix, after, limit, options));
+  }
+
   /** Checks an upload's name, declared size and room before any body byte is accepted. */
   async checkUpload(name: string, options: UploadOptions): Promise<void> {
     await this.track(async () => {

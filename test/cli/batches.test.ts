@@ -231,3 +231,42 @@ describe('ferry put -r with batches', () => {
     }
   });
 });
+
+/** Issue 12: from protocol 7, `get -r` lists a folder in pages (LIST with PAGE), never whole. */
+describe('ferry get -r of a folder larger than a listing page', () => {
+  let server: TestServer;
+  let work: string;
+  before(async () => {
+    server = await startServer();
+    work = await tempDir('ferry-getpages-');
+    const client = await connect({ port: server.address.port });
+    // 1,005 files (a page is 1,000 entries) and a folder with one file.
+    for (let start = 0; start < 1005; start += 201) {
+      await client.putBatch(Array.from({ length: 201 }, (_, i) => ({ name: `big/f${String(start + i).padStart(4, '0')}`, data: Buffer.from(`${start + i}`) })));
+    }
+    await client.putBatch([{ name: 'big/sub/x', data: Buffer.from('x') }]);
+    await client.close();
+  });
+  after(async () => {
+    await server.stop();
+    await fs.rm(work, { recursive: true, force: true });
+  });
+
+  for (const maxVersion of [undefined, 6]) {
+    it(maxVersion === undefined ? 'lists it in two pages and fetches every file' : 'a version-6 server lists it whole, with the same result', async () => {
+      const proxy = await startCountingProxy(server.address.port, maxVersion);
+      try {
+        const dest = path.join(work, `copy-${maxVersion ?? 'paged'}`);
+        const result = await runCli(['get', '-r', 'big', '-o', dest, '-s', `127.0.0.1:${proxy.port}`, '--quiet']);
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal(proxy.requests.get('LIST'), maxVersion === undefined ? 3 : 2, 'big (in pages) and big/sub');
+        const files = (await treeOf(dest)).filter((rel) => !rel.endsWith('/'));
+        assert.equal(files.length, 1006);
+        assert.equal(await fs.readFile(path.join(dest, 'f1004'), 'utf8'), '1004');
+        assert.equal(await fs.readFile(path.join(dest, 'sub', 'x'), 'utf8'), 'x');
+      } finally {
+        await proxy.close();
+      }
+    });
+  }
+});

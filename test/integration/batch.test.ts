@@ -192,7 +192,7 @@ describe('batched uploads (protocol 5)', () => {
     });
     try {
       const client = await connect({ port: fake.port, timeoutMs: 5000 });
-      assert.deepEqual(offered, [6, 5, 4]);
+      assert.deepEqual(offered, [PROTOCOL_VERSION, 6, 5, 4]);
       assert.equal(client.version, 4);
       await assert.rejects(client.putBatch([{ name: 'x', data: Buffer.from('x') }]), (e: { code?: string }) => e.code === 'UNSUPPORTED');
       client.destroy();

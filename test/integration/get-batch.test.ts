@@ -162,7 +162,7 @@ describe('batched downloads (protocol 6)', () => {
     });
     try {
       const client = await connect({ port: fake.port, timeoutMs: 5000 });
-      assert.deepEqual(offered, [6, 5]);
+      assert.deepEqual(offered, [PROTOCOL_VERSION, 6, 5]);
       assert.equal(client.version, 5);
       await assert.rejects(client.getBatch(['x']), (e: { code?: string }) => e.code === 'UNSUPPORTED');
       client.destroy();

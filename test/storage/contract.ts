@@ -4,7 +4,7 @@ import { FerryError } from '../../src/errors.js';
 import { digestOf, EMPTY_DIGEST } from '../../src/io/digest.js';
 import { readRange, type StoreBackend, type StoreUpload } from '../../src/storage/backend.js';
 import { readSmallFiles } from '../../src/storage/read-batch.js';
-import type { UploadOptions } from '../../src/storage/types.js';
+import type { StoredEntry, UploadOptions } from '../../src/storage/types.js';
 import { randomData } from '../helpers/fixtures.js';
 
 /** A store to run the contract against, and how to dispose of it. */
@@ -146,6 +146,30 @@ export function storeContract(label: string, open: () => Promise<ContractSubject
       await rejectsWith(subject.store.removeTree('r'), 'NOT_FOUND');
       await subject.store.remove('r-big');
       await rejectsWith(subject.store.stat('r-big'), 'NOT_FOUND');
+    });
+
+    it('lists a folder a page at a time: the pages are the listing, in order, the last short', async () => {
+      for (const name of ['p/b.txt', 'p/a-b.txt', 'p/a/x.txt', 'p/c', 'p/d/e', 'p/f']) await store(subject, name, Buffer.from(name));
+      const whole = await subject.store.list('p', false, { algorithm: 'blake3' });
+      assert.equal(whole.length, 6);
+      const pages: StoredEntry[][] = [];
+      for (let after = ''; ; ) {
+        const page = await subject.store.listPage('p/', after, 4, { algorithm: 'blake3' });
+        pages.push(page);
+        if (page.length < 4) break;
+        after = page[page.length - 1]!.name;
+      }
+      assert.deepEqual(
+        pages.map((p) => p.length),
+        [4, 2],
+      );
+      assert.deepEqual(pages.flat(), whole, 'files with their sizes and digests, folders, in the listing order');
+      assert.deepEqual((await subject.store.listPage('p', 'p/a-b.txt', 2)).map((e) => e.name), ['p/b.txt', 'p/c']);
+      assert.deepEqual((await subject.store.listPage('p/c', '', 10)).map((e) => e.name), ['p/c'], 'a file is listed alone');
+      assert.deepEqual(await subject.store.listPage('p/c', 'p/c', 10), []);
+      assert.deepEqual(await subject.store.listPage('p/none', '', 10), []);
+      const top = await subject.store.listPage('', '', 4096);
+      assert.ok(!top.some((e) => e.name.startsWith('.ferry')), 'the server state is never listed');
     });
 
     it('makes empty folders', async () => {

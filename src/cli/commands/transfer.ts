@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { readSmallFile } from '../../io/small-file.js';
 import path from 'node:path';
-import { BATCH_GET_MAX_FILE, BatchBuilder, FerryError, GetBatchBuilder, printableName, type BatchGetResult, type BatchPutOptions, type Entry, type FerryClient } from '../../client/index.js';
+import { BATCH_GET_MAX_FILE, BatchBuilder, FerryError, GetBatchBuilder, LIST_PAGE, printableName, type BatchGetResult, type BatchPutOptions, type Entry, type FerryClient } from '../../client/index.js';
 import { UsageError } from '../exit.js';
 import { onInterrupt } from '../interrupt.js';
 import { Feed, inLanes } from '../feed.js';
@@ -205,28 +205,34 @@ async function planTreeGets(names: string[], options: GetCliOptions): Promise<Pl
   };
 }
 
-/** Folder listings requested ahead of the one being fetched, so lanes never wait at a folder's end. */
+/** Folder listings (pages, from protocol 7) requested ahead of the one being fetched, so lanes never wait at a folder's end. */
 const LIST_AHEAD = 4;
 
 /**
  * Every file under `prefix`, one folder's listing at a time (breadth first: the order files
- * come in does not matter), with the next LIST_AHEAD listings already requested. Holds at
- * most that many folders' entries, and the names of the folders still to list.
+ * come in does not matter), with the next LIST_AHEAD listings already requested. From protocol
+ * 7 each folder is listed in pages of LIST_PAGE entries (a folder's next page is asked for
+ * first), so at most LIST_AHEAD pages of entries are held, and the names of the folders still
+ * to list; an older server lists each folder whole.
  */
 async function* remoteTree(client: FerryClient, prefix: string): AsyncGenerator<Entry> {
-  const folders = [prefix];
-  const listings: Promise<Entry[]>[] = [];
+  const paged = client.version >= 7;
+  const toList: { folder: string; after: string }[] = [{ folder: prefix, after: '' }];
+  const listings: { folder: string; entries: Promise<Entry[]> }[] = [];
   const requestAhead = (): void => {
-    while (listings.length < LIST_AHEAD && folders.length > 0) {
-      const listing = client.list(folders.shift()!, { recursive: false });
-      listing.catch(() => undefined); // awaited in turn, or abandoned with the walk
-      listings.push(listing);
+    while (listings.length < LIST_AHEAD && toList.length > 0) {
+      const { folder, after } = toList.shift()!;
+      const entries = paged ? client.listPage(folder, { after, limit: LIST_PAGE }) : client.list(folder, { recursive: false });
+      entries.catch(() => undefined); // awaited in turn, or abandoned with the walk
+      listings.push({ folder, entries });
     }
   };
   requestAhead();
   while (listings.length > 0) {
-    const entries = await listings.shift()!;
-    for (const entry of entries) if (entry.kind === 'folder') folders.push(entry.name);
+    const { folder, entries: listing } = listings.shift()!;
+    const entries = await listing;
+    if (paged && entries.length === LIST_PAGE) toList.unshift({ folder, after: entries[entries.length - 1]!.name });
+    for (const entry of entries) if (entry.kind === 'folder') toList.push({ folder: entry.name, after: '' });
     requestAhead();
     for (const entry of entries) if (entry.kind === 'file') yield entry;
   }

@@ -19,6 +19,7 @@ import { Window } from './window.js';
 import { storeEachFile } from '../batch-each.js';
 import type { BatchFile, BatchOptions, BatchOutcome } from '../batch.js';
 import { verifiedRead, type SmallOutcome } from '../read-batch.js';
+import { SmallestAfter } from '../list-page.js';
 
 export interface S3StoreOptions {
   /** The local folder for the server's own state (certificate, counters). */
@@ -255,6 +256,35 @@ export class S3Store implements StoreBackend {
   }
 
   /**
+   * A page of a folder (LIST with PAGE): the folder's keys are listed through (names only, no
+   * HEAD), the page's names kept (list-page.ts), and only the page's files read for entries.
+   */
+  async listPage(prefix: string, after: string, limit: number, options: ListOptions = {}): Promise<StoredEntry[]> {
+    const folderName = normalizePrefix(prefix);
+    const algorithm = options.algorithm ?? 'sha256';
+    if (folderName !== '') {
+      this.checkName(folderName);
+      const file = await this.headFile(folderName);
+      if (file) {
+        if (folderName <= after) return [];
+        return [{ name: folderName, kind: 'file', size: file.meta.size, mtimeMs: file.meta.mtimeMs, digest: await this.digestOf(folderName, file.meta, algorithm) }];
+      }
+    }
+    const page = new SmallestAfter<ListedFile | string>(after, limit);
+    for await (const listed of this.listedPages(this.keys.folder(folderName), false)) {
+      for (const folder of listed.folders) page.offer(folder, folder);
+      for (const file of listed.files) page.offer(file.name, file);
+    }
+    const picked = page.result().values;
+    const files = await this.entriesOf(
+      picked.filter((p): p is ListedFile => typeof p !== 'string'),
+      algorithm,
+    );
+    const entries: StoredEntry[] = [...files, ...picked.filter((p): p is string => typeof p === 'string').map((name): StoredEntry => ({ name, kind: 'folder', size: 0, mtimeMs: 0, digest: NO_DIGEST }))];
+    return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
    * A listing in pages of the bucket's listing (1000 keys), each page's files read with HEADs
    * (16 at once) for their size, time and digest. Sorted within a page; pages come in key order.
    */
@@ -269,21 +299,34 @@ export class S3Store implements StoreBackend {
         return;
       }
     }
-    const listPrefix = this.keys.folder(folderName);
-    let token: string | undefined;
-    let startAfter: string | undefined;
     let first = true;
-    for (;;) {
-      const page = await this.bucket.list(listPrefix, { delimiter: !recursive, token, startAfter });
-      if (first && folderName !== '' && page.keys.length === 0 && page.prefixes.length === 0) {
+    for await (const listed of this.listedPages(this.keys.folder(folderName), recursive)) {
+      if (first && folderName !== '' && listed.empty) {
         if (options.missing === 'error') throw new FerryError('NOT_FOUND', `no folder named "${folderName}"`);
         return;
       }
       first = false;
-      const batch: StoredEntry[] = [];
+      const batch: StoredEntry[] = listed.folders.map((name): StoredEntry => ({ name, kind: 'folder', size: 0, mtimeMs: 0, digest: NO_DIGEST }));
+      batch.push(...(await this.entriesOf(listed.files, algorithm)));
+      batch.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      if (batch.length > 0) yield batch;
+    }
+  }
+
+  /**
+   * The bucket's listing under `listPrefix`, a page (1000 keys) at a time, as the names ferry
+   * lists: folders (common prefixes, without `recursive`) and files, the server's own keys and
+   * folder markers left out. `empty`: the bucket's page had no key or prefix at all.
+   */
+  private async *listedPages(listPrefix: string, recursive: boolean): AsyncGenerator<{ folders: string[]; files: ListedFile[]; empty: boolean }> {
+    let token: string | undefined;
+    let startAfter: string | undefined;
+    for (;;) {
+      const page = await this.bucket.list(listPrefix, { delimiter: !recursive, token, startAfter });
+      const folders: string[] = [];
       for (const folder of page.prefixes) {
         const name = this.keys.nameOf(folder).slice(0, -1);
-        if (nameProblem(name) === undefined) batch.push({ name, kind: 'folder', size: 0, mtimeMs: 0, digest: NO_DIGEST });
+        if (nameProblem(name) === undefined) folders.push(name);
       }
       const files: ListedFile[] = [];
       let skipInternal = false;
@@ -296,9 +339,7 @@ export class S3Store implements StoreBackend {
         const name = this.keys.nameOf(listed.key);
         if (nameProblem(name) === undefined) files.push({ ...listed, name });
       }
-      batch.push(...(await this.entriesOf(files, algorithm)));
-      batch.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      if (batch.length > 0) yield batch;
+      yield { folders, files, empty: page.keys.length === 0 && page.prefixes.length === 0 };
       if (page.next === undefined) return;
       const pastInternal = `${this.keys.internal.slice(0, -1)}0`; // '0' sorts right after '/'
       if (skipInternal && page.keys[page.keys.length - 1]!.key < pastInternal) {
