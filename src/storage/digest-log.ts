@@ -81,7 +81,10 @@ export function recordDigest(text: string, facts: RecordFacts, algorithm: Digest
     if (named === algorithm) hex = text.slice(colon < 0 || colon > end ? start : colon + 1, end);
     start = end + 1;
   }
-  return hex !== undefined && isHexDigest(hex) ? Buffer.from(hex, 'hex') : undefined;
+  if (hex?.length !== 64) return undefined;
+  // Decoding stops at the first pair that is not hex: 32 bytes only from 64 hex digits.
+  const digest = Buffer.from(hex, 'hex');
+  return digest.length === 32 ? digest : undefined;
 }
 
 /** Whether `text` from `start` to `end` is the safe integer `value` in decimal (recordText's numbers: a mtime may be negative). */
@@ -96,16 +99,6 @@ function sameNumber(text: string, start: number, end: number, value: number): bo
     n = n * 10 + digit;
   }
   return Number.isSafeInteger(n) && (negative ? -n : n) === value;
-}
-
-/** 64 lowercase hex digits, without a RegExp per record. */
-function isHexDigest(hex: string): boolean {
-  if (hex.length !== 64) return false;
-  for (let i = 0; i < 64; i++) {
-    const c = hex.charCodeAt(i);
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
-  }
-  return true;
 }
 
 /** One line of a log: the record's text (undefined: the file was removed). */
