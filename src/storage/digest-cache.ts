@@ -62,23 +62,31 @@ export class DigestCache {
     return this.cachedCost;
   }
 
-  /** The folder whose log was placed last and its key: a listing or batch asks about one folder's files in a row (a SHA-256 each cost ~5% of a get -r's server CPU). */
-  private lastFolder = { name: '', key: sha256Hex('') };
+  /** The folder whose log was placed last, its key and file: a listing or batch asks about one folder's files in a row (a SHA-256 each cost ~5% of a get -r's server CPU). */
+  private lastFolder = { name: '', key: sha256Hex(''), file: `${sha256Hex('')}.log` };
+  /** The key `cache` holds last (most recently used): asked again, it needs no reordering. */
+  private newestKey: string | undefined;
 
   private place(name: string): LogPlace {
     const slash = name.lastIndexOf('/');
     const folderName = slash < 0 ? '' : name.slice(0, slash);
-    if (folderName !== this.lastFolder.name) this.lastFolder = { name: folderName, key: sha256Hex(folderName) };
-    const { key } = this.lastFolder;
-    return { key, file: `${key}.log`, leaf: name.slice(slash + 1) };
+    if (folderName !== this.lastFolder.name) {
+      const key = sha256Hex(folderName);
+      this.lastFolder = { name: folderName, key, file: `${key}.log` };
+    }
+    const { key, file } = this.lastFolder;
+    return { key, file, leaf: name.slice(slash + 1) };
   }
 
   /** The folder's log, parsed (from the cache when there); empty when it has none. */
   private logOf(at: LogPlace): LoadedLog {
     const cached = this.cache.get(at.key);
     if (cached !== undefined) {
-      this.cache.delete(at.key); // re-inserted: most recently used
-      this.cache.set(at.key, cached);
+      if (at.key !== this.newestKey) {
+        this.cache.delete(at.key); // re-inserted: most recently used
+        this.cache.set(at.key, cached);
+        this.newestKey = at.key;
+      }
       return cached;
     }
     const folder = this.root.openExistingSync(this.meta, at.key.slice(0, 2));
@@ -95,6 +103,7 @@ export class DigestCache {
 
   private remember(key: string, log: LoadedLog): void {
     this.cache.set(key, log);
+    this.newestKey = key;
     this.recount(key, log);
   }
 

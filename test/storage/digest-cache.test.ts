@@ -65,6 +65,16 @@ describe('the digest cache (parsed folder logs kept in memory)', () => {
     assert.deepEqual(cache.read('f7/file-0.bin')?.digests.sha256, Buffer.alloc(32, 1));
   });
 
+  it('keeps the folder asked about again over one asked about less recently', async () => {
+    // Three folders of ~20 KB fit in 64 KiB, four do not.
+    const cache = await filled(64 * 1024, 4, 100);
+    for (const f of [0, 1, 2, 0, 0, 1, 0]) cache.read(`f${f}/file-0.bin`);
+    cache.read('f3/file-0.bin'); // f2, the least recently used, goes
+    for (const f of [0, 1, 2, 3]) await changeOnDisk(meta, `f${f}`, 'file-0.bin', 2);
+    for (const f of [0, 1, 3]) assert.deepEqual(cache.read(`f${f}/file-0.bin`)?.digests.sha256, Buffer.alloc(32, 1), `f${f} is held`);
+    assert.deepEqual(cache.read('f2/file-0.bin')?.digests.sha256, Buffer.alloc(32, 2), 'f2 was read again');
+  });
+
   it('counts what it appends to a held log, and keeps one folder larger than the budget alone', async () => {
     const budget = 16 * 1024;
     const cache = await filled(budget, 2, 20);

@@ -185,12 +185,13 @@ async function planTreeGets(names: string[], options: GetCliOptions): Promise<Pl
         // Folders inside each destination are the tree's own: created as needed. A listing
         // brings each remote folder's files in a row, so the local folder of the last one is
         // remembered: its other files' paths need no resolving (their names were checked on
-        // arrival: a plain last component), and whether mkdir created it says that they are new.
+        // arrival: a plain last component; on POSIX only, where no character of one is special
+        // to path.resolve), and whether mkdir created it says that nothing was at them.
         let last: { parent: string; folder: string; created: boolean } | undefined;
         for await (const entry of remoteTree(client, prefix)) {
           const slash = entry.name.lastIndexOf('/');
           let local: string | undefined;
-          if (last !== undefined && entry.name.length > last.parent.length && entry.name.startsWith(last.parent) && slash === last.parent.length - 1) {
+          if (POSIX_PATHS && last !== undefined && entry.name.length > last.parent.length && entry.name.startsWith(last.parent) && slash === last.parent.length - 1) {
             local = `${last.folder}${path.sep}${entry.name.slice(slash + 1)}`;
           } else {
             local = localPathFor(destination, prefix, entry.name);
@@ -211,6 +212,9 @@ async function planTreeGets(names: string[], options: GetCliOptions): Promise<Pl
     },
   };
 }
+
+/** Whether local paths are POSIX ones ('/' the only separator, no drive letters). */
+const POSIX_PATHS = path.sep === '/';
 
 /** Folder listings requested ahead of the one being fetched, so lanes never wait at a folder's end. */
 const LIST_AHEAD = 4;
