@@ -29,10 +29,13 @@ export type LocalState =
   /** A link, FIFO, device or folder: the single-file path decides (follows links, writes into FIFOs, refuses folders). */
   | { kind: 'other' };
 
+/** Nothing at the destination. */
+export const NEW_FILE: LocalState = Object.freeze({ kind: 'new' });
+
 /** Looks at `local` for the stored file `remote` (from the listing): new, to replace, identical, or other. */
 export function localState(local: string, remote: Entry | undefined): LocalState {
   const stats = lstatSync(local, { throwIfNoEntry: false });
-  if (stats === undefined) return { kind: 'new' };
+  if (stats === undefined) return NEW_FILE;
   if (!stats.isFile()) return { kind: 'other' };
   if (remote !== undefined && remote.kind === 'file' && remote.size === stats.size && digestOf(remote.algorithm, readFileSync(local)).toString('hex') === remote.digest) {
     return { kind: 'identical' };
@@ -79,7 +82,7 @@ let temporaryCount = 0;
 
 function createTemporary(folder: string): { temp: string; fd: number } {
   for (;;) {
-    const temp = path.join(folder, `${temporaryPrefix}${temporaryCount++}.tmp`);
+    const temp = `${folder}${path.sep}${temporaryPrefix}${temporaryCount++}.tmp`;
     try {
       return { temp, fd: openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644) };
     } catch (error) {

@@ -1,5 +1,12 @@
 import { isUtf8 } from 'node:buffer';
 import { ProtocolError } from '../errors.js';
+import { MAX_CONTROL_PAYLOAD } from './constants.js';
+
+const TWO_TO_32 = 2 ** 32;
+/** The high half of Number.MAX_SAFE_INTEGER (2^53 − 1): any larger high half is out of range. */
+const MAX_SAFE_HIGH = 2 ** 21 - 1;
+/** Unused bytes a framed buffer may keep behind it rather than be copied to its exact size. */
+const SLACK_KEPT = 4096;
 
 /**
  * Bounds-checked cursor over one frame payload. Every read checks the remaining length first,
@@ -44,13 +51,15 @@ export class PayloadReader {
     return this.bytes.readUInt32BE(this.take(4, what));
   }
 
-  /** u64 that must be exact as a JS number (≤ 2^53 − 1). */
+  /** u64 that must be exact as a JS number (≤ 2^53 − 1). Two u32 halves: no BigInt per field. */
   u64(what: string): number {
-    const start = this.take(8, what);
-    const high = this.bytes.readUInt32BE(start);
-    // Two u32 halves: no BigInt per field. Above 2^53 − 1 the high half exceeds 21 bits.
-    if (high > 0x1fffff) throw new ProtocolError(`${what} out of range: ${this.bytes.readBigUInt64BE(start)}`);
-    return high * 0x1_0000_0000 + this.bytes.readUInt32BE(start + 4);
+    const at = this.take(8, what);
+    const high = this.bytes.readUInt32BE(at);
+    const low = this.bytes.readUInt32BE(at + 4);
+    if (high > MAX_SAFE_HIGH) {
+      throw new ProtocolError(`${what} out of range: ${this.bytes.readBigUInt64BE(at)}`);
+    }
+    return high * TWO_TO_32 + low;
   }
 
   bytesOf(count: number, what: string): Buffer {
@@ -69,11 +78,11 @@ export class PayloadReader {
     const length = this.u16(`${what} length`);
     const start = this.take(length, what);
     const raw = this.bytes.subarray(start, start + length);
-    const text = raw.toString('utf8');
+    // isUtf8 refuses what a lossy decode would have replaced (bad sequences, overlongs, surrogates).
     if (!isUtf8(raw)) {
       throw new ProtocolError(`${what} is not valid UTF-8`);
     }
-    return text;
+    return raw.toString('utf8');
   }
 
   end(what: string): void {
@@ -83,56 +92,98 @@ export class PayloadReader {
   }
 }
 
-/** Append-only builder for a payload; sizes are computed up front by the caller's fields. */
+/**
+ * Append-only builder for a payload, written into one growing buffer (a buffer per field cost
+ * more than the fields: a BATCH_FILES reply has six per file). `headerRoom` leaves that many
+ * bytes in front for a frame header (`framed`), so the payload is never copied to be framed.
+ */
 export class PayloadWriter {
-  private readonly parts: Buffer[] = [];
-  private length = 0;
+  private buffer: Buffer;
+  private length: number;
 
-  private push(part: Buffer): this {
-    this.parts.push(part);
-    this.length += part.length;
-    return this;
+  constructor(private readonly headerRoom = 0) {
+    this.buffer = Buffer.allocUnsafe(headerRoom + 256);
+    this.length = headerRoom;
+  }
+
+  /** Makes room for `count` more bytes and returns where they go (the caller fills them). */
+  private reserve(count: number): number {
+    const at = this.length;
+    const needed = at + count;
+    if (needed > this.buffer.length) {
+      // Doubling, but a frame of up to the control cap gets a buffer of exactly its size.
+      const capped = this.headerRoom + MAX_CONTROL_PAYLOAD;
+      const bigger = Buffer.allocUnsafe(needed <= capped ? Math.min(Math.max(2 * this.buffer.length, needed), capped) : Math.max(2 * this.buffer.length, needed));
+      this.buffer.copy(bigger, 0, 0, at);
+      this.buffer = bigger;
+    }
+    this.length = needed;
+    return at;
   }
 
   u8(value: number): this {
-    const b = Buffer.allocUnsafe(1);
-    b.writeUInt8(value);
-    return this.push(b);
+    const at = this.reserve(1); // before `this.buffer` is read: reserving may replace it
+    this.buffer.writeUInt8(value, at);
+    return this;
   }
 
   u16(value: number): this {
-    const b = Buffer.allocUnsafe(2);
-    b.writeUInt16BE(value);
-    return this.push(b);
+    const at = this.reserve(2);
+    this.buffer.writeUInt16BE(value, at);
+    return this;
   }
 
   u32(value: number): this {
-    const b = Buffer.allocUnsafe(4);
-    b.writeUInt32BE(value >>> 0);
-    return this.push(b);
+    const at = this.reserve(4);
+    this.buffer.writeUInt32BE(value >>> 0, at);
+    return this;
   }
 
   u64(value: number): this {
-    const b = Buffer.allocUnsafe(8);
-    b.writeBigUInt64BE(BigInt(value));
-    return this.push(b);
+    if (!Number.isSafeInteger(value) || value < 0) {
+      const big = BigInt(value); // throws, as it always did, for what is no u64
+      const at = this.reserve(8);
+      this.buffer.writeBigUInt64BE(big, at);
+      return this;
+    }
+    const at = this.reserve(8);
+    this.buffer.writeUInt32BE(Math.floor(value / TWO_TO_32), at);
+    this.buffer.writeUInt32BE(value >>> 0, at + 4);
+    return this;
   }
 
-  raw(bytes: Buffer): this {
-    return this.push(bytes);
+  raw(bytes: Uint8Array): this {
+    const at = this.reserve(bytes.length);
+    this.buffer.set(bytes, at);
+    return this;
   }
 
   string(text: string): this {
-    const bytes = Buffer.from(text, 'utf8');
-    if (bytes.length > 0xffff) throw new RangeError('string longer than 65535 bytes');
-    return this.u16(bytes.length).push(bytes);
+    const length = Buffer.byteLength(text, 'utf8');
+    if (length > 0xffff) throw new RangeError('string longer than 65535 bytes');
+    this.u16(length);
+    const at = this.reserve(length);
+    this.buffer.write(text, at, length, 'utf8');
+    return this;
   }
 
+  /** Payload bytes written so far. */
   get byteLength(): number {
-    return this.length;
+    return this.length - this.headerRoom;
   }
 
+  /** The payload (its own memory: no larger buffer kept alive behind it). */
   toBuffer(): Buffer {
-    return Buffer.concat(this.parts, this.length);
+    return Buffer.from(this.buffer.subarray(this.headerRoom, this.length));
+  }
+
+  /**
+   * The buffer with `write` filling the header room in front of the payload: one frame. Copied
+   * to its exact size only when doubling left much unused behind it (a queued frame holds it).
+   */
+  framed(write: (header: Buffer) => void): Buffer {
+    write(this.buffer.subarray(0, this.headerRoom));
+    const used = this.buffer.subarray(0, this.length);
+    return this.buffer.length - this.length > SLACK_KEPT ? Buffer.from(used) : used;
   }
 }

@@ -167,7 +167,11 @@ function checkDigest(digest: Buffer): Buffer {
 }
 
 export function encodePayload(message: Message): Buffer {
-  const w = new PayloadWriter();
+  return writePayload(new PayloadWriter(), message).toBuffer();
+}
+
+/** The message's payload, written after whatever `w` holds. */
+function writePayload(w: PayloadWriter, message: Message): PayloadWriter {
   switch (message.type) {
     case 'HELLO':
       w.u32(MAGIC).u16(message.version).string(message.clientName).u32(message.flags);
@@ -262,11 +266,19 @@ export function encodePayload(message: Message): Buffer {
       w.u16(message.code).string(message.message);
       break;
   }
-  return w.toBuffer();
+  return w;
 }
 
+/** The message as one frame: header (as `frame` writes it) and payload, written in place. */
 export function encodeMessage(message: Message): Buffer {
-  return frame(MessageType[message.type], message.id, encodePayload(message));
+  const w = writePayload(new PayloadWriter(HEADER_SIZE), message);
+  const length = w.byteLength;
+  if (length > MAX_CONTROL_PAYLOAD) throw new RangeError(`control payload of ${length} bytes exceeds ${MAX_CONTROL_PAYLOAD}`);
+  return w.framed((header) => {
+    header.writeUInt32BE(length, 0);
+    header.writeUInt8(MessageType[message.type], 4);
+    header.writeUInt32BE(message.id >>> 0, 5);
+  });
 }
 
 /** Decodes one frame's payload; throws ProtocolError on any malformed field. */

@@ -22,6 +22,7 @@ const FORBIDDEN_CHARS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\\
 
 /** Returns why `name` is not an acceptable stored name, or undefined if it is. */
 export function nameProblem(name: string): string | undefined {
+  if (isPlainName(name)) return undefined;
   if (name.length === 0) return 'name is empty';
   if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) return `name is longer than ${MAX_NAME_BYTES} bytes`;
   if (!isWellFormed(name)) return 'name is not valid Unicode';
@@ -42,6 +43,33 @@ export function nameProblem(name: string): string | undefined {
   // Case-insensitively: the root may be on a file system where ".FERRY" is ".ferry".
   if (components[0]!.toLowerCase() === RESERVED_COMPONENT) return `"${RESERVED_COMPONENT}" is reserved for the server`;
   return undefined;
+}
+
+/**
+ * The common case in one pass over the characters, with no allocation (every file of a listing
+ * or batch is checked on both sides): printable ASCII but the backslash, within the limits,
+ * without empty, "." or ".." components or the reserved first one. False only means "not
+ * sure": nameProblem then looks at the name in full, and words what is wrong.
+ */
+function isPlainName(name: string): boolean {
+  const length = name.length;
+  if (length === 0 || length > MAX_NAME_BYTES) return false; // ASCII: a byte per character
+  let start = 0;
+  let components = 1;
+  for (let i = 0; i <= length; i++) {
+    const c = i < length ? name.charCodeAt(i) : 0x2f;
+    if (c === 0x2f) {
+      const size = i - start;
+      if (size === 0 || size > MAX_COMPONENT_BYTES) return false;
+      // "." and "..", and a first component that may be ".ferry" in any case: the full check decides.
+      if (name.charCodeAt(start) === 0x2e && (size <= 2 || (start === 0 && size === RESERVED_COMPONENT.length))) return false;
+      if (i < length && ++components > MAX_NAME_DEPTH) return false;
+      start = i + 1;
+    } else if (c < 0x20 || c > 0x7e || c === 0x5c) {
+      return false;
+    }
+  }
+  return true;
 }
 
 export function isValidName(name: string): boolean {

@@ -51,6 +51,56 @@ export function parseRecord(text: string): DigestRecord | undefined {
   return { digests, size, mtimeMs, ino };
 }
 
+/** What a record must name to describe a file (from its stat). */
+export interface RecordFacts {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+/**
+ * The `algorithm` digest that the record `text` (recordText's form) keeps for a file of these
+ * facts, or undefined when it describes another file or keeps none in `algorithm`. What
+ * `parseRecord` + `matches` decide, at a fraction of the cost on the read path of every listed
+ * or served file: the numbers are compared first and only the one digest asked for is decoded.
+ */
+export function recordDigest(text: string, facts: RecordFacts, algorithm: DigestAlgorithm): Buffer | undefined {
+  const inoAt = text.lastIndexOf(' ');
+  const mtimeAt = inoAt > 0 ? text.lastIndexOf(' ', inoAt - 1) : -1;
+  const sizeAt = mtimeAt > 0 ? text.lastIndexOf(' ', mtimeAt - 1) : -1;
+  if (sizeAt <= 0) return undefined;
+  if (!sameNumber(text, inoAt + 1, text.length, facts.ino) || !sameNumber(text, mtimeAt + 1, inoAt, facts.mtimeMs) || !sameNumber(text, sizeAt + 1, mtimeAt, facts.size)) {
+    return undefined;
+  }
+  let hex: string | undefined;
+  for (let start = 0; start < sizeAt; ) {
+    let end = text.indexOf(' ', start);
+    if (end < 0 || end > sizeAt) end = sizeAt;
+    const colon = text.indexOf(':', start);
+    const named = colon < 0 || colon > end ? 'sha256' : text.slice(start, colon);
+    if (named === algorithm) hex = text.slice(colon < 0 || colon > end ? start : colon + 1, end);
+    start = end + 1;
+  }
+  if (hex?.length !== 64) return undefined;
+  // Decoding stops at the first pair that is not hex: 32 bytes only from 64 hex digits.
+  const digest = Buffer.from(hex, 'hex');
+  return digest.length === 32 ? digest : undefined;
+}
+
+/** Whether `text` from `start` to `end` is the safe integer `value` in decimal (recordText's numbers: a mtime may be negative). */
+function sameNumber(text: string, start: number, end: number, value: number): boolean {
+  const negative = text.charCodeAt(start) === 0x2d;
+  if (negative) start++;
+  if (end <= start || end - start > 16) return false;
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const digit = text.charCodeAt(i) - 0x30;
+    if (digit < 0 || digit > 9) return false;
+    n = n * 10 + digit;
+  }
+  return Number.isSafeInteger(n) && (negative ? -n : n) === value;
+}
+
 /** One line of a log: the record's text (undefined: the file was removed). */
 export function logLine(leaf: string, record: DigestRecord | undefined): string {
   return `${record === undefined ? '-' : recordText(record)}\t${JSON.stringify(leaf)}\n`;

@@ -13,8 +13,14 @@ import { randomData, startServer, tempDir, treeOf, type TestServer } from '../he
  * A real server behind a proxy that counts what clients ask for, and can play an older
  * server: with `maxVersion`, a HELLO above it gets VERSION and the client must ask again.
  */
-async function startCountingProxy(target: number, maxVersion?: number): Promise<{ port: number; requests: Map<string, number>; close: () => Promise<void> }> {
+async function startCountingProxy(
+  target: number,
+  maxVersion?: number,
+  onFirstGetBatch?: (names: string[]) => Promise<void>,
+): Promise<{ port: number; requests: Map<string, number>; close: () => Promise<void> }> {
   const requests = new Map<string, number>();
+  /** With `onFirstGetBatch`: replies held (on every connection) from the first GET_BATCH until it is done. */
+  let held: { client: net.Socket; chunk: Buffer }[] | undefined;
   const sockets = new Set<net.Socket>();
   const proxy = net.createServer((client) => {
     sockets.add(client);
@@ -29,6 +35,15 @@ async function startCountingProxy(target: number, maxVersion?: number): Promise<
     const decoder = new Decoder('server', {
       message: (m: Message) => {
         requests.set(m.type, (requests.get(m.type) ?? 0) + 1);
+        if (m.type === 'GET_BATCH' && onFirstGetBatch !== undefined) {
+          const hook = onFirstGetBatch;
+          onFirstGetBatch = undefined;
+          held = [];
+          void hook(m.names).then(() => {
+            for (const { client, chunk } of held!) client.write(chunk);
+            held = undefined;
+          });
+        }
         if (m.type === 'HELLO' && maxVersion !== undefined && m.version > maxVersion) {
           refused = true;
           client.end(encodeMessage({ type: 'ERROR', id: 0, code: WireErrorCode.VERSION, message: `speaks 1 to ${maxVersion}` }));
@@ -41,7 +56,7 @@ async function startCountingProxy(target: number, maxVersion?: number): Promise<
       decoder.push(chunk);
       if (!refused) upstream.write(chunk);
     });
-    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    upstream.on('data', (chunk: Buffer) => (held ? held.push({ client, chunk }) : client.write(chunk)));
     upstream.on('connect', () => client.resume());
   });
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
@@ -152,6 +167,34 @@ describe('ferry get -r with batches', () => {
     }
     await client.close();
     assert.deepEqual((await fs.readdir(path.dirname(changed))).filter((f) => f.startsWith('.ferry')), []);
+  });
+
+  it('never replaces a file another program put in a folder get -r created, while its batch was on the way', async () => {
+    const dest = path.join(work, 'raced');
+    const planted: string[] = [];
+    // The replies to the first GET_BATCH are held until a file is at each of its paths.
+    const proxy = await startCountingProxy(server.address.port, undefined, async (names) => {
+      for (const name of names) {
+        const local = path.join(dest, name.slice('tree/d1/'.length));
+        await fs.writeFile(local, 'planted');
+        planted.push(local);
+      }
+    });
+    try {
+      const result = await runCli(['get', '-r', 'tree/d1', '-o', dest, '-s', `127.0.0.1:${proxy.port}`, '--quiet']);
+      assert.equal(result.code, 1);
+      assert.ok(planted.length > 0);
+      for (const local of planted) {
+        assert.equal(await fs.readFile(local, 'utf8'), 'planted', local);
+        assert.match(result.stderr, new RegExp(`${local.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} appeared during the download`));
+      }
+      assert.match(result.stderr, new RegExp(`${planted.length} of 50 files failed`));
+      const all = await treeOf(dest);
+      assert.equal(all.filter((f) => !f.endsWith('/')).length, 50);
+      assert.deepEqual(all.filter((f) => f.includes('.ferry')), []);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('a refused file is reported and the rest still arrives (a corrupt stored file)', async () => {

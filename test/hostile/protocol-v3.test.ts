@@ -64,7 +64,7 @@ describe('protocol 3', () => {
     });
     try {
       const client = await connect({ port: fake.port, timeoutMs: 5000 });
-      assert.deepEqual(offered, [PROTOCOL_VERSION, 5, 4, 2]);
+      assert.deepEqual(offered, [PROTOCOL_VERSION, 6, 5, 4, 2]);
       await assert.rejects(client.put(Buffer.from('x'), 'x', { mtimeMs: 0 }), (e: { code?: string }) => e.code === 'UNSUPPORTED');
       client.destroy();
     } finally {

@@ -251,6 +251,33 @@ describe('codec', () => {
     assert.equal((decodePayload(MessageType.PUT, 1, above32) as { size: number }).size, 2 ** 32 + 2);
   });
 
+  it('carries u64 values exactly up to 2^53-1, and strings byte for byte', () => {
+    for (const size of [0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 52 + 3, Number.MAX_SAFE_INTEGER]) {
+      const bytes = encodeMessage({ type: 'GET', id: 7, name: 'é/日本.txt', offset: size });
+      const high = Math.floor(size / 2 ** 32).toString(16).padStart(8, '0');
+      const low = (size % 2 ** 32).toString(16).padStart(8, '0');
+      assert.equal(bytes.subarray(9).toString('hex'), `000d${Buffer.from('é/日本.txt').toString('hex')}${high}${low}`, String(size));
+      assert.deepEqual(decodePayload(MessageType.GET, 7, bytes.subarray(9)), { type: 'GET', id: 7, name: 'é/日本.txt', offset: size });
+    }
+    assert.throws(() => encodeMessage({ type: 'GET', id: 7, name: 'a', offset: -1 }), RangeError);
+    assert.throws(() => encodeMessage({ type: 'GET', id: 7, name: 'a', offset: 1.5 }), RangeError);
+  });
+
+  it('refuses overlong, surrogate and truncated UTF-8 in a name', () => {
+    for (const bad of ['c0af', 'eda080', 'e282', 'f8888080', 'ff']) {
+      const payload = Buffer.concat([Buffer.from([0, bad.length / 2]), Buffer.from(bad, 'hex')]);
+      assert.throws(() => decodePayload(MessageType.STAT, 1, payload), /not valid UTF-8/, bad);
+    }
+  });
+
+  it('frames a reply near the control cap in a buffer of its own size', () => {
+    const items = Array.from({ length: 62 }, (_, i) => ({ status: 'file' as const, mtimeMs: i, digest: SHA_HELLO, data: Buffer.alloc(1000, i) }));
+    const bytes = encodeMessage({ type: 'BATCH_FILES', id: 3, more: false, items });
+    assert.equal(bytes.readUInt32BE(0), bytes.length - 9);
+    assert.ok(bytes.buffer.byteLength - bytes.length <= 4096, `${bytes.buffer.byteLength} bytes held for a frame of ${bytes.length}`);
+    assert.deepEqual(decodePayload(MessageType.BATCH_FILES, 3, bytes.subarray(9)), { type: 'BATCH_FILES', id: 3, more: false, items });
+  });
+
   it('refuses unknown types, trailing bytes, short payloads, bad UTF-8 and wrong direction', () => {
     assert.throws(() => decodePayload(0x42, 1, Buffer.alloc(0)), /unknown message type/);
     assert.throws(() => decodePayload(MessageType.OK, 1, Buffer.from([0])), /trailing/);

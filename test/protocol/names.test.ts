@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { isValidName, MAX_NAME_DEPTH, nameProblem, printableName } from '../../src/protocol/names.js';
 import { BAD_NAMES } from '../helpers/bad-names.js';
 
@@ -31,6 +32,30 @@ describe('names', () => {
   it('reserves .ferry as the first component in any letter case', () => {
     for (const name of ['.FERRY', '.Ferry/x', '.fErRy/tmp/y']) assert.match(nameProblem(name) ?? '', /reserved/, name);
     for (const name of ['x/.FERRY', 'x/.ferry', '.ferry2', '.FERRYish']) assert.equal(nameProblem(name), undefined, name);
+  });
+
+  it('decides as the full check does on names of every shape (fast-check): the ASCII fast path accepts nothing more', () => {
+    // The rules as written before the fast path, kept here as the reference.
+    // eslint-disable-next-line no-control-regex
+    const forbidden = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\\]/u;
+    const acceptable = (name: string): boolean => {
+      if (name.length === 0 || Buffer.byteLength(name) > 4096 || !name.isWellFormed() || name.normalize('NFC') !== name || forbidden.test(name) || name.startsWith('/')) return false;
+      const components = name.split('/');
+      if (components.length > MAX_NAME_DEPTH) return false;
+      if (components.some((c) => c === '' || c === '.' || c === '..' || Buffer.byteLength(c) > 255)) return false;
+      return components[0]!.toLowerCase() !== '.ferry';
+    };
+    const piece = fc.constantFrom('a', 'Z', '.', '..', '/', '//', '.ferry', '.FeRrY', '\\', ' ', '~', '\u007f', '\u0001', 'é', 'e\u0301', '\u202e', 'x'.repeat(250), '/'.repeat(30));
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 40 }), (pieces) => {
+        const name = pieces.join('');
+        assert.equal(nameProblem(name) === undefined, acceptable(name), JSON.stringify(name));
+      }),
+      { numRuns: 5000, seed: 12 },
+    );
+    for (const name of ['x'.repeat(255), 'x'.repeat(256), `${'y/'.repeat(63)}y`, `${'y/'.repeat(64)}y`, 'a'.repeat(4096), `${'a'.repeat(200)}/`.repeat(21), '.ferr', '.ferryy', 'a/.ferry']) {
+      assert.equal(nameProblem(name) === undefined, acceptable(name), name.slice(0, 40));
+    }
   });
 
   it('escapes control characters for printing', () => {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { DigestCache, type DigestRecord } from '../../src/storage/digest-cache.js';
-import { logLine } from '../../src/storage/digest-log.js';
+import { logLine, parseRecord, recordDigest, recordText } from '../../src/storage/digest-log.js';
 import { SafeRoot } from '../../src/storage/safe-path.js';
 import { tempDir } from '../helpers/fixtures.js';
 
@@ -65,6 +65,16 @@ describe('the digest cache (parsed folder logs kept in memory)', () => {
     assert.deepEqual(cache.read('f7/file-0.bin')?.digests.sha256, Buffer.alloc(32, 1));
   });
 
+  it('keeps the folder asked about again over one asked about less recently', async () => {
+    // Three folders of ~20 KB fit in 64 KiB, four do not.
+    const cache = await filled(64 * 1024, 4, 100);
+    for (const f of [0, 1, 2, 0, 0, 1, 0]) cache.read(`f${f}/file-0.bin`);
+    cache.read('f3/file-0.bin'); // f2, the least recently used, goes
+    for (const f of [0, 1, 2, 3]) await changeOnDisk(meta, `f${f}`, 'file-0.bin', 2);
+    for (const f of [0, 1, 3]) assert.deepEqual(cache.read(`f${f}/file-0.bin`)?.digests.sha256, Buffer.alloc(32, 1), `f${f} is held`);
+    assert.deepEqual(cache.read('f2/file-0.bin')?.digests.sha256, Buffer.alloc(32, 2), 'f2 was read again');
+  });
+
   it('counts what it appends to a held log, and keeps one folder larger than the budget alone', async () => {
     const budget = 16 * 1024;
     const cache = await filled(budget, 2, 20);
@@ -80,5 +90,55 @@ describe('the digest cache (parsed folder logs kept in memory)', () => {
     cache.read('f1/file-0.bin');
     assert.ok(cache.cachedBytes <= budget, `${cache.cachedBytes} bytes cached`);
     assert.deepEqual(cache.read('f0/file-399.bin')?.digests.sha256, Buffer.alloc(32, 2));
+  });
+
+  it('answers each file from its own folder\'s log when folders alternate', async () => {
+    const cache = new DigestCache(root, await root.pin(['meta']), 1024 * 1024);
+    const folders = ['', 'a', 'b', 'a/b'];
+    for (const [f, folder] of folders.entries()) await cache.write(folder === '' ? 'x.bin' : `${folder}/x.bin`, record(f + 1));
+    for (let round = 0; round < 3; round++) {
+      for (const [f, folder] of folders.entries()) {
+        const stats = { size: 1024, mtimeMs: 1_700_000_000_000.5, ino: 1000 + f + 1 } as Stats;
+        assert.deepEqual(cache.knownDigest(folder === '' ? 'x.bin' : `${folder}/x.bin`, stats, 'sha256'), Buffer.alloc(32, f + 1), `folder "${folder}"`);
+      }
+    }
+  });
+});
+
+describe('recordDigest (a record\'s digest for a file, without parsing the whole record)', () => {
+  const facts = { size: 1024, mtimeMs: 1_700_000_000_123, ino: 4242 };
+  const sha = Buffer.alloc(32, 0xab);
+  const b3 = Buffer.alloc(32, 0x3c);
+
+  /** What parseRecord + matches say: the reference recordDigest must agree with. */
+  function reference(text: string, of: typeof facts, algorithm: 'sha256' | 'blake3'): Buffer | undefined {
+    const parsed = parseRecord(text);
+    return parsed && parsed.size === of.size && parsed.mtimeMs === of.mtimeMs && parsed.ino === of.ino ? parsed.digests[algorithm] : undefined;
+  }
+
+  it('agrees with parseRecord on the records ferry writes', () => {
+    const texts = [
+      recordText({ digests: { sha256: sha }, ...facts }),
+      recordText({ digests: { blake3: b3 }, ...facts }),
+      recordText({ digests: { sha256: sha, blake3: b3 }, ...facts }),
+      recordText({ digests: { blake3: b3, sha256: sha }, ...facts }),
+      recordText({ digests: { sha256: sha }, size: 0, mtimeMs: -86_400_000, ino: 7 }),
+      `${sha.toString('hex')} 1024 1700000000123 4242`, // version 0.1: a bare hex is a sha256
+    ];
+    const others = [facts, { ...facts, size: 1025 }, { ...facts, mtimeMs: facts.mtimeMs + 1 }, { ...facts, ino: 4243 }, { size: 0, mtimeMs: -86_400_000, ino: 7 }];
+    for (const text of texts) {
+      for (const of of others) {
+        for (const algorithm of ['sha256', 'blake3'] as const) {
+          assert.deepEqual(recordDigest(text, of, algorithm), reference(text, of, algorithm), `${text} for ${JSON.stringify(of)} in ${algorithm}`);
+        }
+      }
+    }
+  });
+
+  it('finds no digest in a malformed record', () => {
+    const hex = sha.toString('hex');
+    for (const text of ['', '1024 1700000000123 4242', `sha256:${hex.slice(1)} 1024 1700000000123 4242`, `sha256:${hex.slice(2)}zz 1024 1700000000123 4242`, `sha256:${hex} 1024 1700000000123`, `sha256:${hex} 1024 17e11 4242`, `sha256:${hex} +1024 1700000000123 4242`, `sha256:${hex} 1024 1700000000123 4242x`]) {
+      assert.equal(recordDigest(text, facts, 'sha256'), undefined, text);
+    }
   });
 });

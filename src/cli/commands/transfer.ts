@@ -9,7 +9,7 @@ import { localPathFor, streamLocalTree } from '../local-tree.js';
 import { ByteBudget } from '../byte-budget.js';
 import { prepareFolder } from '../local-target.js';
 import { cannotWrite, userMessage } from '../messages.js';
-import { localState, placeFile, touchIdentical, type LocalState } from '../batch-get.js';
+import { localState, NEW_FILE, placeFile, touchIdentical, type LocalState } from '../batch-get.js';
 import { MAX_PARALLEL, parseCount } from '../numbers.js';
 import { getOne, moveOneFile, putJob, putOne, report, resumeNote, singleGetDestination, storedCopy, type Hooks, type Outcome } from '../one-file.js';
 import { batchProgressBar, progressBar } from '../progress.js';
@@ -48,6 +48,8 @@ interface Job {
   mtimeMs?: number;
   /** The stored file, when a listing already said what it is. */
   remote?: Entry;
+  /** get -r: the local folder was created by this command, so nothing was at `local` (no lstat needed to know it). */
+  inNewFolder?: boolean;
   /** Why this job cannot run, found while planning (a missing local file, a missing folder…). */
   problem?: unknown;
 }
@@ -181,29 +183,39 @@ async function planTreeGets(names: string[], options: GetCliOptions): Promise<Pl
         const base = prefix.split('/').pop() ?? prefix;
         const destination = root === undefined ? base : names.length > 1 ? path.join(root, base) : root;
         let found = false;
-        // Folders inside each destination are the tree's own: created as needed (the last one remembered).
-        let made = '';
+        // Folders inside each destination are the tree's own: created as needed. A listing
+        // brings each remote folder's files in a row, so the local folder of the last one is
+        // remembered: its other files' paths need no resolving (their names were checked on
+        // arrival: a plain last component; on POSIX only, where no character of one is special
+        // to path.resolve), and whether mkdir created it says that nothing was at them.
+        let last: { parent: string; folder: string; created: boolean } | undefined;
         for await (const entry of remoteTree(client, prefix)) {
-          const local = localPathFor(destination, prefix, entry.name);
-          if (local === undefined) {
-            throw new FerryError('PROTOCOL', `server sent "${printableName(entry.name)}", which is outside "${printableName(prefix)}": refusing to write it`);
+          const slash = entry.name.lastIndexOf('/');
+          let local: string | undefined;
+          if (POSIX_PATHS && last !== undefined && entry.name.length > last.parent.length && entry.name.startsWith(last.parent) && slash === last.parent.length - 1) {
+            local = `${last.folder}${path.sep}${entry.name.slice(slash + 1)}`;
+          } else {
+            local = localPathFor(destination, prefix, entry.name);
+            if (local === undefined) {
+              throw new FerryError('PROTOCOL', `server sent "${printableName(entry.name)}", which is outside "${printableName(prefix)}": refusing to write it`);
+            }
+            if (!found) {
+              found = true;
+              await prepareFolder(destination);
+            }
+            const folder = path.dirname(local);
+            last = { parent: entry.name.slice(0, slash + 1), folder, created: mkdirSync(folder, { recursive: true }) !== undefined };
           }
-          if (!found) {
-            found = true;
-            await prepareFolder(destination);
-          }
-          const folder = path.dirname(local);
-          if (folder !== made) {
-            mkdirSync(folder, { recursive: true });
-            made = folder;
-          }
-          yield { name: entry.name, local, size: entry.size, remote: entry };
+          yield { name: entry.name, local, size: entry.size, remote: entry, inNewFolder: last.created };
         }
         if (!found) yield { name: prefix, local: destination, size: undefined, problem: new FerryError('NOT_FOUND', `no folder named "${printableName(prefix)}"`) };
       }
     },
   };
 }
+
+/** Whether local paths are POSIX ones ('/' the only separator, no drive letters). */
+const POSIX_PATHS = path.sep === '/';
 
 /** Folder listings (pages, from protocol 7) requested ahead of the one being fetched, so lanes never wait at a folder's end. */
 const LIST_AHEAD = 4;
@@ -470,7 +482,9 @@ async function transfer(
                 const size = job.size ?? BATCH_GET_MAX_FILE;
                 let state: LocalState;
                 try {
-                  state = localState(job.local, job.remote);
+                  // In a folder this command created, nothing was there before (a file another program
+                  // puts there meanwhile is still never replaced: placeFile's link fails).
+                  state = job.inNewFolder === true ? NEW_FILE : localState(job.local, job.remote);
                   // Without a listing, an existing file is compared with the stored one by the single-file path.
                   if (state.kind === 'replace' && job.remote === undefined) state = { kind: 'other' };
                   if (state.kind === 'identical') {
