@@ -129,10 +129,6 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   // The young-generation cap is for long runs (a server, trees of files): one file's get or
   // put on the quick path stays well under it without (1 GiB get or put: peak RSS 52-57 MB).
   if (args[0] === 'serve' || args[0] === 'put' || args[0] === 'get') require('./young-generation.js').capYoungGeneration();
-  // A server's durable commits wait on fsync in libuv's thread pool, 4 threads by default: 4
-  // syncs at a time for every user together. libuv reads this when the pool first starts,
-  // which nothing before this line does. A value the user set is kept.
-  if (args[0] === 'serve' && process.env.UV_THREADPOOL_SIZE === undefined) process.env.UV_THREADPOOL_SIZE = '16';
   import('./main.mjs');
 }
 
