@@ -23,6 +23,14 @@ running() {
   [ "$any" = 1 ] && [ -f "$DATA/s3.env" ]
 }
 
+# A kept cluster that no longer starts (an OSD map lost to a killed run, say) is replaced by a new one, once.
+fresh_start() {
+  echo "s3-local: the RGW kept in $DATA did not start (see $DATA.log): making a new one there" >&2
+  bash "$here/stop-s3.sh" "$DATA" --purge >/dev/null 2>&1
+  mkdir -p "$DATA"
+  bash "$here/start-s3.sh" "$DATA" >/dev/null 2>>"$DATA.log"
+}
+
 started=0
 if running; then
   echo "s3-local: using the RGW already running in $DATA" >&2
@@ -30,6 +38,8 @@ elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   mkdir -p "$DATA"
   echo "s3-local: starting a local Ceph RGW in $DATA for the S3 suites (log: $DATA.log)" >&2
   if bash "$here/start-s3.sh" "$DATA" >/dev/null 2>"$DATA.log"; then
+    started=1
+  elif [ -e "$DATA/.initialized" ] && fresh_start; then
     started=1
   else
     echo "s3-local: the RGW did not start (see $DATA.log): the S3 suites are skipped" >&2
