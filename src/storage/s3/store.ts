@@ -258,30 +258,41 @@ export class S3Store implements StoreBackend {
   /**
    * A page of a folder (LIST with PAGE): the folder's keys are listed through (names only, no
    * HEAD), the page's names kept (list-page.ts), and only the page's files read for entries.
+   * If files vanished between the listing and their HEADs and the page is short, the keys after
+   * the last one kept are listed again for the rest (a short page must mean the folder's end).
    */
   async listPage(prefix: string, after: string, limit: number, options: ListOptions = {}): Promise<StoredEntry[]> {
     const folderName = normalizePrefix(prefix);
     const algorithm = options.algorithm ?? 'sha256';
-    if (folderName !== '') {
-      this.checkName(folderName);
-      const file = await this.headFile(folderName);
-      if (file) {
-        if (folderName <= after) return [];
-        return [{ name: folderName, kind: 'file', size: file.meta.size, mtimeMs: file.meta.mtimeMs, digest: await this.digestOf(folderName, file.meta, algorithm) }];
+    const alone = await this.listedAlone(folderName, algorithm);
+    if (alone !== undefined) return alone.name > after ? [alone] : [];
+    const page: StoredEntry[] = [];
+    for (let cursor = after; ; ) {
+      const pass = new SmallestAfter<ListedFile | string>(cursor, limit - page.length);
+      for await (const listed of this.listedPages(this.keys.folder(folderName), false)) {
+        for (const folder of listed.folders) pass.offer(folder, folder);
+        for (const file of listed.files) pass.offer(file.name, file);
       }
+      const { values: picked, more } = pass.result();
+      const files = await this.entriesOf(
+        picked.filter((p): p is ListedFile => typeof p !== 'string'),
+        algorithm,
+      );
+      const folders = picked.filter((p): p is string => typeof p === 'string').map((name): StoredEntry => ({ name, kind: 'folder', size: 0, mtimeMs: 0, digest: NO_DIGEST }));
+      page.push(...[...files, ...folders].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
+      if (!more || page.length >= limit || picked.length === 0) return page;
+      const last = picked[picked.length - 1]!;
+      cursor = typeof last === 'string' ? last : last.name;
     }
-    const page = new SmallestAfter<ListedFile | string>(after, limit);
-    for await (const listed of this.listedPages(this.keys.folder(folderName), false)) {
-      for (const folder of listed.folders) page.offer(folder, folder);
-      for (const file of listed.files) page.offer(file.name, file);
-    }
-    const picked = page.result().values;
-    const files = await this.entriesOf(
-      picked.filter((p): p is ListedFile => typeof p !== 'string'),
-      algorithm,
-    );
-    const entries: StoredEntry[] = [...files, ...picked.filter((p): p is string => typeof p === 'string').map((name): StoredEntry => ({ name, kind: 'folder', size: 0, mtimeMs: 0, digest: NO_DIGEST }))];
-    return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The entry of a file that `folderName` names, which a listing gives alone; undefined when it names none. */
+  private async listedAlone(folderName: string, algorithm: DigestAlgorithm): Promise<StoredEntry | undefined> {
+    if (folderName === '') return undefined;
+    this.checkName(folderName);
+    const file = await this.headFile(folderName);
+    if (!file) return undefined;
+    return { name: folderName, kind: 'file', size: file.meta.size, mtimeMs: file.meta.mtimeMs, digest: await this.digestOf(folderName, file.meta, algorithm) };
   }
 
   /**
@@ -291,13 +302,10 @@ export class S3Store implements StoreBackend {
   async *listStream(prefix: string, recursive: boolean, options: ListOptions = {}): AsyncGenerator<StoredEntry[]> {
     const folderName = normalizePrefix(prefix);
     const algorithm = options.algorithm ?? 'sha256';
-    if (folderName !== '') {
-      this.checkName(folderName);
-      const file = await this.headFile(folderName);
-      if (file) {
-        yield [{ name: folderName, kind: 'file', size: file.meta.size, mtimeMs: file.meta.mtimeMs, digest: await this.digestOf(folderName, file.meta, algorithm) }];
-        return;
-      }
+    const alone = await this.listedAlone(folderName, algorithm);
+    if (alone !== undefined) {
+      yield [alone];
+      return;
     }
     let first = true;
     for await (const listed of this.listedPages(this.keys.folder(folderName), recursive)) {
