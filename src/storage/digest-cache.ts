@@ -3,7 +3,7 @@ import { closeSync, constants, openSync, readSync, rmSync, type Stats } from 'no
 import type { promises as fs } from 'node:fs';
 import type { DigestAlgorithm } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
-import { appendLog, compactLog, loadLog, logLine, needsCompaction, nextCompactionCheck, parseRecord, recordDigest, recordText, type DigestRecord, type LoadedLog } from './digest-log.js';
+import { appendLog, compactLog, lineOf, loadLog, needsCompaction, nextCompactionCheck, parseRecord, recordDigest, recordText, type DigestRecord, type LoadedLog } from './digest-log.js';
 import { isCode, type Folder, type SafeRoot } from './safe-path.js';
 
 export type { DigestRecord } from './digest-log.js';
@@ -188,12 +188,14 @@ export class DigestCache {
     const folder = this.root.openExistingSync(this.meta, sub) ?? (await this.root.openFolder([sub], { from: this.meta, create: true }));
     if (folder === undefined) return;
     try {
+      // Each record's text once: for the log's lines and for the cached log.
+      const texts = records.map(([leaf, record]) => [leaf, record === undefined ? undefined : recordText(record)] as const);
       let text = '';
-      for (const [leaf, record] of records) text += logLine(leaf, record);
+      for (const [leaf, recorded] of texts) text += lineOf(leaf, recorded);
       const size = appendLog(folder, at.file, text);
       const cached = this.cache.get(at.key);
       if (cached !== undefined) {
-        for (const [leaf, record] of records) cached.lines.set(leaf, record === undefined ? undefined : recordText(record));
+        for (const [leaf, recorded] of texts) cached.lines.set(leaf, recorded);
         cached.count += records.length;
         cached.bytes = size;
       }

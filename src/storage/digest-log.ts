@@ -103,7 +103,12 @@ function sameNumber(text: string, start: number, end: number, value: number): bo
 
 /** One line of a log: the record's text (undefined: the file was removed). */
 export function logLine(leaf: string, record: DigestRecord | undefined): string {
-  return `${record === undefined ? '-' : recordText(record)}\t${JSON.stringify(leaf)}\n`;
+  return lineOf(leaf, record === undefined ? undefined : recordText(record));
+}
+
+/** `logLine` from a record's text already made (undefined: the file was removed). */
+export function lineOf(leaf: string, text: string | undefined): string {
+  return `${text ?? '-'}\t${JSON.stringify(leaf)}\n`;
 }
 
 /** The live lines of a log, by leaf: the record's text, or undefined for a removed file. */

@@ -1,5 +1,3 @@
-import type { StoredEntry } from './types.js';
-
 /**
  * The `limit` smallest keys after `after` among those offered, holding about 2 × `limit`:
  * candidates are sorted and cut back to `limit` whenever they reach twice that. `more` says a
@@ -33,15 +31,4 @@ export class SmallestAfter<T> {
       this.cut = true;
     }
   }
-}
-
-/**
- * A page of a listing taken from its whole stream (a backend without a way to start part-way):
- * the `limit` entries with the smallest names after `after`, whatever order the stream has.
- * Holds one batch and about two pages.
- */
-export async function pageOfStream(stream: AsyncIterable<StoredEntry[]>, after: string, limit: number): Promise<StoredEntry[]> {
-  const page = new SmallestAfter<StoredEntry>(after, limit);
-  for await (const batch of stream) for (const entry of batch) page.offer(entry.name, entry);
-  return page.result().values;
 }
