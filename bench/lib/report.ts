@@ -182,7 +182,7 @@ function issue12Targets(ds: Dataset): Target[] {
   const cold = ds.cold;
   if (cold) {
     const floor = cold.rows.find((r) => r.floor);
-    for (const r of cold.rows.filter((x) => !x.floor)) {
+    for (const r of cold.rows.filter((x) => !x.floor && !x.yardstick)) {
       const text = `cold start \`${r.name.replace(/ \(.*\)$/, '')}\` ≤ 1.15× \`node -e 0\` (ferry ÷ node median)`;
       if (floor?.medianMs && r.medianMs) {
         const ratio = r.medianMs / floor.medianMs;

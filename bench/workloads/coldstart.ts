@@ -13,6 +13,8 @@ export interface ColdRow {
   command: string;
   /** The floor row (`node -e 0`) the others are compared with. */
   floor?: boolean;
+  /** A yardstick shown beside ferry's rows, not a target (a bare Node net client). */
+  yardstick?: boolean;
   medianMs?: number;
   meanMs?: number;
   minMs?: number;
@@ -53,7 +55,7 @@ export async function coldStart(ctx: Ctx, smallFile: string): Promise<ColdResult
   const pair = await startFerryPair(ctx, 'coldstart', { nofsync: false, fsync: true });
   const s = pair.fsync;
   const cli = [process.execPath, ctx.ferryCli];
-  const cmds: Array<{ name: string; argv: string[]; floor?: boolean }> = [
+  const cmds: Array<{ name: string; argv: string[]; floor?: boolean; yardstick?: boolean }> = [
     { name: 'node -e 0 (floor)', argv: [process.execPath, '-e', '0'], floor: true },
     { name: 'ferry --version', argv: [...cli, '--version'] },
   ];
@@ -62,6 +64,11 @@ export async function coldStart(ctx: Ctx, smallFile: string): Promise<ColdResult
     const seed = await ferrySeed(ctx, s, ['put', smallFile, '--as', 'cold/one.bin', '--overwrite']);
     if (seed.error) notes.push(seed.error);
     cmds.push({ name: 'ferry ls --json (1 file stored)', argv: [...cli, 'ls', '-s', s.addr, '--json'] });
+    // What any Node client pays before its first request: node:net loaded, a TCP connection
+    // made and closed. Shows how much of `ferry ls` over the floor is Node's, not ferry's.
+    const [host, port] = [s.addr.slice(0, s.addr.lastIndexOf(':')), s.addr.slice(s.addr.lastIndexOf(':') + 1)];
+    const connectOnly = `const s=require('node:net').connect(${Number(port)},${JSON.stringify(host)},()=>s.end());s.resume();s.on('error',()=>process.exit(1))`;
+    cmds.push({ name: 'node: connect + close (a bare net client)', argv: [process.execPath, '-e', connectOnly], yardstick: true });
   }
   const rows: ColdRow[] = [];
   // first: each command must work at all, and its peak RSS (/usr/bin/time -v)
@@ -69,7 +76,7 @@ export async function coldStart(ctx: Ctx, smallFile: string): Promise<ColdResult
   for (const c of cmds) {
     const shown = c.argv[1] === ctx.ferryCli ? display(ctx, ferryCmd(ctx, c.argv.slice(2))) : c.argv.map(sh).join(' ');
     const r = await runShell(c.argv.map(sh).join(' '), { timeoutMs: 30_000, env });
-    const row: ColdRow = { name: c.name, command: shown, ...(c.floor ? { floor: true } : {}) };
+    const row: ColdRow = { name: c.name, command: shown, ...(c.floor ? { floor: true } : {}), ...(c.yardstick ? { yardstick: true } : {}) };
     rows.push(row);
     if (r.code !== 0) row.error = `exit ${r.code}: ${firstLines(r.stderr || r.stdout, 2)}`;
     else {

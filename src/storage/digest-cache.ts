@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, openSync, readSync, rmSync, type Stats } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, readSync, rmSync, type Stats } from 'node:fs';
 import type { promises as fs } from 'node:fs';
 import type { DigestAlgorithm } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { appendLog, compactLog, lineOf, loadLog, needsCompaction, nextCompactionCheck, parseRecord, recordDigest, recordText, type DigestRecord, type LoadedLog } from './digest-log.js';
+import { IndexedLog } from './log-index.js';
 import { isCode, type Folder, type SafeRoot } from './safe-path.js';
 
 export type { DigestRecord } from './digest-log.js';
@@ -43,19 +44,24 @@ interface LogPlace {
  * again. Logs are reached through the store's safe walk from the pinned `meta` folder.
  */
 export class DigestCache {
-  /** Parsed logs by folder key, least recently used first. */
-  private readonly cache = new Map<string, LoadedLog>();
+  /** Parsed (or, when large, indexed) logs by folder key, least recently used first. */
+  private readonly cache = new Map<string, LoadedLog | IndexedLog>();
   /** The estimated memory of the cached logs (costOf each, as it was when last counted). */
   private cachedCost = 0;
   private readonly costs = new Map<string, number>();
   /** Log size at which each folder's log is next looked at for compaction. */
   private readonly compactionChecks = new Map<string, number>();
 
+  /** A log from this size on is indexed, not parsed (log-index.ts): a parsed line costs ~1.7× its bytes in heap. */
+  private readonly indexFromBytes: number;
+
   constructor(
     private readonly root: SafeRoot,
     private readonly meta: Folder,
     private readonly maxCachedBytes = MAX_CACHED_BYTES,
-  ) {}
+  ) {
+    this.indexFromBytes = Math.floor(maxCachedBytes / 2);
+  }
 
   /** The estimated memory the cached logs hold: at most `maxCachedBytes`, unless one folder's log alone is larger. */
   get cachedBytes(): number {
@@ -82,8 +88,8 @@ export class DigestCache {
     return this.lastFolder;
   }
 
-  /** The folder's log, parsed (from the cache when there); empty when it has none. */
-  private logOf(at: LogPlace): LoadedLog {
+  /** The folder's log, parsed or indexed (from the cache when there); empty when it has none. */
+  private logOf(at: LogPlace): LoadedLog | IndexedLog {
     const cached = this.cache.get(at.key);
     if (cached !== undefined) {
       if (at.key !== this.newestKey) {
@@ -94,10 +100,9 @@ export class DigestCache {
       return cached;
     }
     const folder = this.root.openExistingSync(this.meta, at.key.slice(0, 2));
-    let log: LoadedLog;
+    let log: LoadedLog | IndexedLog;
     try {
-      log = folder === undefined ? { lines: new Map(), count: 0, bytes: 0 } : loadLog(folder, at.file);
-      if (folder !== undefined && needsCompaction(log)) compactLog(folder, at.file, log);
+      log = folder === undefined ? { lines: new Map(), count: 0, bytes: 0 } : this.load(folder, at.file);
     } finally {
       void folder?.close();
     }
@@ -105,14 +110,27 @@ export class DigestCache {
     return log;
   }
 
-  private remember(key: string, log: LoadedLog): void {
+  /** A log parsed, or indexed when large; compacted first if mostly dead lines. */
+  private load(folder: Folder, file: string): LoadedLog | IndexedLog {
+    const indexed = logSize(folder, file) >= this.indexFromBytes ? IndexedLog.open(folder, file) : undefined;
+    if (indexed !== undefined) return indexed;
+    const log = loadLog(folder, file);
+    if (needsCompaction(log)) compactLog(folder, file, log);
+    return log;
+  }
+
+  private remember(key: string, log: LoadedLog | IndexedLog): void {
     this.cache.set(key, log);
     this.newestKey = key;
     this.recount(key, log);
   }
 
   /** Counts the cached log `key` again (it was loaded, appended to or compacted), then evicts the least recently used logs over the budget. */
-  private recount(key: string, log: LoadedLog): void {
+  private recount(key: string, log: LoadedLog | IndexedLog): void {
+    if (!(log instanceof IndexedLog) && log.bytes >= this.indexFromBytes) {
+      this.forget(key); // grown large by appends: indexed when next asked about
+      return;
+    }
     const cost = costOf(log);
     this.cachedCost += cost - (this.costs.get(key) ?? 0);
     this.costs.set(key, cost);
@@ -123,19 +141,24 @@ export class DigestCache {
   }
 
   private forget(key: string): void {
+    const log = this.cache.get(key);
+    if (log instanceof IndexedLog) log.close();
     this.cache.delete(key);
+    if (this.newestKey === key) this.newestKey = undefined;
     this.cachedCost -= this.costs.get(key) ?? 0;
     this.costs.delete(key);
+  }
+
+  /** Closes the logs held open (indexed ones); the cache stays usable and opens them again when asked. */
+  close(): void {
+    for (const key of [...this.cache.keys()]) this.forget(key);
   }
 
   /** The file's record; undefined when none is kept (or the file was removed). */
   read(name: string): DigestRecord | undefined {
     const at = this.place(name);
-    const log = this.logOf(at);
-    if (log.lines.has(at.leaf)) {
-      const text = log.lines.get(at.leaf);
-      return text === undefined ? undefined : parseRecord(text);
-    }
+    const text = recordOf(this.logOf(at), at.leaf);
+    if (text !== null) return text === undefined ? undefined : parseRecord(text);
     return this.readLegacy(name);
   }
 
@@ -194,16 +217,21 @@ export class DigestCache {
       for (const [leaf, recorded] of texts) text += lineOf(leaf, recorded);
       const size = appendLog(folder, at.file, text);
       const cached = this.cache.get(at.key);
-      if (cached !== undefined) {
+      if (cached instanceof IndexedLog) cached.indexTo(size);
+      else if (cached !== undefined) {
         for (const [leaf, recorded] of texts) cached.lines.set(leaf, recorded);
         cached.count += records.length;
         cached.bytes = size;
       }
       // Rewrites a log that grew mostly of replaced or removed lines (checked at doubling sizes).
       if (size >= (this.compactionChecks.get(at.key) ?? nextCompactionCheck(0))) {
-        // An uncached log is first only counted (its leaves, not its records' text).
-        const log = cached ?? loadLog(folder, at.file, false);
-        if (needsCompaction(log)) compactLog(folder, at.file, cached ?? loadLog(folder, at.file));
+        // An uncached (or indexed) log is first only counted (its leaves, not its records' text).
+        const parsed = cached instanceof IndexedLog ? undefined : cached;
+        const log = parsed ?? loadLog(folder, at.file, false);
+        if (needsCompaction(log)) {
+          compactLog(folder, at.file, parsed ?? loadLog(folder, at.file));
+          if (cached instanceof IndexedLog) this.forget(at.key); // its offsets were the old file's
+        }
         if (this.compactionChecks.size >= MAX_CHECKS) this.compactionChecks.clear();
         this.compactionChecks.set(at.key, nextCompactionCheck(log.bytes));
       }
@@ -254,9 +282,10 @@ export class DigestCache {
   /** The digest in `algorithm` the record keeps for the file described by `stats`, if it still describes it. */
   knownDigest(name: string, stats: Stats, algorithm: DigestAlgorithm): Buffer | undefined {
     const at = this.place(name);
-    const text = this.logOf(at).lines.get(at.leaf);
-    if (text !== undefined) return recordDigest(text, { size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), ino: stats.ino }, algorithm);
-    const record = this.read(name);
+    const text = recordOf(this.logOf(at), at.leaf);
+    if (typeof text === 'string') return recordDigest(text, { size: stats.size, mtimeMs: Math.trunc(stats.mtimeMs), ino: stats.ino }, algorithm);
+    if (text === undefined) return undefined; // removed
+    const record = this.readLegacy(name);
     return record && matches(record, stats) ? record.digests[algorithm] : undefined;
   }
 
@@ -277,11 +306,26 @@ export class DigestCache {
 }
 
 /**
- * A parsed log's memory, estimated: its bytes (the lines' strings are slices of the text read,
- * which they keep whole, dead lines too) and each live name's entry.
+ * A cached log's memory, estimated: an index's tables; a parsed log's bytes (the lines' strings
+ * are slices of the text read, which they keep whole, dead lines too) and each live name's entry.
  */
-function costOf(log: LoadedLog): number {
-  return log.bytes + LINE_OVERHEAD * log.lines.size;
+function costOf(log: LoadedLog | IndexedLog): number {
+  return log instanceof IndexedLog ? log.cost : log.bytes + LINE_OVERHEAD * log.lines.size;
+}
+
+/** The record text of `leaf`'s last line in `log`; undefined: removed; null: no line for it. */
+function recordOf(log: LoadedLog | IndexedLog, leaf: string): string | undefined | null {
+  if (log instanceof IndexedLog) return log.lookup(leaf);
+  return log.lines.has(leaf) ? log.lines.get(leaf) : null;
+}
+
+/** The size of a folder's log (0 if missing or unreadable: loadLog then decides). */
+function logSize(folder: Folder, file: string): number {
+  try {
+    return lstatSync(folder.entry(file)).size;
+  } catch {
+    return 0;
+  }
 }
 
 export function matches(record: DigestRecord, stats: Stats): boolean {

@@ -24,6 +24,12 @@ export class SmallestAfter<T> {
     return { values: this.kept.map((k) => k.value), more: this.cut };
   }
 
+  /** The kept keys and values in key order, and whether any key beyond them was offered. */
+  entries(): { entries: Array<{ key: string; value: T }>; more: boolean } {
+    this.trim();
+    return { entries: this.kept, more: this.cut };
+  }
+
   private trim(): void {
     this.kept.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     if (this.kept.length > this.limit) {
@@ -31,4 +37,77 @@ export class SmallestAfter<T> {
       this.cut = true;
     }
   }
+}
+
+/**
+ * Windows of a folder's sorted names kept between the pages of a listing: one pass over a
+ * folder keeps several pages' names (`windowFor`), so listing a folder of n names in pages of
+ * p reads it n / (8p) times rather than n / p. A window is used only while its folder's
+ * stamp (inode, mtime and ctime in ns: any entry made, removed or renamed changes them) is
+ * the one it was read under, and only when that mtime was already a second old at the read:
+ * the file system's clock is coarse, so a change in the same tick as the last one before the
+ * read could leave the stamp as it was.
+ */
+export class NameWindows<T> {
+  private readonly windows = new Map<string, Window<T>>();
+
+  constructor(private readonly maxWindows = 4) {}
+
+  /** How many names one pass keeps for a page of `count`. */
+  static windowFor(count: number): number {
+    return Math.max(count, Math.min(8 * count, MAX_WINDOW_NAMES));
+  }
+
+  /**
+   * The `count` first values after `after` from the window of `folder` if it is still valid
+   * for `stamp` and reaches past `after`; undefined when a pass over the folder is needed.
+   */
+  take(folder: string, stamp: string, after: string, count: number): { values: T[]; more: boolean } | undefined {
+    const window = this.windows.get(folder);
+    if (window === undefined) return undefined;
+    if (window.stamp !== stamp) {
+      this.windows.delete(folder);
+      return undefined;
+    }
+    if (after < window.after) return undefined;
+    const { entries } = window;
+    let low = 0;
+    let high = entries.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((entries[mid] as { key: string }).key <= after) low = mid + 1;
+      else high = mid;
+    }
+    if (low === entries.length && window.more) return undefined;
+    const end = Math.min(entries.length, low + count);
+    return { values: entries.slice(low, end).map((e) => e.value), more: end < entries.length || window.more };
+  }
+
+  /** Keeps the names a pass read (sorted, the smallest after `after`) for the next pages, if `stamp` can be trusted. */
+  keep(folder: string, stamp: string | undefined, after: string, read: { entries: Array<{ key: string; value: T }>; more: boolean }): void {
+    this.windows.delete(folder);
+    if (stamp === undefined) return;
+    if (this.windows.size >= this.maxWindows) this.windows.delete(this.windows.keys().next().value as string);
+    this.windows.set(folder, { stamp, after, entries: read.entries, more: read.more });
+  }
+}
+
+/** The names one pass keeps at most: ~100 bytes of heap each. */
+const MAX_WINDOW_NAMES = 8192;
+
+interface Window<T> {
+  stamp: string;
+  after: string;
+  entries: Array<{ key: string; value: T }>;
+  more: boolean;
+}
+
+/**
+ * A folder's stamp for NameWindows from its stat (bigint: ns times), or undefined when its
+ * mtime is not at least `marginMs` older than `nowMs` (the time of the read about to start).
+ */
+export function folderStamp(stats: { ino: bigint; mtimeNs: bigint; ctimeNs: bigint }, nowMs: number, marginMs = 1000): string | undefined {
+  const limitNs = BigInt(Math.floor(nowMs - marginMs)) * 1_000_000n;
+  if (stats.mtimeNs >= limitNs || stats.ctimeNs >= limitNs) return undefined;
+  return `${stats.ino}:${stats.mtimeNs}:${stats.ctimeNs}`;
 }

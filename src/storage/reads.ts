@@ -7,7 +7,7 @@ import { isCode, notFound, type Folder } from './safe-path.js';
 import type { LocalFile } from './backend.js';
 import type { ListOptions, StoredEntry, StoreParts } from './types.js';
 import { verifiedRead, type SmallOutcome, type SmallRead } from './read-batch.js';
-import { SmallestAfter } from './list-page.js';
+import { folderStamp, NameWindows, SmallestAfter } from './list-page.js';
 
 const NO_DIGEST = Buffer.alloc(32);
 /** A listed file that vanished (or became something else) between readdir and its lstat. */
@@ -19,9 +19,18 @@ const LIST_BATCH = 1000;
 /** O_NONBLOCK: opening a FIFO planted in the root must not hang; no effect on regular files. */
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
+/** A name a paged listing shows: its full name, its leaf in its folder, and whether it is a folder. */
+interface ListedName {
+  name: string;
+  leaf: string;
+  folder: boolean;
+}
+
 /** Reading: stat, open for download, and listings. */
 export class Reader {
   private syncListed = 0;
+  /** Names read for a listing's next pages, by folder. */
+  private readonly windows = new NameWindows<ListedName>();
 
   constructor(private readonly parts: StoreParts) {}
 
@@ -222,12 +231,21 @@ export class Reader {
     }
   }
 
-  /** The `count` first names of `folder` after `after` that a listing shows (files and folders ferry can name), read synchronously with a turn of the event loop every few thousand. */
-  private async namesAfter(folder: Folder, after: string, count: number): Promise<{ values: { name: string; leaf: string; folder: boolean }[]; more: boolean }> {
-    const page = new SmallestAfter<{ name: string; leaf: string; folder: boolean }>(after, count);
+  /**
+   * The `count` first names of `folder` after `after` that a listing shows (files and folders
+   * ferry can name): from the window a pass for an earlier page kept (list-page.ts), or read
+   * synchronously with a turn of the event loop every few thousand, keeping a window of the
+   * next pages' names.
+   */
+  private async namesAfter(folder: Folder, after: string, count: number): Promise<{ values: ListedName[]; more: boolean }> {
+    const path = folder.path;
+    const stamp = folderStamp(fstatSync(folder.fd, { bigint: true }), Date.now());
+    const kept = stamp === undefined ? undefined : this.windows.take(folder.name, stamp, after, count);
+    if (kept !== undefined) return kept;
+    const page = new SmallestAfter<ListedName>(after, NameWindows.windowFor(count));
     let dir: Dir;
     try {
-      dir = opendirSync(folder.path, { bufferSize: 256 });
+      dir = opendirSync(path, { bufferSize: 256 });
     } catch (error) {
       if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR')) return { values: [], more: false };
       throw error;
@@ -245,7 +263,9 @@ export class Reader {
     } finally {
       dir.closeSync();
     }
-    return page.result();
+    const read = page.entries();
+    this.windows.keep(folder.name, stamp, after, read);
+    return { values: read.entries.slice(0, count).map((entry) => entry.value), more: read.entries.length > count || read.more };
   }
 
   /**

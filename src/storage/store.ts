@@ -100,13 +100,14 @@ export class Store implements StoreBackend {
     }
   }
 
-  /** Stops the partial-upload sweep and closes the folders the store holds open. */
+  /** Stops the partial-upload sweep and closes the folders and digest logs the store holds open. */
   async close(): Promise<void> {
     if (this.closed) return this.closed;
     this.closed = (async () => {
       await this.parts.activity.close();
       for (const upload of [...this.uploads.active]) await upload.abort();
       await this.parts.partials.close();
+      this.parts.digests.close();
       await this.parts.root.close();
     })();
     return this.closed;

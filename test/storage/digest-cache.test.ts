@@ -75,21 +75,90 @@ describe('the digest cache (parsed folder logs kept in memory)', () => {
     assert.deepEqual(cache.read('f2/file-0.bin')?.digests.sha256, Buffer.alloc(32, 2), 'f2 was read again');
   });
 
-  it('counts what it appends to a held log, and keeps one folder larger than the budget alone', async () => {
-    const budget = 16 * 1024;
+  it('indexes a log grown past half the budget by appends instead of keeping it parsed', async () => {
+    const budget = 32 * 1024;
     const cache = await filled(budget, 2, 20);
     cache.read('f0/file-0.bin');
     const before = cache.cachedBytes;
     assert.ok(before > 0 && before <= budget);
     for (let i = 20; i < 400; i++) await cache.write(`f0/file-${i}.bin`, record(1));
-    // 400 records: over the budget, kept (it is the folder in use) and counted.
-    assert.ok(cache.cachedBytes > budget, `${cache.cachedBytes} bytes cached`);
-    await changeOnDisk(meta, 'f0', 'file-399.bin', 2);
-    assert.deepEqual(cache.read('f0/file-399.bin')?.digests.sha256, Buffer.alloc(32, 1), 'the large folder is still held');
-    // Another folder's log pushes it out.
-    cache.read('f1/file-0.bin');
+    // 400 records (~56 KB of log): an index of it (~24 KiB) fits in the budget; a parsed copy would not.
+    assert.deepEqual(cache.read('f0/file-399.bin')?.digests.sha256, Buffer.alloc(32, 1));
+    assert.ok(cache.cachedBytes > 0 && cache.cachedBytes <= budget, `${cache.cachedBytes} bytes cached`);
+    // Indexed, the record is read from the log: a later line for the name wins.
+    await changeOnDisk(meta, 'f0', 'file-398.bin', 2);
+    await cache.write('f0/file-397.bin', record(3));
+    assert.deepEqual(cache.read('f0/file-397.bin')?.digests.sha256, Buffer.alloc(32, 3));
+    assert.deepEqual(cache.read('f1/file-0.bin')?.digests.sha256, Buffer.alloc(32, 1));
     assert.ok(cache.cachedBytes <= budget, `${cache.cachedBytes} bytes cached`);
-    assert.deepEqual(cache.read('f0/file-399.bin')?.digests.sha256, Buffer.alloc(32, 2));
+    assert.deepEqual(cache.read('f0/file-398.bin')?.digests.sha256, Buffer.alloc(32, 2), 'indexed again from the log');
+    cache.close();
+  });
+
+  it('answers from an indexed log as from a parsed one: replaced, removed, escaped and unknown names, a torn line', async () => {
+    // Two caches over the same logs: one parses everything (a large budget), one indexes logs over 4 KiB.
+    const pinned = await root.pin(['meta']);
+    const writer = new DigestCache(root, pinned, 64 * 1024 * 1024);
+    const names = ['plain.bin', 'a"quote.bin', 'back\\slash.bin', 'été.bin', '日本.txt', 'tab\tname', 'x'.repeat(255)];
+    for (let i = 0; i < 300; i++) names.push(`file-${i}.bin`);
+    for (const [i, name] of names.entries()) await writer.write(`big/${name}`, record(i % 250));
+    await writer.write('big/file-7.bin', record(251)); // replaced
+    await writer.remove('big/file-8.bin');
+    await writer.remove('big/file-9.bin');
+    await writer.write('big/file-9.bin', record(252)); // removed, then stored again
+    // A crash in mid-append leaves a torn last line; the next append starts a new line.
+    await fs.appendFile(logPath(meta, 'big'), 'sha256:00 10');
+    await writer.write('big/after-tear.bin', record(253));
+    const indexing = new DigestCache(root, pinned, 8 * 1024);
+    const parsing = new DigestCache(root, pinned, 64 * 1024 * 1024);
+    const asked = [...names, 'missing.bin', 'after-tear.bin', 'file-300.bin', 'file-3', 'ile-3.bin'];
+    for (const name of asked) {
+      assert.deepEqual(indexing.read(`big/${name}`), parsing.read(`big/${name}`), name);
+      const stats = { size: 1024, mtimeMs: 1_700_000_000_000, ino: 1000 + (names.indexOf(name) % 250) } as Stats;
+      assert.deepEqual(indexing.knownDigest(`big/${name}`, stats, 'sha256'), parsing.knownDigest(`big/${name}`, stats, 'sha256'), name);
+    }
+    assert.equal(indexing.read('big/file-8.bin'), undefined);
+    assert.deepEqual(indexing.read('big/file-7.bin')?.digests.sha256, Buffer.alloc(32, 251));
+    assert.deepEqual(indexing.read('big/file-9.bin')?.digests.sha256, Buffer.alloc(32, 252));
+    assert.deepEqual(indexing.read('big/after-tear.bin')?.digests.sha256, Buffer.alloc(32, 253));
+    assert.ok(indexing.cachedBytes < parsing.cachedBytes / 2, `${indexing.cachedBytes} bytes for the index of ~${names.length} lines, ${parsing.cachedBytes} parsed`);
+    // Appends through the indexing cache are indexed as they are written.
+    await indexing.write('big/new.bin', record(9));
+    await indexing.remove('big/plain.bin');
+    assert.deepEqual(indexing.read('big/new.bin')?.digests.sha256, Buffer.alloc(32, 9));
+    assert.equal(indexing.read('big/plain.bin'), undefined);
+    for (const cache of [writer, indexing, parsing]) cache.close();
+  });
+
+  it('compacts an indexed log that became mostly dead lines, and indexes the new one', async () => {
+    const cache = new DigestCache(root, await root.pin(['meta']), 8 * 1024);
+    for (let i = 0; i < 50; i++) await cache.write(`c/file-${i}.bin`, record(1));
+    assert.deepEqual(cache.read('c/file-0.bin')?.digests.sha256, Buffer.alloc(32, 1));
+    // 50 names rewritten 40 times: ~2,000 lines, 50 live, past the 64 KiB compaction size.
+    for (let round = 2; round < 42; round++) for (let i = 0; i < 50; i++) await cache.write(`c/file-${i}.bin`, record(round));
+    const { size } = await fs.stat(logPath(meta, 'c'));
+    assert.ok(size < 50 * 1024, `log of ${size} bytes after compaction`);
+    for (let i = 0; i < 50; i++) assert.deepEqual(cache.read(`c/file-${i}.bin`)?.digests.sha256, Buffer.alloc(32, 41), `file-${i}`);
+    cache.close();
+  });
+
+  it('closes the logs it holds open when closed, and opens them again when asked', async () => {
+    const cache = new DigestCache(root, await root.pin(['meta']), 8 * 1024);
+    for (let i = 0; i < 200; i++) await cache.write(`o/file-${i}.bin`, record(1));
+    const openLogs = async (): Promise<number> => {
+      let n = 0;
+      for (const fd of await fs.readdir('/proc/self/fd')) {
+        const target = await fs.readlink(`/proc/self/fd/${fd}`).catch(() => '');
+        if (target === (await fs.realpath(logPath(meta, 'o')))) n++;
+      }
+      return n;
+    };
+    assert.deepEqual(cache.read('o/file-5.bin')?.digests.sha256, Buffer.alloc(32, 1));
+    assert.equal(await openLogs(), 1, 'indexed: held open');
+    cache.close();
+    assert.equal(await openLogs(), 0, 'closed');
+    assert.deepEqual(cache.read('o/file-6.bin')?.digests.sha256, Buffer.alloc(32, 1));
+    cache.close();
   });
 
   it('answers each file from its own folder\'s log when folders alternate', async () => {
