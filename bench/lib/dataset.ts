@@ -77,7 +77,7 @@ export function keptSections(oldMd: string, ds: Dataset, fresh: boolean): string
   const out: string[] = [];
   for (const part of parts) {
     const heading = part.split('\n')[0] ?? '';
-    if (/^## (Server memory under hostile load|S3 backend)/.test(heading)) {
+    if (/^## (Server memory under hostile load|S3 backend|Many small files)/.test(heading)) {
       out.push(part.trimEnd());
       continue;
     }
