@@ -50,8 +50,13 @@ export class SmallestAfter<T> {
  */
 export class NameWindows<T> {
   private readonly windows = new Map<string, Window<T>>();
+  /** The estimated memory the windows hold (ENTRY_BYTES + the key's UTF-16 bytes an entry). */
+  private bytes = 0;
 
-  constructor(private readonly maxWindows = 4) {}
+  constructor(
+    private readonly maxWindows = 4,
+    private readonly maxBytes = MAX_WINDOW_BYTES,
+  ) {}
 
   /** How many names one pass keeps for a page of `count`. */
   static windowFor(count: number): number {
@@ -66,7 +71,7 @@ export class NameWindows<T> {
     const window = this.windows.get(folder);
     if (window === undefined) return undefined;
     if (window.stamp !== stamp) {
-      this.windows.delete(folder);
+      this.drop(folder);
       return undefined;
     }
     if (after < window.after) return undefined;
@@ -83,20 +88,39 @@ export class NameWindows<T> {
     return { values: entries.slice(low, end).map((e) => e.value), more: end < entries.length || window.more };
   }
 
-  /** Keeps the names a pass read (sorted, the smallest after `after`) for the next pages, if `stamp` can be trusted. */
+  /** Keeps the names a pass read (sorted, the smallest after `after`) for the next pages, if `stamp` can be trusted and they fit. */
   keep(folder: string, stamp: string | undefined, after: string, read: { entries: Array<{ key: string; value: T }>; more: boolean }): void {
-    this.windows.delete(folder);
+    this.drop(folder);
     if (stamp === undefined) return;
-    if (this.windows.size >= this.maxWindows) this.windows.delete(this.windows.keys().next().value as string);
-    this.windows.set(folder, { stamp, after, entries: read.entries, more: read.more });
+    let bytes = 0;
+    for (const { key } of read.entries) bytes += ENTRY_BYTES + 2 * key.length;
+    if (bytes > this.maxBytes) return;
+    for (const oldest of this.windows.keys()) {
+      if (this.windows.size < this.maxWindows && this.bytes + bytes <= this.maxBytes) break;
+      this.drop(oldest);
+    }
+    this.windows.set(folder, { stamp, after, entries: read.entries, more: read.more, bytes });
+    this.bytes += bytes;
+  }
+
+  private drop(folder: string): void {
+    const window = this.windows.get(folder);
+    if (window === undefined) return;
+    this.windows.delete(folder);
+    this.bytes -= window.bytes;
   }
 }
 
-/** The names one pass keeps at most: ~100 bytes of heap each. */
+/** The names one pass keeps at most (keys are leaves: ≤ 255 bytes of UTF-8). */
 const MAX_WINDOW_NAMES = 8192;
+/** The memory all windows hold at most, estimated: two full windows of names of ~50 characters, or many smaller. */
+const MAX_WINDOW_BYTES = 4 * 1024 * 1024;
+/** An entry's memory besides its key's characters: the entry, its value and the array slot. */
+const ENTRY_BYTES = 96;
 
 interface Window<T> {
   stamp: string;
+  bytes: number;
   after: string;
   entries: Array<{ key: string; value: T }>;
   more: boolean;

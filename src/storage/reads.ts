@@ -19,18 +19,22 @@ const LIST_BATCH = 1000;
 /** O_NONBLOCK: opening a FIFO planted in the root must not hang; no effect on regular files. */
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
-/** A name a paged listing shows: its full name, its leaf in its folder, and whether it is a folder. */
-interface ListedName {
-  name: string;
+/** A name of a folder a paged listing shows: its leaf, and whether it is a folder. */
+interface ListedLeaf {
   leaf: string;
   folder: boolean;
+}
+
+/** A ListedLeaf with its full name. */
+interface ListedName extends ListedLeaf {
+  name: string;
 }
 
 /** Reading: stat, open for download, and listings. */
 export class Reader {
   private syncListed = 0;
   /** Names read for a listing's next pages, by folder. */
-  private readonly windows = new NameWindows<ListedName>();
+  private readonly windows = new NameWindows<ListedLeaf>();
 
   constructor(private readonly parts: StoreParts) {}
 
@@ -235,14 +239,19 @@ export class Reader {
    * The `count` first names of `folder` after `after` that a listing shows (files and folders
    * ferry can name): from the window a pass for an earlier page kept (list-page.ts), or read
    * synchronously with a turn of the event loop every few thousand, keeping a window of the
-   * next pages' names.
+   * next pages' names. Names are compared and kept as leaves (≤ 255 bytes; a folder's full
+   * names share its prefix, so they sort alike), never as full names of up to 4,096 bytes.
    */
   private async namesAfter(folder: Folder, after: string, count: number): Promise<{ values: ListedName[]; more: boolean }> {
+    const prefix = folder.name === '' ? '' : `${folder.name}/`;
+    const afterLeaf = after.startsWith(prefix) ? after.slice(prefix.length) : after < prefix ? '' : undefined;
+    if (afterLeaf === undefined) return { values: [], more: false }; // after every name of the folder
+    const named = (leaves: ListedLeaf[]): ListedName[] => leaves.map(({ leaf, folder }) => ({ name: prefix + leaf, leaf, folder }));
     const path = folder.path;
     const stamp = folderStamp(fstatSync(folder.fd, { bigint: true }), Date.now());
-    const kept = stamp === undefined ? undefined : this.windows.take(folder.name, stamp, after, count);
-    if (kept !== undefined) return kept;
-    const page = new SmallestAfter<ListedName>(after, NameWindows.windowFor(count));
+    const kept = stamp === undefined ? undefined : this.windows.take(folder.name, stamp, afterLeaf, count);
+    if (kept !== undefined) return { values: named(kept.values), more: kept.more };
+    const page = new SmallestAfter<ListedLeaf>(afterLeaf, NameWindows.windowFor(count));
     let dir: Dir;
     try {
       dir = opendirSync(path, { bufferSize: 256 });
@@ -256,16 +265,16 @@ export class Reader {
         if (++seen % 4096 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
         const isFolder = dirent.isDirectory();
         if (!isFolder && !dirent.isFile()) continue; // links and special files are never listed
-        const name = folder.name === '' ? dirent.name : `${folder.name}/${dirent.name}`;
-        if (name <= after || nameProblem(name) !== undefined) continue;
-        page.offer(name, { name, leaf: dirent.name, folder: isFolder });
+        const leaf = dirent.name;
+        if (leaf <= afterLeaf || nameProblem(prefix + leaf) !== undefined) continue;
+        page.offer(leaf, { leaf, folder: isFolder });
       }
     } finally {
       dir.closeSync();
     }
     const read = page.entries();
-    this.windows.keep(folder.name, stamp, after, read);
-    return { values: read.entries.slice(0, count).map((entry) => entry.value), more: read.entries.length > count || read.more };
+    this.windows.keep(folder.name, stamp, afterLeaf, read);
+    return { values: named(read.entries.slice(0, count).map((entry) => entry.value)), more: read.entries.length > count || read.more };
   }
 
   /**

@@ -54,6 +54,20 @@ describe('name windows (a pass over a folder kept for the next pages of its list
     assert.deepEqual(windows.take('c', 's', '', 1)?.values, ['n000']);
   });
 
+  it('holds at most its bytes of names, and keeps no window larger than that', () => {
+    // 32 names of 4 characters: 32 × (96 + 8) = 3,328 bytes as counted
+    const windows = new NameWindows<string>(8, 8000);
+    windows.keep('a', 's', '', pass(names, '', 4));
+    windows.keep('b', 's', '', pass(names, '', 4));
+    windows.keep('c', 's', '', pass(names, '', 4)); // a third does not fit: the oldest goes
+    assert.equal(windows.take('a', 's', '', 1), undefined);
+    assert.deepEqual(windows.take('b', 's', '', 1)?.values, ['n000']);
+    assert.deepEqual(windows.take('c', 's', '', 1)?.values, ['n000']);
+    const tight = new NameWindows<string>(8, 3000);
+    tight.keep('a', 's', '', pass(names, '', 4));
+    assert.equal(tight.take('a', 's', '', 1), undefined, 'too large to keep at all');
+  });
+
   it('trusts a folder\'s stamp only when its times are a second older than the read', () => {
     const second = 1_000_000_000n;
     const now = 1_800_000_000_000;
@@ -102,6 +116,10 @@ describe('paged listing of a quiet folder through the store (windows in use)', (
     const whole = (await store.list('q', false)).map((e) => e.name);
     assert.equal(whole.length, 150);
     for (const limit of [1, 4, 7, 150, 151]) assert.deepEqual(await allPages(store, limit), whole, `pages of ${limit}`);
+    // `after` outside the folder's names: before all of them, or after all of them
+    for (const after of ['', 'a', 'q', 'q/', 'q.', 'q/f']) assert.deepEqual((await store.listPage('q', after, 3)).map((e) => e.name), whole.slice(0, 3), `after "${after}"`);
+    for (const after of ['q0', 'r', 'q/f149', 'q/g']) assert.deepEqual(await store.listPage('q', after, 3), [], `after "${after}"`);
+    assert.deepEqual((await store.listPage('q', 'q/f0995', 2)).map((e) => e.name), ['q/f100', 'q/f101']);
     await store.close();
   });
 
