@@ -24,6 +24,13 @@ export class SmallestAfter<T> {
     return { values: this.kept.map((k) => k.value), more: this.cut };
   }
 
+  /** The largest key a page would hold now: undefined until `limit` keys were offered. */
+  largestKept(): string | undefined {
+    if (this.kept.length < this.limit) return undefined;
+    this.trim();
+    return this.kept[this.limit - 1]?.key;
+  }
+
   /** The kept keys and values in key order, and whether any key beyond them was offered. */
   entries(): { entries: Array<{ key: string; value: T }>; more: boolean } {
     this.trim();
@@ -135,3 +142,35 @@ export function folderStamp(stats: { ino: bigint; mtimeNs: bigint; ctimeNs: bigi
   if (stats.mtimeNs >= limitNs || stats.ctimeNs >= limitNs) return undefined;
   return `${stats.ino}:${stats.mtimeNs}:${stats.ctimeNs}`;
 }
+
+/**
+ * Bounds for reading a page of a folder from a listing in UTF-8 byte order (S3's), where
+ * ferry's names sort in UTF-16 order and a folder `F` is listed as the key `F/`: that order
+ * differs for characters from U+D800 up (supplementary ones against U+E000–U+FFFF), and puts
+ * `F/` after `F-x`, `F.txt` and any name of `F` followed by a character below '/'.
+ */
+export const utf8Bounds = {
+  /**
+   * A key to start a listing after that skips nothing after `name`: its longest prefix of
+   * characters below U+D800 (where both orders agree) sorts before every key of a later name.
+   */
+  startAfter(name: string): string {
+    for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) >= 0xd800) return name.slice(0, i);
+    return name;
+  },
+
+  /**
+   * The UTF-8 bytes that every key of a name sorting before `largest` (a key, in UTF-16
+   * order) is at or before: once a listing is past them, no key still to come belongs before
+   * `largest`. `from` is where the folder's leaves start in `largest` (the part before is
+   * shared by every key listed).
+   */
+  pastAll(largest: string, from: number): Buffer {
+    for (let i = from; i < largest.length; i++) {
+      const unit = largest.charCodeAt(i);
+      if (unit < 0x2f) return Buffer.from(`${largest.slice(0, i)}/`, 'utf8'); // a folder named largest[0, i) is listed as this key
+      if (unit >= 0xd800) return Buffer.concat([Buffer.from(largest.slice(0, i), 'utf8'), Buffer.from([0xff])]); // 0xFF is in no UTF-8 text
+    }
+    return Buffer.from(largest, 'utf8');
+  },
+};

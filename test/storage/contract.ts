@@ -172,6 +172,27 @@ export function storeContract(label: string, open: () => Promise<ContractSubject
       assert.ok(!top.some((e) => e.name.startsWith('.ferry')), 'the server state is never listed');
     });
 
+    it('pages through names whose order differs in UTF-8 and as folders (sub/ after sub-x)', async () => {
+      // A folder "sub" is the key "sub/", after "sub-x" and "sub.txt" in a bucket's (UTF-8) order
+      // but before them in ferry's; U+E000 sorts after a surrogate pair in UTF-16, before it in UTF-8.
+      const leaves = ['sub-x', 'sub.txt', 'sub 2', 'sub!', 'subway', 'su', 'a', '\uE000x', '\u{1F600}', '\u{1F600}-b', 'é', 'z'];
+      const folders = ['sub', 'sub-x.d', '\u{1F600}f', 'zz'];
+      for (const leaf of leaves) await store(subject, `order/${leaf}`, Buffer.from(leaf));
+      for (const folder of folders) await store(subject, `order/${folder}/inside`, Buffer.from(folder));
+      const whole = (await subject.store.list('order', false)).map((e) => `${e.kind}:${e.name}`);
+      assert.equal(whole.length, leaves.length + folders.length);
+      for (const limit of [1, 2, 3, 5]) {
+        const paged: string[] = [];
+        for (let after = ''; ; ) {
+          const page = await subject.store.listPage('order', after, limit);
+          paged.push(...page.map((e) => `${e.kind}:${e.name}`));
+          if (page.length < limit) break;
+          after = page[page.length - 1]!.name;
+        }
+        assert.deepEqual(paged, whole, `pages of ${limit}`);
+      }
+    });
+
     it('makes empty folders', async () => {
       assert.equal(await subject.store.makeFolder('made/here'), true);
       assert.equal(await subject.store.makeFolder('made/here'), false);

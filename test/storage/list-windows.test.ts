@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { folderStamp, NameWindows, SmallestAfter } from '../../src/storage/list-page.js';
+import { folderStamp, NameWindows, SmallestAfter, utf8Bounds } from '../../src/storage/list-page.js';
 import { Store } from '../../src/storage/store.js';
 import { tempDir } from '../helpers/fixtures.js';
 
@@ -138,5 +138,38 @@ describe('paged listing of a quiet folder through the store (windows in use)', (
     expected.push('q/f059z');
     assert.deepEqual(listed, expected);
     await store.close();
+  });
+});
+
+describe('listing bounds in UTF-8 order for a page in ferry\'s (an S3 bucket\'s listing)', () => {
+  // Characters where the orders or the folder keys differ: below '/', around U+D800, pairs.
+  const alphabet = ['a', 'b', '-', '.', ' ', '!', '0', 'é', '\uD7FF', '\uE000', '\uFFFD', '\u{1F600}', '\u{10000}'];
+  const random = (seed: number): (() => number) => () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const next = random(42);
+  const leaf = (): string => Array.from({ length: 1 + Math.floor(next() * 4) }, () => alphabet[Math.floor(next() * alphabet.length)]).join('');
+  const prefix = 'P/dir/';
+  const names = [...new Set(Array.from({ length: 400 }, leaf))];
+  // Each name a file (key: the name) or a folder (key: the name and '/').
+  const entries = names.map((name, i) => ({ name: prefix + name, key: Buffer.from(prefix + name + (i % 3 === 0 ? '/' : ''), 'utf8') }));
+
+  it('starts a listing after no key of a later name', () => {
+    for (const cursor of entries) {
+      const start = Buffer.from(utf8Bounds.startAfter(cursor.name), 'utf8');
+      for (const e of entries) if (e.name > cursor.name) assert.ok(Buffer.compare(e.key, start) > 0, `${JSON.stringify(e.name)} listed after ${JSON.stringify(cursor.name)}`);
+    }
+  });
+
+  it('is past every key of an earlier name once past pastAll', () => {
+    for (const largest of entries) {
+      const bound = utf8Bounds.pastAll(largest.name, prefix.length);
+      for (const e of entries) if (e.name < largest.name) assert.ok(Buffer.compare(e.key, bound) <= 0, `${JSON.stringify(e.name)} (key ${e.key.toString('hex')}) before ${JSON.stringify(largest.name)}`);
+    }
+  });
+
+  it('needs a bound of its own only where the orders differ', () => {
+    assert.deepEqual(utf8Bounds.pastAll('P/dir/abc', 6), Buffer.from('P/dir/abc'));
+    assert.deepEqual(utf8Bounds.pastAll('P/dir/ab-c', 6), Buffer.from('P/dir/ab/'), 'a folder "ab" is the key "ab/"');
+    assert.deepEqual(utf8Bounds.pastAll('P/a b/x', 4), Buffer.from('P/a b/x'), 'the folder part is shared, never cut');
+    assert.equal(utf8Bounds.startAfter('P/dir/ab\uE000c'), 'P/dir/ab');
   });
 });

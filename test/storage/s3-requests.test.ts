@@ -97,6 +97,20 @@ describe('S3 store: requests per small file', { skip: s3Skip() }, () => {
     }
   });
 
+  it('lists a folder in pages with a bucket listing per page, not the whole folder per page', async () => {
+    // 1,100 files in pages of 100: each page lists from its first possible key on, and stops
+    // once past its last (before: the whole folder, two listing requests, for every page).
+    const many = Array.from({ length: 1100 }, (_, i) => ({ name: `paged/f${String(i).padStart(4, '0')}`, data: Buffer.from(`${i}`) }));
+    for (let i = 0; i < many.length; i += 256) await clients[0]!.putBatch(many.slice(i, i + 256));
+    const pages: string[][] = [];
+    const listed = await counted(proxy, async () => {
+      for await (const page of clients[0]!.listFolder('paged', { limit: 100 })) pages.push(page.map((e) => e.name));
+    });
+    assert.deepEqual(pages.flat(), many.map((f) => f.name));
+    assert.equal(pages.length, 11);
+    assert.ok(proxy.count('LIST') <= pages.length + 2, `${proxy.count('LIST')} listing requests for ${pages.length} pages (${listed.counts})`);
+  });
+
   it('refuses, in a batch, a name a folder has and a name under a file', async () => {
     const mixed = [
       { name: 'tree', data: randomData(10) }, // a folder already

@@ -19,7 +19,7 @@ import { Window } from './window.js';
 import { storeEachFile } from '../batch-each.js';
 import type { BatchFile, BatchOptions, BatchOutcome } from '../batch.js';
 import { verifiedRead, type SmallOutcome } from '../read-batch.js';
-import { SmallestAfter } from '../list-page.js';
+import { SmallestAfter, utf8Bounds } from '../list-page.js';
 
 export interface S3StoreOptions {
   /** The local folder for the server's own state (certificate, counters). */
@@ -256,24 +256,38 @@ export class S3Store implements StoreBackend {
   }
 
   /**
-   * A page of a folder (LIST with PAGE): the folder's keys are listed through (names only, no
-   * HEAD), the page's names kept (list-page.ts), and only the page's files read for entries.
-   * If files vanished between the listing and their HEADs and the page is short, the keys after
-   * the last one kept are listed again for the rest (a short page must mean the folder's end).
+   * A page of a folder (LIST with PAGE): the folder's keys are listed (names only, no HEAD)
+   * from just before the page's first possible key until past every key that could sort into
+   * the page (utf8Bounds: the bucket lists in UTF-8 order, a page is in ferry's), the page's
+   * names kept (list-page.ts), and only the page's files read for entries. A folder of n keys
+   * in pages of p costs about n / 1000 listing requests in all, not n / 1000 per page. If files
+   * vanished between the listing and their HEADs and the page is short, the keys after the
+   * last one kept are listed again for the rest (a short page must mean the folder's end).
    */
   async listPage(prefix: string, after: string, limit: number, options: ListOptions = {}): Promise<StoredEntry[]> {
     const folderName = normalizePrefix(prefix);
     const algorithm = options.algorithm ?? 'sha256';
     const alone = await this.listedAlone(folderName, algorithm);
     if (alone !== undefined) return alone.name > after ? [alone] : [];
+    const listPrefix = this.keys.folder(folderName);
+    const leavesFrom = listPrefix.length;
     const page: StoredEntry[] = [];
     for (let cursor = after; ; ) {
       const pass = new SmallestAfter<ListedFile | string>(cursor, limit - page.length);
-      for await (const listed of this.listedPages(this.keys.folder(folderName), false)) {
+      const startAfter = utf8Bounds.startAfter(this.keys.file(cursor));
+      let listedAll = true;
+      for await (const listed of this.listedPages(listPrefix, false, startAfter > listPrefix ? startAfter : undefined)) {
         for (const folder of listed.folders) pass.offer(folder, folder);
         for (const file of listed.files) pass.offer(file.name, file);
+        const largest = pass.largestKept();
+        if (largest !== undefined && listed.last !== undefined && Buffer.compare(Buffer.from(listed.last, 'utf8'), utf8Bounds.pastAll(this.keys.file(largest), leavesFrom)) >= 0) {
+          listedAll = false; // the keys after may hold more names
+          break;
+        }
       }
-      const { values: picked, more } = pass.result();
+      const result = pass.result();
+      const picked = result.values;
+      const more = result.more || !listedAll;
       const files = await this.entriesOf(
         picked.filter((p): p is ListedFile => typeof p !== 'string'),
         algorithm,
@@ -324,11 +338,12 @@ export class S3Store implements StoreBackend {
   /**
    * The bucket's listing under `listPrefix`, a page (1000 keys) at a time, as the names ferry
    * lists: folders (common prefixes, without `recursive`) and files, the server's own keys and
-   * folder markers left out. `empty`: the bucket's page had no key or prefix at all.
+   * folder markers left out. `empty`: the bucket's page had no key or prefix at all; `last`:
+   * the page's last key or prefix, where the listing stands. From the first key after
+   * `startAfter`, if given.
    */
-  private async *listedPages(listPrefix: string, recursive: boolean): AsyncGenerator<{ folders: string[]; files: ListedFile[]; empty: boolean }> {
+  private async *listedPages(listPrefix: string, recursive: boolean, startAfter?: string): AsyncGenerator<{ folders: string[]; files: ListedFile[]; empty: boolean; last: string | undefined }> {
     let token: string | undefined;
-    let startAfter: string | undefined;
     for (;;) {
       const page = await this.bucket.list(listPrefix, { delimiter: !recursive, token, startAfter });
       const folders: string[] = [];
@@ -347,7 +362,10 @@ export class S3Store implements StoreBackend {
         const name = this.keys.nameOf(listed.key);
         if (nameProblem(name) === undefined) files.push({ ...listed, name });
       }
-      yield { folders, files, empty: page.keys.length === 0 && page.prefixes.length === 0 };
+      const lastKey = page.keys[page.keys.length - 1]?.key;
+      const lastPrefix = page.prefixes[page.prefixes.length - 1];
+      const last = lastKey === undefined ? lastPrefix : lastPrefix === undefined ? lastKey : Buffer.compare(Buffer.from(lastKey), Buffer.from(lastPrefix)) > 0 ? lastKey : lastPrefix;
+      yield { folders, files, empty: page.keys.length === 0 && page.prefixes.length === 0, last };
       if (page.next === undefined) return;
       const pastInternal = `${this.keys.internal.slice(0, -1)}0`; // '0' sorts right after '/'
       if (skipInternal && page.keys[page.keys.length - 1]!.key < pastInternal) {
