@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, lstatSync, openSync, readSync, rmSync, type Stats } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, readSync, renameSync, rmSync, type Stats } from 'node:fs';
 import type { promises as fs } from 'node:fs';
 import type { DigestAlgorithm } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
@@ -202,6 +202,35 @@ export class DigestCache {
       }
     } catch {
       // left behind: its lines name files that no longer exist
+    }
+  }
+
+  /**
+   * Moves a folder's log to the folder's new name (a renamed folder: its files keep their
+   * inodes, sizes and times, so their records still describe them), replacing any log the new
+   * name had. Best effort, like the logs themselves: a log left behind costs a rehash.
+   */
+  async moveFolder(from: string, to: string): Promise<void> {
+    const source = { ...this.folderLog(from) };
+    const target = { ...this.folderLog(to) };
+    for (const key of [source.key, target.key]) {
+      this.forget(key);
+      this.compactionChecks.delete(key);
+    }
+    try {
+      const sourceSub = this.root.openExistingSync(this.meta, source.key.slice(0, 2));
+      const targetSub = this.root.openExistingSync(this.meta, target.key.slice(0, 2)) ?? (await this.root.openFolder([target.key.slice(0, 2)], { from: this.meta, create: true }));
+      try {
+        if (targetSub === undefined) return;
+        if (sourceSub === undefined) rmSync(targetSub.entry(target.file), { force: true });
+        else renameSync(sourceSub.entry(source.file), targetSub.entry(target.file));
+      } finally {
+        await sourceSub?.close();
+        await targetSub?.close();
+      }
+    } catch (error) {
+      // No log there (never listed): the target's, if any, describes files no longer there.
+      if (isCode(error, 'ENOENT')) this.removeFolder(to);
     }
   }
 

@@ -17,8 +17,7 @@ export class Mover {
   /**
    * Renames the file or folder `from` to `to`, making `to`'s missing folders. `to` must not
    * exist, unless `overwrite` and both are files (then it is replaced). A file keeps its
-   * digest record (the inode is unchanged); files in a renamed folder are hashed again the
-   * first time they are read under their new names.
+   * digest record (the inode is unchanged), and a renamed folder's logs move with it.
    */
   async rename(from: string, to: string, options: { overwrite?: boolean } = {}): Promise<{ kind: 'file' | 'folder' }> {
     from = normalizePrefix(from);
@@ -66,6 +65,7 @@ export class Mover {
         }
         if (existing?.isFile()) ledger.storedChanged(-existing.size);
         if (kind === 'file') await digests.remove(from);
+        else await this.moveDigestLogs(targetFolder, targetLeaf, from, to);
         await this.sync(sourceFolder, targetFolder, target);
         return { kind };
       } finally {
@@ -73,6 +73,36 @@ export class Mover {
       }
     } finally {
       await sourceFolder.close();
+    }
+  }
+
+  /**
+   * Moves the digest logs of a renamed folder and of every folder in it to their new names,
+   * so its files are not hashed again when next listed or read (a large file would keep a
+   * listing silent for as long as its hashing takes). Walked through the moved folder itself.
+   */
+  private async moveDigestLogs(parent: Folder, leaf: string, from: string, to: string): Promise<void> {
+    const { root, digests } = this.parts;
+    const moved = await root.openFolder([leaf], { from: parent }).catch(() => undefined);
+    if (moved === undefined) return;
+    const walk = async (folder: Folder): Promise<void> => {
+      await digests.moveFolder(from + folder.name.slice(to.length), folder.name);
+      const dirents = await fs.readdir(folder.path, { withFileTypes: true }).catch(() => []);
+      for (const dirent of dirents) {
+        if (!dirent.isDirectory()) continue;
+        const child = await root.openFolder([dirent.name], { from: folder }).catch(() => undefined);
+        if (child === undefined) continue;
+        try {
+          await walk(child);
+        } finally {
+          await child.close();
+        }
+      }
+    };
+    try {
+      await walk(moved);
+    } finally {
+      await moved.close();
     }
   }
 
