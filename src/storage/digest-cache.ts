@@ -219,17 +219,21 @@ export class DigestCache {
     }
     try {
       const sourceSub = this.root.openExistingSync(this.meta, source.key.slice(0, 2));
-      const targetSub = this.root.openExistingSync(this.meta, target.key.slice(0, 2)) ?? (await this.root.openFolder([target.key.slice(0, 2)], { from: this.meta, create: true }));
       try {
+        const targetSub = this.root.openExistingSync(this.meta, target.key.slice(0, 2)) ?? (await this.root.openFolder([target.key.slice(0, 2)], { from: this.meta, create: true }));
         if (targetSub === undefined) return;
-        if (sourceSub === undefined) rmSync(targetSub.entry(target.file), { force: true });
-        else renameSync(sourceSub.entry(source.file), targetSub.entry(target.file));
+        try {
+          if (sourceSub === undefined) rmSync(targetSub.entry(target.file), { force: true });
+          else renameSync(sourceSub.entry(source.file), targetSub.entry(target.file));
+        } finally {
+          await targetSub.close();
+        }
       } finally {
         await sourceSub?.close();
-        await targetSub?.close();
       }
     } catch (error) {
       // No log there (never listed): the target's, if any, describes files no longer there.
+      // Anything else leaves the logs as they were: the moved files are hashed again.
       if (isCode(error, 'ENOENT')) this.removeFolder(to);
     }
   }
