@@ -102,6 +102,27 @@ describe('deadlines on everything the peer owes', () => {
     await assertHealthy(server, sentinel);
   });
 
+  it('does not let trickled bytes (slowloris) stretch the handshake deadline', async () => {
+    // A HELLO a byte at a time (never the last), the clock moving an eighth of the deadline
+    // after each: the connection must close once the deadline is reached, bytes or not.
+    const hello = encodeMessage({ type: 'HELLO', id: 0, version: 1, clientName: 'attacker', flags: 0 });
+    const step = IDLE_MS / 8;
+    const peer = await RawPeer.connect(server.address.port, { hello: false });
+    let advanced = 0;
+    let sent = 0;
+    while (sent < hello.length - 1 && !peer.closed) {
+      peer.write(hello.subarray(sent, ++sent));
+      await turn();
+      clock.advance(step);
+      advanced += step;
+      await turn();
+    }
+    await peer.waitClosed();
+    assert.ok(sent >= 8, `${sent} bytes trickled before the close`);
+    assert.ok(advanced >= IDLE_MS && advanced <= IDLE_MS + 2 * step, `closed after ${advanced} ms of the clock (deadline ${IDLE_MS})`);
+    await assertHealthy(server, sentinel);
+  });
+
   it('closes a connection with nothing in flight after the idle timeout, not before', async () => {
     const peer = await RawPeer.connect(server.address.port);
     clock.advance(IDLE_MS - 1);
