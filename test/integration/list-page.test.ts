@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect, type Entry } from '../../src/index.js';
+import { digestOf } from '../../src/io/digest.js';
 import { WireErrorCode } from '../../src/errors.js';
 import { ListFlag, MAX_LIST_PAGE } from '../../src/protocol/index.js';
 import { RawPeer } from '../helpers/raw-peer.js';
@@ -101,6 +103,72 @@ describe('paged listings (protocol 7)', () => {
     const client = await connect({ port: server.address.port });
     await assert.rejects(client.listPage('flat', { limit: 0 }), RangeError);
     await assert.rejects(client.listPage('flat', { limit: MAX_LIST_PAGE + 1 }), RangeError);
+    await client.close();
+  });
+});
+
+/**
+ * A folder large enough that the server indexes its digest log (over 512 KiB: ~4,400 files named so)
+ * and, quiet, keeps windows of its names between pages: what is listed and fetched is what
+ * was stored, after files were replaced and removed, through a real server.
+ */
+describe('a folder of 4,500 files: indexed digest log and listing windows, end to end', () => {
+  let server: TestServer;
+  const count = 4500;
+  const name = (i: number): string => `big/file-number-${String(i).padStart(5, '0')}.bin`;
+  const contents = new Map<string, Buffer>();
+  const tampered = [7, 100, 1999, 3998];
+
+  before(async () => {
+    server = await startServer();
+    const client = await connect({ port: server.address.port });
+    for (let start = 0; start < count; start += 250) {
+      const files = Array.from({ length: 250 }, (_, k) => ({ name: name(start + k), data: Buffer.from(`file ${start + k} `.repeat(1 + ((start + k) % 7))) }));
+      for (const f of files) contents.set(f.name, f.data);
+      await client.putBatch(files);
+    }
+    // Replaced and removed after the first records: the log's last line for a name must win.
+    for (const i of [7, 1999, 3998]) {
+      const data = Buffer.from(`replaced ${i}`);
+      contents.set(name(i), data);
+      await client.putBatch([{ name: name(i), data }], { overwrite: true });
+    }
+    for (const i of [8, 2000]) {
+      await client.remove(name(i));
+      contents.delete(name(i));
+    }
+    await client.close();
+    const key = createHash('sha256').update('big').digest('hex');
+    const { size } = await fs.stat(path.join(server.root, '.ferry', 'meta', key.slice(0, 2), `${key}.log`));
+    assert.ok(size >= 512 * 1024, `the folder's digest log is ${size} bytes: indexed from 512 KiB`);
+    // Bytes changed behind the server's back, size, inode and time kept: listed with the
+    // digest of what was stored only if the server answers from its records (the last line
+    // for each name), not by hashing the files again.
+    for (const i of tampered) {
+      const file = path.join(server.root, name(i));
+      const { mtimeMs } = await fs.stat(file);
+      await fs.writeFile(file, Buffer.alloc(contents.get(name(i))!.length, 0x2a), { flag: 'r+' });
+      const sameMs = (Math.trunc(mtimeMs) + 0.5) / 1000;
+      await fs.utimes(file, sameMs, sameMs);
+    }
+    // Quiet for an hour: the listing's passes keep windows.
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    await fs.utimes(path.join(server.root, 'big'), hourAgo, hourAgo);
+  });
+  after(() => server.stop());
+
+  it('lists every file once with its recorded digest, and fetches them', async () => {
+    const client = await connect({ port: server.address.port });
+    const listed: Entry[] = [];
+    for await (const page of client.listFolder('big', { limit: 500 })) listed.push(...page);
+    assert.deepEqual(
+      listed.map((e) => e.name),
+      [...contents.keys()].sort(),
+    );
+    for (const entry of listed) assert.equal(entry.digest, digestOf(entry.algorithm, contents.get(entry.name)!).toString('hex'), entry.name);
+    const untouched = listed.filter((e) => !tampered.some((i) => name(i) === e.name)).slice(0, 256);
+    const fetched = await client.getBatch(untouched.map((e) => e.name));
+    for (const [i, result] of fetched.entries()) assert.ok(result.status === 'file' && result.data.equals(contents.get(untouched[i]!.name)!), untouched[i]!.name);
     await client.close();
   });
 });
