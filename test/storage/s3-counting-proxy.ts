@@ -13,6 +13,8 @@ export class CountingProxy {
   readonly counts = new Map<RequestKind, number>();
   /** The last requests (method, path and query, headers as received), oldest first. */
   readonly seen: { method: string; url: string; headers: http.IncomingHttpHeaders }[] = [];
+  /** Awaited before a request is passed on (a test acting on the store between two requests). */
+  beforeForward: ((kind: RequestKind, url: string) => Promise<void> | undefined) | undefined;
   /** Requests under way now, and the most at once since the last reset. */
   inFlight = 0;
   mostInFlight = 0;
@@ -61,6 +63,18 @@ export class CountingProxy {
     this.inFlight++;
     this.mostInFlight = Math.max(this.mostInFlight, this.inFlight);
     res.once('close', () => this.inFlight--);
+    const held = this.beforeForward?.(kind, req.url ?? '');
+    if (held === undefined) this.pass(target, req, res);
+    else {
+      req.pause();
+      held.then(
+        () => this.pass(target, req, res),
+        () => res.destroy(),
+      );
+    }
+  }
+
+  private pass(target: URL, req: http.IncomingMessage, res: http.ServerResponse): void {
     const out = http.request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent: this.agent },
       (answer) => {

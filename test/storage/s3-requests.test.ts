@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { connect, type FerryClient } from '../../src/index.js';
 import { randomData, startServer, type TestServer } from '../helpers/fixtures.js';
 import { s3Scratch, s3Skip, TEST_PART_SIZE } from '../helpers/s3.js';
+import { Bucket } from '../../src/storage/s3/bucket.js';
+import type { S3Location } from '../../src/storage/s3/location.js';
 import { CountingProxy } from './s3-counting-proxy.js';
 
 const FILES = 40;
@@ -22,6 +24,7 @@ async function counted<T>(proxy: CountingProxy, work: () => Promise<T>): Promise
 describe('S3 store: requests per small file', { skip: s3Skip() }, () => {
   let proxy: CountingProxy;
   let cleanup: () => Promise<void>;
+  let location: S3Location;
   const servers: TestServer[] = [];
   const clients: FerryClient[] = [];
   const files = Array.from({ length: FILES }, (_, i) => ({ name: `tree/f${String(i).padStart(3, '0')}.bin`, data: randomData(1000 + i) }));
@@ -29,6 +32,7 @@ describe('S3 store: requests per small file', { skip: s3Skip() }, () => {
   before(async () => {
     const scratch = await s3Scratch();
     cleanup = scratch.cleanup;
+    location = scratch.location;
     proxy = await CountingProxy.start(scratch.location.endpoint!);
     for (let i = 0; i < 2; i++) {
       servers.push(await startServer({ s3: { ...scratch.location, endpoint: proxy.endpoint, partSize: TEST_PART_SIZE } }));
@@ -109,6 +113,31 @@ describe('S3 store: requests per small file', { skip: s3Skip() }, () => {
     assert.deepEqual(pages.flat(), many.map((f) => f.name));
     assert.equal(pages.length, 11);
     assert.ok(proxy.count('LIST') <= pages.length + 2, `${proxy.count('LIST')} listing requests for ${pages.length} pages (${listed.counts})`);
+  });
+
+  it('fills a page again when files vanish between the listing and their HEADs', async () => {
+    const names = Array.from({ length: 10 }, (_, i) => `vanish/v${i}`);
+    await clients[0]!.putBatch(names.map((name) => ({ name, data: Buffer.from(name) })));
+    // The second server knows none of them: it HEADs the page's files, and the first of those
+    // HEADs waits until two of them are deleted behind its back (as another server would).
+    const bucket = await Bucket.open(location);
+    let gone: Promise<void> | undefined;
+    proxy.beforeForward = (kind, url) => (kind === 'HEAD' && url.includes('/vanish/v') ? (gone ??= bucket.deleteMany([`${location.prefix}vanish/v1`, `${location.prefix}vanish/v2`])) : undefined);
+    try {
+      const first = await clients[1]!.listPage('vanish', { limit: 4 });
+      assert.ok(gone !== undefined, 'the page\'s files were read with HEADs');
+      assert.deepEqual(
+        first.map((e) => e.name),
+        ['vanish/v0', 'vanish/v3', 'vanish/v4', 'vanish/v5'],
+        'a full page: the keys after the last kept one listed again',
+      );
+      const pages: string[][] = [first.map((e) => e.name)];
+      for await (const page of clients[1]!.listFolder('vanish', { limit: 4 })) pages.push(page.map((e) => e.name));
+      assert.deepEqual(pages.slice(1).flat(), ['vanish/v0', ...names.slice(3)]);
+    } finally {
+      proxy.beforeForward = undefined;
+      bucket.close();
+    }
   });
 
   it('refuses, in a batch, a name a folder has and a name under a file', async () => {
