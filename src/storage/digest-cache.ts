@@ -250,8 +250,9 @@ export class DigestCache {
       for (const [leaf, recorded] of texts) text += lineOf(leaf, recorded);
       const size = appendLog(folder, at.file, text);
       const cached = this.cache.get(at.key);
-      if (cached instanceof IndexedLog) cached.indexTo(size);
-      else if (cached !== undefined) {
+      if (cached instanceof IndexedLog) {
+        if (!cached.indexTo(size)) this.forget(at.key);
+      } else if (cached !== undefined) {
         for (const [leaf, recorded] of texts) cached.lines.set(leaf, recorded);
         cached.count += records.length;
         cached.bytes = size;

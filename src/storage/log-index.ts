@@ -9,7 +9,7 @@ const INDEX_CHUNK = 64 * 1024;
  */
 const BLOCK = 4 * 1024; // also the longest line matched: ferry writes none longer (a leaf is ≤ 255 bytes, JSON-escaped ≤ 6×)
 /** Offsets are kept as u32 (+1, 0 marking a free slot): a log past this is loaded whole instead. */
-export const MAX_INDEXED_BYTES = 0xffff_fff0;
+const MAX_INDEXED_BYTES = 0xffff_fff0;
 
 /**
  * A large folder's digest log (digest-log.ts), indexed rather than parsed: a hash table of
@@ -24,8 +24,6 @@ export class IndexedLog {
   /** Line offset + 1 per slot; 0: free. */
   private offsets: Uint32Array;
   private used = 0;
-  /** Lines indexed (live or dead). */
-  count = 0;
   /** How far the log is indexed: the start of its first unindexed (or torn) line. */
   bytes = 0;
   private readonly block = Buffer.allocUnsafe(BLOCK);
@@ -72,9 +70,12 @@ export class IndexedLog {
     return this.hashes.byteLength + this.offsets.byteLength + BLOCK;
   }
 
-  /** Indexes the lines appended since (up to `size`, the log's size now); a torn last line waits for its end. */
-  indexTo(size: number): void {
-    if (size > MAX_INDEXED_BYTES) throw new RangeError(`digest log of ${size} bytes is too large to index`);
+  /**
+   * Indexes the lines appended since (up to `size`, the log's size now); a torn last line
+   * waits for its end. False, indexing nothing, once the log is too large for u32 offsets.
+   */
+  indexTo(size: number): boolean {
+    if (size > MAX_INDEXED_BYTES) return false;
     const chunk = Buffer.allocUnsafe(Math.min(INDEX_CHUNK, Math.max(size - this.bytes, 1)));
     while (this.bytes < size) {
       const read = readSync(this.fd, chunk, 0, Math.min(chunk.length, size - this.bytes), this.bytes);
@@ -89,12 +90,13 @@ export class IndexedLog {
       if (start === 0) {
         // No newline in a whole chunk: not a line ferry wrote; skip to the next newline.
         const next = this.nextLineAfter(this.bytes + read, size);
-        if (next === undefined) return;
+        if (next === undefined) return true;
         this.bytes = next;
         continue;
       }
       this.bytes += start;
     }
+    return true;
   }
 
   /** The record text of `leaf`'s last line; undefined: removed; null: the log has no line for it. */
@@ -126,7 +128,6 @@ export class IndexedLog {
   private indexLine(chunk: Buffer, start: number, end: number, offset: number): void {
     const tab = chunk.indexOf(0x09, start);
     if (tab < 0 || tab > end) return;
-    this.count++;
     if (2 * (this.used + 1) > this.hashes.length) this.grow();
     this.insert(fnv1a(chunk, tab + 1, end), offset + 1);
   }

@@ -196,8 +196,8 @@ export class Reader {
   /**
    * A page of a folder (LIST with PAGE): its names are read in passes that keep only the
    * page's (list-page.ts), each name looked at as `listStream` does; a pass is repeated from
-   * the last name kept only when files vanished meanwhile and the page is not full. Holds
-   * about two pages of names, never the folder.
+   * the last name kept only when files vanished meanwhile and the page is not full. Holds a
+   * window of at most 8,192 names (namesAfter), never the folder.
    */
   async listPage(prefix: string, after: string, limit: number, options: ListOptions = {}): Promise<StoredEntry[]> {
     const algorithm = options.algorithm ?? 'sha256';
