@@ -126,3 +126,93 @@ describe('FileSink background syncs (issue 11: flush while writing)', () => {
     await handle.close();
   });
 });
+
+describe('FileSink joins chunks that adjoin in memory (TLS records read into one slab)', () => {
+  let dir: string;
+  let n = 0;
+  const KiB = 1024;
+  before(async () => {
+    dir = await tempDir();
+  });
+  after(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  /** A pool-writing sink over a real file whose writev calls are recorded (buffer lengths per call). */
+  async function recordingSink(): Promise<{ sink: FileSink; handle: fs.FileHandle; name: string; writes: number[][] }> {
+    const name = path.join(dir, `j${n++}`);
+    const real = await fs.open(name, 'w');
+    const writes: number[][] = [];
+    const handle = new Proxy(real, {
+      get(target, key) {
+        if (key === 'writev') {
+          return (buffers: Buffer[], position: number) => {
+            writes.push(buffers.map((b) => b.length));
+            return target.writev(buffers, position);
+          };
+        }
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    return { sink: new FileSink(handle, 0, new InlineDigester(createHasher('sha256')), { inlineWrites: false }), handle: real, name, writes };
+  }
+
+  it('writes 64 adjoining 16 KiB slices of one buffer as one 1 MiB write, and releases each after it', async () => {
+    const { sink, handle, name, writes } = await recordingSink();
+    const data = randomData(MiB);
+    let released = 0;
+    for (let at = 0; at < data.length; at += 16 * KiB) sink.write(data.subarray(at, at + 16 * KiB), () => released++);
+    assert.equal(released, 0);
+    const { size, digest } = await sink.finish();
+    assert.equal(size, MiB);
+    assert.equal(digest.toString('hex'), sha256(data));
+    assert.deepEqual(writes, [[MiB]]);
+    assert.equal(released, 64);
+    assert.equal(sha256(await fs.readFile(name)), sha256(data));
+    await handle.close();
+  });
+
+  it('joins at most 1 MiB, and never across a gap or another buffer', async () => {
+    const { sink, handle, name, writes } = await recordingSink();
+    const data = randomData(3 * MiB);
+    const other = randomData(16 * KiB);
+    const expected: Buffer[] = [];
+    const put = (chunk: Buffer): void => {
+      expected.push(chunk);
+      sink.write(chunk);
+    };
+    for (let at = 0; at < 2 * MiB + 16 * KiB; at += 16 * KiB) put(data.subarray(at, at + 16 * KiB)); // 2 MiB + 16 KiB adjoining
+    put(data.subarray(2 * MiB + 32 * KiB, 2 * MiB + 48 * KiB)); // a 16 KiB gap before it
+    put(other); // another buffer
+    put(data.subarray(2 * MiB + 48 * KiB, 2 * MiB + 64 * KiB)); // adjoins the slice before `other`, but not in stream order
+    const { digest } = await sink.finish();
+    const whole = Buffer.concat(expected);
+    assert.equal(digest.toString('hex'), sha256(whole));
+    assert.equal(sha256(await fs.readFile(name)), sha256(whole));
+    const lengths = writes.flat();
+    assert.ok(lengths.every((length) => length <= MiB), `no write over 1 MiB: ${lengths.join(',')}`);
+    assert.deepEqual(lengths.slice(0, 2), [MiB, MiB], 'the 2 MiB of adjoining slices went as two joined buffers');
+    assert.deepEqual(lengths.slice(2), [16 * KiB, 16 * KiB, 16 * KiB, 16 * KiB]);
+    await handle.close();
+  });
+
+  it('abort(true) writes the held bytes (a download kept for resuming); settle gives them back unwritten', async () => {
+    const kept = await recordingSink();
+    const data = randomData(256 * KiB);
+    let released = 0;
+    for (let at = 0; at < data.length; at += 16 * KiB) kept.sink.write(data.subarray(at, at + 16 * KiB), () => released++);
+    await kept.sink.abort(true);
+    assert.equal(released, 16);
+    assert.equal(sha256(await fs.readFile(kept.name)), sha256(data));
+    await kept.handle.close();
+
+    const dropped = await recordingSink();
+    released = 0;
+    for (let at = 0; at < data.length; at += 16 * KiB) dropped.sink.write(data.subarray(at, at + 16 * KiB), () => released++);
+    await dropped.sink.settle();
+    assert.equal(released, 16);
+    assert.deepEqual(dropped.writes, []);
+    await dropped.handle.close();
+  });
+});

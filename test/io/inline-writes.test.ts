@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
+import { fstatSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createHasher } from '../../src/io/digest.js';
@@ -58,15 +58,21 @@ describe('FileSink inline writes', () => {
   });
   const digester = (): InlineDigester => new InlineDigester(createHasher('sha256'));
 
-  it('with the gate open, the bytes are in the file when write returns, and the chunk is released', async () => {
+  it('with the gate open, a chunk is written on the event loop once a chunk not adjoining it comes, or the turn ends', async () => {
     const handle = await fs.open(file(), 'w');
     const sink = new FileSink(handle, 0, digester(), { inlineWrites: new InlineWriteGate(new ManualClock()) });
-    const data = randomData(300 * KiB);
+    const first = randomData(300 * KiB);
+    const second = randomData(100 * KiB);
     let released = 0;
-    assert.equal(sink.write(data, () => released++), true);
-    assert.equal((await handle.stat()).size, data.length);
+    assert.equal(sink.write(first, () => released++), true);
+    assert.equal(released, 0, 'held: the next chunk might adjoin it');
+    assert.equal(sink.write(second, () => released++), true);
+    assert.equal(fstatSync(handle.fd).size, first.length, 'written before write returned');
     assert.equal(released, 1);
-    assert.equal((await sink.finish()).digest.toString('hex'), sha256(data));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(released, 2, 'a held chunk is written when the turn of the event loop ends');
+    assert.equal(fstatSync(handle.fd).size, first.length + second.length);
+    assert.equal((await sink.finish()).digest.toString('hex'), sha256(Buffer.concat([first, second])));
     await handle.close();
   });
 
@@ -91,12 +97,14 @@ describe('FileSink inline writes', () => {
     const handle = await fs.open(name, 'w');
     const sink = new FileSink(handle, 0, digester(), { inlineWrites: gate });
     const data = randomData(1024 * KiB);
-    sink.write(data.subarray(0, 256 * KiB));
-    sink.write(data.subarray(256 * KiB, 512 * KiB));
+    // Copies: chunks that adjoin in memory would be joined into one write.
+    const part = (start: number, end?: number): Buffer => Buffer.from(data.subarray(start, end));
+    sink.write(part(0, 256 * KiB));
+    sink.write(part(256 * KiB, 512 * KiB));
+    sink.write(part(512 * KiB, 768 * KiB)); // the second goes to the pool
     clock.advance(5000); // open again, with the pool's writev still in flight
     assert.equal(gate.open, true);
-    sink.write(data.subarray(512 * KiB, 768 * KiB));
-    sink.write(data.subarray(768 * KiB));
+    sink.write(part(768 * KiB));
     const { size, digest } = await sink.finish();
     assert.equal(size, data.length);
     assert.equal(digest.toString('hex'), sha256(data));
@@ -111,9 +119,12 @@ describe('FileSink inline writes', () => {
     const sink = new FileSink(handle, 0, digester(), { inlineWrites: new InlineWriteGate(new ManualClock()) });
     let released = 0;
     sink.write(randomData(64 * KiB), () => released++);
+    sink.write(randomData(64 * KiB), () => released++); // the first is written now, and fails
+    assert.equal(released, 1, 'the failed chunk is given back');
     sink.write(randomData(64 * KiB), () => released++);
-    assert.equal(released, 2, 'each chunk is given back');
+    assert.equal(released, 2, 'a chunk after the failure is given back at once');
     await assert.rejects(sink.finish(), (error: NodeJS.ErrnoException) => error.code === 'EBADF');
+    assert.equal(released, 3, 'each chunk is given back');
     await handle.close();
   });
 });
