@@ -186,7 +186,7 @@ export class Connection {
     try {
       const reader = new SlabReader();
       const offerBlake3 = offered >= 4 && options.digest !== 'sha256' && (purpose.computesDigests === false || blake3Available());
-      const hello = encodeMessage({ type: 'HELLO', id: 0, version: offered, clientName: options.clientName ?? 'ferry-client', flags: offerBlake3 ? HelloFlag.BLAKE3 : 0 });
+      const hello = encodeMessage({ type: 'HELLO', id: 0, version: offered, clientName: options.clientName ?? 'ferry-client', flags: (offerBlake3 ? HelloFlag.BLAKE3 : 0) | HelloFlag.WORKING });
       const socket = await openTransport(host, port, where, options, (cancel) => (expire = cancel), timeoutError, reader, hello);
       if (timedOut) {
         socket.destroy();
@@ -380,6 +380,7 @@ export class Connection {
   }
 
   private onConnectionMessage(message: Message): void {
+    if (message.type === 'WORKING') return; // its bytes restarted the silence deadline: all it is for
     if (message.type === 'ERROR') {
       const error = remoteError(message, 'server closed the connection');
       this.destroy(new FerryError(error.code, error.message, { fatal: true }));

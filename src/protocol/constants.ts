@@ -34,6 +34,8 @@ export const MessageType = {
   // server → client
   OK: 0x80,
   SERVER_HELLO: 0x81,
+  /** Id 0, no payload: the server is still working on this connection's requests (HELLO flag WORKING). */
+  WORKING: 0x82,
   ENTRIES: 0x90,
   ENTRY: 0x92,
   PUT_OK: 0x93,
@@ -120,6 +122,8 @@ export const MAX_LIST_PAGE = 4096;
 export const HelloFlag = {
   /** (v4) The client can verify with BLAKE3 and prefers it to SHA-256. */
   BLAKE3: 0x01,
+  /** The client takes WORKING frames: sent while the server works long on its requests (§3.1). */
+  WORKING: 0x02,
 } as const;
 
 /** SERVER_HELLO capability flags (u32). */
@@ -127,4 +131,6 @@ export const ServerFlag = {
   AUTH_REQUIRED: 0x01,
   /** (v4) Every digest on this connection is BLAKE3; clear: SHA-256. */
   BLAKE3: 0x02,
+  /** The server will send WORKING frames (only when the client set HelloFlag.WORKING). */
+  WORKING: 0x04,
 } as const;

@@ -67,6 +67,7 @@ export type Message =
   | { type: 'GET_BATCH'; id: number; names: string[] }
   | { type: 'BATCH_FILES'; id: number; more: boolean; items: BatchItem[] }
   | { type: 'OK'; id: number }
+  | { type: 'WORKING'; id: number }
   | {
       type: 'SERVER_HELLO';
       id: number;
@@ -240,6 +241,7 @@ function writePayload(w: PayloadWriter, message: Message): PayloadWriter {
       }
       break;
     case 'OK':
+    case 'WORKING':
       break;
     case 'SERVER_HELLO':
       w.u32(MAGIC)
@@ -401,6 +403,10 @@ export function decodePayload(typeNumber: number, id: number, payload: Buffer): 
       break;
     }
     case 'OK':
+      message = { type, id };
+      break;
+    case 'WORKING':
+      if (id !== 0) throw new ProtocolError(`WORKING with request id ${id}: it is always 0`);
       message = { type, id };
       break;
     case 'SERVER_HELLO': {

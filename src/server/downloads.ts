@@ -49,25 +49,21 @@ export class Downloads {
         throw new Refusal(error);
       }
       try {
-        socket.write(
-          encodeMessage({
-            type: 'GET_OK',
-            id: message.id,
-            size: opened.size,
-            offset: message.offset,
-            mtimeMs: opened.mtimeMs,
-            digest: opened.digest,
-          }),
-          io.outbox.onWritten,
-        );
-        try {
-          if (opened.handle) await sendFileRange(socket, opened.handle, message.offset, opened.size - message.offset, undefined, io.outbox.onWritten);
-          else await sendStreamRange(socket, opened.read(message.offset, opened.size - 1, STREAM_CHUNK), opened.size - message.offset, io.outbox.onWritten);
-        } catch (error) {
-          // The size is promised: a short file or a broken socket ends the connection.
-          socket.destroy();
-          throw error;
-        }
+        const file = opened;
+        await io.outbox.rawBody(async () => {
+          socket.write(
+            encodeMessage({ type: 'GET_OK', id: message.id, size: file.size, offset: message.offset, mtimeMs: file.mtimeMs, digest: file.digest }),
+            io.outbox.onWritten,
+          );
+          try {
+            if (file.handle) await sendFileRange(socket, file.handle, message.offset, file.size - message.offset, undefined, io.outbox.onWritten);
+            else await sendStreamRange(socket, file.read(message.offset, file.size - 1, STREAM_CHUNK), file.size - message.offset, io.outbox.onWritten);
+          } catch (error) {
+            // The size is promised: a short file or a broken socket ends the connection.
+            socket.destroy();
+            throw error;
+          }
+        });
         log.info({ peer: io.peer, name: message.name, size: opened.size }, 'sent');
       } finally {
         await closeFile(opened);

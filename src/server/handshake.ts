@@ -15,6 +15,8 @@ export class Handshake {
   version = PROTOCOL_VERSION;
   /** SHA-256 unless a version-4 client offered BLAKE3 and this server has it. */
   algorithm: DigestAlgorithm = 'sha256';
+  /** The client takes WORKING frames (HELLO flag WORKING, PROTOCOL.md §3.1). */
+  takesWorking = false;
   /** Everything without tokens; else what the accepted token grants (undefined: nothing yet). */
   private permission: Permission | undefined;
   private failures = 0;
@@ -54,6 +56,7 @@ export class Handshake {
     }
     this.version = hello.version;
     if (hello.version >= 4 && hello.flags & HelloFlag.BLAKE3 && ctx.blake3) this.algorithm = 'blake3';
+    this.takesWorking = (hello.flags & HelloFlag.WORKING) !== 0;
     this.greeted = true;
     ctx.log.debug({ peer: this.io.peer, client: hello.clientName }, 'hello');
     this.io.send({
@@ -62,7 +65,7 @@ export class Handshake {
       version: this.version,
       serverName: ctx.serverName,
       maxFileSize: ctx.store.maxFileSize,
-      flags: (ctx.tokens ? ServerFlag.AUTH_REQUIRED : 0) | (this.algorithm === 'blake3' ? ServerFlag.BLAKE3 : 0),
+      flags: (ctx.tokens ? ServerFlag.AUTH_REQUIRED : 0) | (this.algorithm === 'blake3' ? ServerFlag.BLAKE3 : 0) | (this.takesWorking ? ServerFlag.WORKING : 0),
     });
   }
 

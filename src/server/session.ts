@@ -28,6 +28,9 @@ function pageProblem(flags: number, limit: number): FerryError | undefined {
 const KNOWN_LIST_FLAGS: number = ListFlag.RECURSIVE;
 /** After a fatal error, how long the peer has to take our last words before the socket is destroyed. */
 const LINGER_MS = 2000;
+/** WORKING's period (PROTOCOL.md §3.1): well inside a client's silence deadline (ferry's default: 30 s). */
+export const WORKING_EVERY_MS = 5000;
+const WORKING_FRAME = encodeMessage({ type: 'WORKING', id: 0 });
 
 /**
  * One client connection, and the single owner of its state: what may be read (flow control),
@@ -63,6 +66,7 @@ export class Session implements SessionIo {
   private stopping = false;
   private peerEnded = false;
   private lingerTimer: Timer | undefined;
+  private workingTimer: Timer | undefined;
   private readonly meter: RequestMeter;
 
   /**
@@ -211,11 +215,30 @@ export class Session implements SessionIo {
   }
 
   working<T>(work: Promise<T>): Promise<T> {
-    this.serverWork++;
+    if (this.serverWork++ === 0 && this.handshake.takesWorking) this.armWorking();
     return work.finally(() => {
-      this.serverWork--;
+      if (--this.serverWork === 0) this.stopWorking();
       this.idle.touch(); // the countdown for the peer starts when our part is done
     });
+  }
+
+  /**
+   * While the server works on this connection's requests (hashing a large file with no record,
+   * a slow disk, a wait for a file slot), a client that asked for them hears WORKING every
+   * WORKING_EVERY_MS, so its silence deadline does not give up on a server that is busy for it.
+   */
+  private armWorking(): void {
+    this.workingTimer ??= this.ctx.clock.setTimer(WORKING_EVERY_MS, () => {
+      this.workingTimer = undefined;
+      if (this.isClosed || this.serverWork === 0) return;
+      this.outbox.frameOutOfTurn(WORKING_FRAME); // skipped mid-body: the body's bytes are news enough
+      this.armWorking();
+    });
+  }
+
+  private stopWorking(): void {
+    this.workingTimer?.cancel();
+    this.workingTimer = undefined;
   }
 
   pause(reason: string): void {
@@ -296,6 +319,7 @@ export class Session implements SessionIo {
   private async onClose(): Promise<void> {
     this.isClosed = true;
     this.idle.stop();
+    this.stopWorking();
     this.handshake.dispose();
     this.lingerTimer?.cancel();
     this.meter.closed();

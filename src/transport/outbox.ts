@@ -16,6 +16,8 @@ export class Outbox {
   private queuedBytes = 0;
   private closed = false;
   private corked = false;
+  /** Raw body bytes under way (from a GET_OK to its body's last byte): nothing may go between. */
+  private rawBodies = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -46,6 +48,27 @@ export class Outbox {
       this.queuedBytes -= bytes.length;
       await writeAndWait(this.socket, bytes, this.onWritten);
     }).catch(() => undefined); // a closed connection: the frame is moot
+  }
+
+  /** Runs `send`, which writes a header frame and its raw body, marked so no frame is written out of turn meanwhile. */
+  async rawBody<T>(send: () => Promise<T>): Promise<T> {
+    this.rawBodies++;
+    try {
+      return await send();
+    } finally {
+      this.rawBodies--;
+    }
+  }
+
+  /**
+   * Writes a frame that needs no place in the order of replies (WORKING) at once, unless a raw
+   * body is being written: every other write is a whole frame, so the socket is between frames.
+   * Returns whether it was written.
+   */
+  frameOutOfTurn(bytes: Buffer): boolean {
+    if (this.closed || this.socket.destroyed || this.rawBodies > 0) return false;
+    this.socket.write(bytes, this.onWritten);
+    return true;
   }
 
   /** Runs `task` with exclusive use of the socket once everything queued before it is written. */

@@ -50,6 +50,10 @@ const FIXTURES: [Message, string][] = [
   [{ type: 'PUT_READY', id: 7, offset: 0, prefixDigest: Buffer.alloc(32) }, `000000289500000007${'00'.repeat(40)}`],
   [{ type: 'DELETE', id: 5, name: 'a.txt', flags: 0 }, '0000000814000000050005612e74787400'],
   [{ type: 'OK', id: 5 }, '000000008000000005'],
+  // §3.1: WORKING, and the HELLO / SERVER_HELLO of its example (flags BLAKE3|WORKING).
+  [{ type: 'WORKING', id: 0 }, '000000008200000000'],
+  [{ type: 'HELLO', id: 0, version: 7, clientName: 'cli', flags: 3 }, '0000000f01000000004652525900070003636c6900000003'],
+  [{ type: 'SERVER_HELLO', id: 0, version: 7, serverName: 's', maxFileSize: 2 ** 40, flags: 6 }, '000000158100000000465252590007000173000001000000000000000006'],
   [{ type: 'ERROR', id: 6, code: 4, message: 'no file named "b"' }, '00000015ff00000006000400116e6f2066696c65206e616d656420226222'],
   [{ type: 'AUTH', id: 8, token: 'tok' }, '0000000502000000080003746f6b'],
   [{ type: 'PROBE_UPLOAD', id: 9, name: 'a.txt', size: 5 }, '0000000f15000000090005612e7478740000000000000005'],
@@ -281,6 +285,8 @@ describe('codec', () => {
   it('refuses unknown types, trailing bytes, short payloads, bad UTF-8 and wrong direction', () => {
     assert.throws(() => decodePayload(0x42, 1, Buffer.alloc(0)), /unknown message type/);
     assert.throws(() => decodePayload(MessageType.OK, 1, Buffer.from([0])), /trailing/);
+    assert.throws(() => decodePayload(MessageType.WORKING, 3, Buffer.alloc(0)), /WORKING with request id 3/);
+    assert.throws(() => decodePayload(MessageType.WORKING, 0, Buffer.from([0])), /trailing/);
     assert.throws(() => decodePayload(MessageType.STAT, 1, Buffer.from('0005ab', 'hex')), /too short/);
     assert.throws(() => decodePayload(MessageType.STAT, 1, Buffer.from('0002c328', 'hex')), /UTF-8/);
     assert.throws(() => decodePayload(MessageType.STAT, 1, Buffer.from('0003eda080', 'hex')), /UTF-8/, 'a UTF-16 surrogate');
