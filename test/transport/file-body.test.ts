@@ -2,8 +2,10 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { largeChunkSends, sendFileRange } from '../../src/transport/file-body.js';
+import { loadServerCredentials } from '../../src/transport/tls.js';
 import { randomData, tempDir } from '../helpers/fixtures.js';
 
 const KiB = 1024;
@@ -16,6 +18,23 @@ async function drainedSocket(): Promise<{ socket: net.Socket; close: () => void 
   const { port } = server.address() as net.AddressInfo;
   const socket = net.connect(port, '127.0.0.1');
   await new Promise<void>((resolve) => socket.once('connect', resolve));
+  return {
+    socket,
+    close: () => {
+      socket.destroy();
+      server.close();
+    },
+  };
+}
+
+/** The same over TLS (a self-signed certificate made in `dir`). */
+async function drainedTlsSocket(dir: string): Promise<{ socket: net.Socket; close: () => void }> {
+  const { cert, key } = await loadServerCredentials(dir);
+  const server = tls.createServer({ cert, key }, (peer) => peer.on('data', () => undefined).on('error', () => undefined));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+  await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
   return {
     socket,
     close: () => {
@@ -42,8 +61,8 @@ describe('sending a file range', () => {
   });
 
   /** Sends the file; returns the largest chunk size seen. */
-  async function send(abortAfter?: number): Promise<number> {
-    const { socket, close } = await drainedSocket();
+  async function send(abortAfter?: number, overTls = false): Promise<number> {
+    const { socket, close } = overTls ? await drainedTlsSocket(dir) : await drainedSocket();
     let largest = 0;
     let sent = 0;
     try {
@@ -64,6 +83,10 @@ describe('sending a file range', () => {
 
   it('a send to a prompt reader grows its chunks to 1 MiB', async () => {
     assert.equal(await send(), MiB);
+  });
+
+  it('over TLS too (whose socket reports every write done a turn late), a send to a prompt reader grows to 1 MiB', async () => {
+    assert.equal(await send(undefined, true), MiB);
   });
 
   it('only eight sends at once use chunks over 256 KiB', async () => {
