@@ -54,7 +54,7 @@ export class FileSink {
    * The last chunk taken, not yet hashed or written, and what to call once it is: a chunk
    * that follows it in the same memory joins it. TLS delivers 16 KiB records into one read
    * slab back to back, many in one turn of the event loop; joined, a 1 GiB download took
-   * 1,171 writes instead of 65,536.
+   * 1,998 writes instead of 65,536.
    */
   private held: Buffer | undefined;
   private heldReleases: (ReleaseChunk | undefined)[] = [];

@@ -29,7 +29,7 @@ const KNOWN_LIST_FLAGS: number = ListFlag.RECURSIVE;
 /** After a fatal error, how long the peer has to take our last words before the socket is destroyed. */
 const LINGER_MS = 2000;
 /** WORKING's period (PROTOCOL.md §3.1): well inside a client's silence deadline (ferry's default: 30 s). */
-export const WORKING_EVERY_MS = 5000;
+const WORKING_EVERY_MS = 5000;
 const WORKING_FRAME = encodeMessage({ type: 'WORKING', id: 0 });
 
 /**
