@@ -95,3 +95,14 @@ export function activeResources(kind: string): number {
 export async function settleIo(rounds = 5): Promise<void> {
   for (let i = 0; i < rounds; i++) await new Promise((resolve) => setImmediate(resolve));
 }
+
+/** Whether `call` has settled once pending I/O callbacks have run (a deadline test's "not yet"). */
+export async function settledYet(call: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  call.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await settleIo();
+  return settled;
+}

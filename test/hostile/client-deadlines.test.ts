@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect, WireErrorCode, type FerryError } from '../../src/index.js';
 import { createDigester } from '../../src/io/digester.js';
 import { encodeMessage } from '../../src/protocol/index.js';
-import { activeResources, openDescriptors, settleIo, startFakeServer, type FakeServer } from '../helpers/fake-server.js';
+import { activeResources, openDescriptors, settledYet, settleIo, startFakeServer, type FakeServer } from '../helpers/fake-server.js';
 import { eventually, tempDir } from '../helpers/fixtures.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
@@ -63,16 +63,6 @@ describe('client deadlines and clean failure', () => {
     await eventually(async () => (await settleIo(), openDescriptors() <= descriptors), 3000, 'the client to close its socket and files');
     assert.equal(activeResources('MessagePort'), 0, 'a hashing worker still holds the process open');
   }
-
-  const settledYet = async (call: Promise<unknown>): Promise<boolean> => {
-    let settled = false;
-    call.then(
-      () => (settled = true),
-      () => (settled = true),
-    );
-    await settleIo();
-    return settled;
-  };
 
   it('a get whose server announces 16 MiB, sends 1 MiB and stalls: TIMEOUT at the deadline, worker released', async () => {
     await leavesNothing(async () => {

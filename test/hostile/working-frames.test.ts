@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect, type FerryError } from '../../src/index.js';
 import { encodeMessage, HelloFlag, PutFlag, ServerFlag, type Message } from '../../src/protocol/index.js';
-import { startFakeServer, settleIo, type FakeServer } from '../helpers/fake-server.js';
+import { settledYet, startFakeServer, type FakeServer } from '../helpers/fake-server.js';
 import { eventually, randomData, sha256, startServer, tempDir, type TestServer } from '../helpers/fixtures.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { RawPeer } from '../helpers/raw-peer.js';
@@ -131,16 +131,6 @@ describe('the client takes WORKING as a sign of life', () => {
     return { fake, helloFlags: () => flags, request: () => request };
   }
 
-  async function settled(call: Promise<unknown>): Promise<boolean> {
-    let done = false;
-    call.then(
-      () => (done = true),
-      () => (done = true),
-    );
-    await settleIo();
-    return done;
-  }
-
   it('offers WORKING, and waits out two minutes of a silent-but-working server with a 60 s timeout', async () => {
     const slow = await slowServer();
     const clock = new ManualClock();
@@ -155,7 +145,7 @@ describe('the client takes WORKING as a sign of life', () => {
       socket.write(encodeMessage({ type: 'WORKING', id: 0 }));
       await turn();
     }
-    assert.equal(await settled(call), false, 'still waiting after 120 s');
+    assert.equal(await settledYet(call), false, 'still waiting after 120 s');
     socket.write(encodeMessage({ type: 'GET_OK', id, size: data.length, offset: 0, mtimeMs: 0, digest: createHash('sha256').update(data).digest() }));
     socket.write(data);
     const result = await call;
@@ -174,7 +164,7 @@ describe('the client takes WORKING as a sign of life', () => {
       clock.advance(TIMEOUT / 3);
       await turn();
     }
-    assert.equal(await settled(call), false, 'not before the deadline');
+    assert.equal(await settledYet(call), false, 'not before the deadline');
     clock.advance(TIMEOUT / 3);
     await assert.rejects(call, (e: FerryError) => e.code === 'TIMEOUT');
     await client.close().catch(() => undefined);
