@@ -3,7 +3,7 @@ import type tls from 'node:tls';
 import { nodeTls } from '../builtins.js';
 import { FerryError } from '../errors.js';
 import { printableName } from '../protocol/index.js';
-import { MIN_TLS_VERSION, parseFingerprint, peerFingerprint } from '../transport/tls.js';
+import { MIN_TLS_VERSION, parseFingerprint, peerFingerprint, preferredCiphers } from '../transport/tls.js';
 import type { ConnectOptions, TlsClientOptions } from './connection.js';
 import { hostKey, KnownHosts } from './known-hosts.js';
 import type { SlabReader } from '../transport/read-slab.js';
@@ -58,6 +58,7 @@ export async function openTransport(
         servername: tlsOptions.servername ?? (net.isIP(host) ? undefined : host),
         ca: tlsOptions.ca === undefined ? undefined : [...nodeTls().rootCertificates, ...[tlsOptions.ca].flat()],
         minVersion: MIN_TLS_VERSION,
+        ciphers: preferredCiphers(),
         // Verified below: a CA-signed certificate, a pinned fingerprint, or a known host.
         rejectUnauthorized: false,
         // Decrypted bytes land in the reader's slabs too: Node (since 15.10) takes `onread`

@@ -8,7 +8,7 @@ import type { TokenSet } from '../server/auth.js';
 import { TokenSet as Tokens } from '../server/auth.js';
 import type { ListeningAddress, PluginContext } from '../server/plugin.js';
 import type { StoreBackend } from '../storage/backend.js';
-import { loadServerCredentials, MIN_TLS_VERSION, serverContext, type ServerTlsOptions } from '../transport/tls.js';
+import { loadServerCredentials, MIN_TLS_VERSION, preferredCiphers, serverContext, type ServerTlsOptions } from '../transport/tls.js';
 import type { ConnectionLimiter } from '../transport/limits.js';
 import { Access, challenge } from './access.js';
 import { serveAsset } from './assets.js';
@@ -81,7 +81,7 @@ export class HttpDoor {
     if (this.options.tls) {
       const credentials = await loadServerCredentials(this.store.stateDir, this.options.tls === true ? {} : this.options.tls);
       serverContext(credentials); // refuses a key that does not fit the certificate, with the protocol port's message
-      server = https.createServer({ cert: credentials.cert, key: credentials.key, minVersion: MIN_TLS_VERSION }, handler);
+      server = https.createServer({ cert: credentials.cert, key: credentials.key, minVersion: MIN_TLS_VERSION, ciphers: preferredCiphers() }, handler);
       server.on('secureConnection', (socket: net.Socket) => this.watch(socket));
     } else {
       server = http.createServer(handler);

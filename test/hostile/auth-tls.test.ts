@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
@@ -19,6 +20,7 @@ import {
   type TestServer,
 } from '../helpers/fixtures.js';
 import { RawPeer } from '../helpers/raw-peer.js';
+import { loadServerCredentials } from '../../src/transport/tls.js';
 
 const WRITE_TOKEN = 'w-0123456789abcdef0123456789abcdef';
 const READ_TOKEN = 'r-0123456789abcdef0123456789abcdef';
@@ -240,6 +242,34 @@ describe('TLS', () => {
     assert.ok(Date.now() - started < 2000);
     await assertHealthy(server, sentinel, { tls: { fingerprint: server.server.tlsFingerprint } });
     await assertHealthy(plain, sentinel);
+  });
+
+  it('the client offers AES-128-GCM first; the server keeps another client\'s order', async () => {
+    // A bare TLS server that takes the client's order and records what was agreed.
+    const credentials = await loadServerCredentials(path.join(server.root, '.ferry'));
+    const agreed: string[] = [];
+    const bare = tls.createServer({ cert: credentials.cert, key: credentials.key, honorCipherOrder: false }, (socket) => {
+      agreed.push(socket.getCipher().name);
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => bare.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = bare.address() as AddressInfo;
+      await assert.rejects(connect({ host: '127.0.0.1', port, tls: { fingerprint: credentials.fingerprint }, timeoutMs: 10_000 }));
+      assert.deepEqual(agreed, ['TLS_AES_128_GCM_SHA256']);
+    } finally {
+      bare.close();
+    }
+    // ferry's server: a client that prefers AES-256 (OpenSSL's default order) gets AES-256.
+    const cipher = await new Promise<string>((resolve, reject) => {
+      const socket = tls.connect({ ...server.address, rejectUnauthorized: false, ciphers: 'TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256' });
+      socket.on('secureConnect', () => {
+        resolve(socket.getCipher().name);
+        socket.destroy();
+      });
+      socket.on('error', reject);
+    });
+    assert.equal(cipher, 'TLS_AES_256_GCM_SHA384');
   });
 
   it('refuses TLS older than 1.2', async () => {
