@@ -40,6 +40,15 @@ export function transportError(error: NodeJS.ErrnoException, where: string): Fer
  * `ferry ls` spent ~5 ms between calling connect() and writing its HELLO); on TLS only once
  * the certificate passed.
  */
+/**
+ * The CAs for the handshake. A pinned fingerprint is the whole check, so no CA is loaded:
+ * Node's root store costs ~70 ms of CPU to build, once per process (half of a `ferry ls --tls`).
+ */
+function trustedCas(options: TlsClientOptions): (string | Buffer)[] | undefined {
+  if (options.fingerprint !== undefined) return [];
+  return options.ca === undefined ? undefined : [...nodeTls().rootCertificates, ...[options.ca].flat()];
+}
+
 export async function openTransport(
   host: string,
   port: number,
@@ -56,7 +65,7 @@ export async function openTransport(
         host,
         port,
         servername: tlsOptions.servername ?? (net.isIP(host) ? undefined : host),
-        ca: tlsOptions.ca === undefined ? undefined : [...nodeTls().rootCertificates, ...[tlsOptions.ca].flat()],
+        ca: trustedCas(tlsOptions),
         minVersion: MIN_TLS_VERSION,
         ciphers: preferredCiphers(),
         // Verified below: a CA-signed certificate, a pinned fingerprint, or a known host.
