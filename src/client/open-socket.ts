@@ -33,22 +33,27 @@ export function transportError(error: NodeJS.ErrnoException, where: string): Fer
 }
 
 /**
+ * The CAs for the handshake. A pinned fingerprint is the whole check, so no CA is loaded:
+ * Node's root store costs ~70 ms of CPU to build, once per process (half of a `ferry ls --tls`).
+ */
+function trustedCas(options: TlsClientOptions, pinned: boolean): (string | Buffer)[] | undefined {
+  if (pinned) return [];
+  return options.ca === undefined ? undefined : [...nodeTls().rootCertificates, ...[options.ca].flat()];
+}
+
+/**
  * A connected socket: plain TCP, or TLS whose certificate passed the checks (before any byte
  * is sent). Either reads through `reader` (`onread`: no stream, no buffer per read).
  * `firstFrame` (the HELLO) is written as early as it may be: on TCP at once, queued by Node
  * until the connection is up, so the server answers while this side still sets up (a
  * `ferry ls` spent ~5 ms between calling connect() and writing its HELLO); on TLS only once
  * the certificate passed.
+ *
+ * A server remembered in known_hosts is first tried as if pinned to the remembered fingerprint,
+ * with no CA store (see trustedCas). Only if it presents another certificate is the connection
+ * made again with the CAs, which may vouch for the new one: the same verdicts as checking the
+ * CAs first, without their cost on every connection to a known server.
  */
-/**
- * The CAs for the handshake. A pinned fingerprint is the whole check, so no CA is loaded:
- * Node's root store costs ~70 ms of CPU to build, once per process (half of a `ferry ls --tls`).
- */
-function trustedCas(options: TlsClientOptions): (string | Buffer)[] | undefined {
-  if (options.fingerprint !== undefined) return [];
-  return options.ca === undefined ? undefined : [...nodeTls().rootCertificates, ...[options.ca].flat()];
-}
-
 export async function openTransport(
   host: string,
   port: number,
@@ -60,12 +65,34 @@ export async function openTransport(
   firstFrame: Uint8Array,
 ): Promise<net.Socket> {
   const tlsOptions: TlsClientOptions | undefined = options.tls === true ? {} : options.tls === false ? undefined : options.tls;
+  const open = (remembered?: string): Promise<net.Socket | undefined> =>
+    openSocket(host, port, where, tlsOptions, remembered, onCancel, timeoutError, reader, firstFrame);
+  if (tlsOptions !== undefined && tlsOptions.fingerprint === undefined && tlsOptions.knownHosts !== false) {
+    const remembered = await new KnownHosts(tlsOptions.knownHosts).lookup(hostKey(host, port));
+    const socket = remembered === undefined ? undefined : await open(remembered);
+    if (socket) return socket;
+  }
+  return (await open())!;
+}
+
+/** openTransport's one attempt; undefined only when the server does not present `remembered`. */
+async function openSocket(
+  host: string,
+  port: number,
+  where: string,
+  tlsOptions: TlsClientOptions | undefined,
+  remembered: string | undefined,
+  onCancel: (cancel: () => void) => void,
+  timeoutError: () => FerryError,
+  reader: SlabReader,
+  firstFrame: Uint8Array,
+): Promise<net.Socket | undefined> {
   const socket = tlsOptions
     ? nodeTls().connect({
         host,
         port,
         servername: tlsOptions.servername ?? (net.isIP(host) ? undefined : host),
-        ca: trustedCas(tlsOptions),
+        ca: trustedCas(tlsOptions, tlsOptions.fingerprint !== undefined || remembered !== undefined),
         minVersion: MIN_TLS_VERSION,
         ciphers: preferredCiphers(),
         // Verified below: a CA-signed certificate, a pinned fingerprint, or a known host.
@@ -107,11 +134,18 @@ export async function openTransport(
     });
   });
   if (tlsOptions) {
-    try {
-      await verifyServer(socket as tls.TLSSocket, host, port, where, tlsOptions);
-    } catch (error) {
-      socket.destroy();
-      throw error;
+    if (remembered !== undefined) {
+      if (peerFingerprint(socket as tls.TLSSocket) !== remembered) {
+        socket.destroy();
+        return undefined;
+      }
+    } else {
+      try {
+        await verifyServer(socket as tls.TLSSocket, host, port, where, tlsOptions);
+      } catch (error) {
+        socket.destroy();
+        throw error;
+      }
     }
     socket.write(firstFrame); // never a protocol byte to a server whose certificate failed
   }

@@ -311,3 +311,67 @@ describe('TLS', () => {
     }
   });
 });
+
+describe('TLS with a CA-signed certificate', () => {
+  let server: TestServer;
+  let sentinel: Sentinel;
+  let dir: string;
+  let caCert: string;
+  let knownHosts: string;
+
+  before(async () => {
+    sentinel = await makeSentinel();
+    dir = await tempDir('ferry-ca-');
+    knownHosts = path.join(dir, 'known_hosts');
+    const { generate } = await import('selfsigned');
+    const ca = await generate([{ name: 'commonName', value: 'ferry test CA' }], {
+      keyType: 'ec',
+      algorithm: 'sha256',
+      extensions: [
+        { name: 'basicConstraints', cA: true },
+        { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true },
+      ],
+    });
+    caCert = ca.cert;
+    const leaf = await generate([{ name: 'commonName', value: '127.0.0.1' }], {
+      keyType: 'ec',
+      algorithm: 'sha256',
+      ca: { key: ca.private, cert: ca.cert },
+      extensions: [
+        { name: 'basicConstraints', cA: false },
+        { name: 'keyUsage', digitalSignature: true },
+        { name: 'extKeyUsage', serverAuth: true },
+        { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] },
+      ],
+    });
+    await fs.writeFile(path.join(dir, 'cert.pem'), leaf.cert);
+    await fs.writeFile(path.join(dir, 'key.pem'), leaf.private);
+    server = await startServer({ tls: { certFile: path.join(dir, 'cert.pem'), keyFile: path.join(dir, 'key.pem') } });
+  });
+  after(async () => {
+    await server.stop();
+    await sentinel.cleanup();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('a CA the client trusts vouches for the server; nothing is remembered', async () => {
+    const seen: string[] = [];
+    await assertHealthy(server, sentinel, { tls: { ca: caCert, knownHosts, onNewHost: (i) => seen.push(i.fingerprint) } });
+    assert.deepEqual(seen, []);
+    await assert.rejects(
+      connect({ ...server.address, tls: { knownHosts: false } }),
+      (e: FerryError) => /^the TLS certificate of [^\n]* is not trusted \([^\n]*\): pin it with --fingerprint SHA256:/.test(e.message),
+    );
+  });
+
+  it('a remembered fingerprint that no longer matches: the trusted CA still vouches, without it the change is refused', async () => {
+    // The server's certificate was renewed since 127.0.0.1:PORT was remembered with another one.
+    await fs.writeFile(knownHosts, `127.0.0.1:${server.address.port} SHA256:${'D'.repeat(43)}\n`);
+    await assertHealthy(server, sentinel, { tls: { ca: caCert, knownHosts } });
+    await assert.rejects(connect({ ...server.address, tls: { knownHosts } }), (e: FerryError) => /^server certificate fingerprint changed: /.test(e.message));
+    // Remembered as it is: accepted with or without the CA.
+    await fs.writeFile(knownHosts, `127.0.0.1:${server.address.port} ${server.server.tlsFingerprint}\n`);
+    await assertHealthy(server, sentinel, { tls: { knownHosts } });
+    await assertHealthy(server, sentinel, { tls: { ca: caCert, knownHosts } });
+  });
+});
