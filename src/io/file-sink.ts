@@ -221,6 +221,13 @@ export class FileSink {
     }
   }
 
+  /** pushHeld for the last time: no end-of-turn flush is left pending to keep the event loop alive. */
+  private flushHeld(): void {
+    if (this.endOfTurn !== undefined) clearImmediate(this.endOfTurn);
+    this.endOfTurn = undefined;
+    this.pushHeld();
+  }
+
   private dropHeld(): void {
     if (this.endOfTurn !== undefined) clearImmediate(this.endOfTurn);
     this.endOfTurn = undefined;
@@ -286,7 +293,7 @@ export class FileSink {
    * like a write's, is thrown here); returns the digest of all bytes written.
    */
   async finish(): Promise<{ size: number; digest: Buffer }> {
-    this.pushHeld();
+    this.flushHeld();
     while (this.flushing) await this.flushing;
     await this.syncsSettled();
     if (this.failure !== undefined) throw this.failure;
@@ -310,7 +317,7 @@ export class FileSink {
    */
   async abort(keepQueued = false): Promise<void> {
     if (keepQueued) {
-      this.pushHeld();
+      this.flushHeld();
       this.digester.abort();
       while (this.flushing) await this.flushing;
       await this.syncsSettled();

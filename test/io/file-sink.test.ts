@@ -197,6 +197,20 @@ describe('FileSink joins chunks that adjoin in memory (TLS records read into one
     await handle.close();
   });
 
+  it('finish and abort(true) leave no end-of-turn flush pending (it would keep the event loop alive)', async () => {
+    const immediates = (): number => process.getActiveResourcesInfo().filter((kind) => kind === 'Immediate').length;
+    for (const end of [(sink: FileSink) => sink.finish(), (sink: FileSink) => sink.abort(true)]) {
+      const { sink, handle } = await recordingSink();
+      const before = immediates();
+      sink.write(randomData(16 * KiB));
+      assert.equal(immediates(), before + 1, 'the held chunk waits for the end of the turn');
+      const ending = end(sink);
+      assert.equal(immediates(), before, 'ending the sink took the pending flush with it');
+      await ending;
+      await handle.close();
+    }
+  });
+
   it('abort(true) writes the held bytes (a download kept for resuming); settle gives them back unwritten', async () => {
     const kept = await recordingSink();
     const data = randomData(256 * KiB);
