@@ -68,7 +68,8 @@ export async function openTransport(
   const open = (remembered?: string): Promise<net.Socket | undefined> =>
     openSocket(host, port, where, tlsOptions, remembered, onCancel, timeoutError, reader, firstFrame);
   if (tlsOptions !== undefined && tlsOptions.fingerprint === undefined && tlsOptions.knownHosts !== false) {
-    const remembered = await new KnownHosts(tlsOptions.knownHosts).lookup(hostKey(host, port));
+    // Unreadable here, it is read again (and its error reported) only if the full check needs it.
+    const remembered = await new KnownHosts(tlsOptions.knownHosts).lookup(hostKey(host, port)).catch(() => undefined);
     const socket = remembered === undefined ? undefined : await open(remembered);
     if (socket) return socket;
   }

@@ -358,6 +358,8 @@ describe('TLS with a CA-signed certificate', () => {
     const seen: string[] = [];
     await assertHealthy(server, sentinel, { tls: { ca: caCert, knownHosts, onNewHost: (i) => seen.push(i.fingerprint) } });
     assert.deepEqual(seen, []);
+    // A known_hosts that cannot be read (a folder here) does not matter when a CA vouches.
+    await assertHealthy(server, sentinel, { tls: { ca: caCert, knownHosts: dir } });
     await assert.rejects(
       connect({ ...server.address, tls: { knownHosts: false } }),
       (e: FerryError) => /^the TLS certificate of [^\n]* is not trusted \([^\n]*\): pin it with --fingerprint SHA256:/.test(e.message),
