@@ -3,9 +3,9 @@ import type { ClientOptions } from './session.js';
 
 /**
  * The command lines the launcher may run without commander (`ferry ls`, `ferry stat`, and
- * `ferry get`/`ferry put` of one file over plain TCP): only the plain forms of the flags these
+ * `ferry get`/`ferry put` of one file, over TCP or TLS): only the plain forms of the flags these
  * commands define in program.ts, each at most once. Anything else — help, an unknown or
- * repeated flag, a bad value, an odd form, -r, several files, stdin, --parallel, --raw, --tls —
+ * repeated flag, a bad value, an odd form, -r, several files, stdin, --parallel, --raw —
  * returns undefined and goes to the full CLI, so its wording and exit code for mistakes stay
  * commander's.
  */
@@ -53,14 +53,11 @@ const CLIENT_FLAGS: Flags = {
   '--digest': { key: 'digest', value: true },
 };
 
-/** A quick `get` speaks plain TCP: TLS (a handshake, certificates, known_hosts) is the full CLI's. */
-const { '--tls': _tls, '--fingerprint': _fingerprint, ...PLAIN_CLIENT_FLAGS } = CLIENT_FLAGS;
-
 type QuickName = QuickCommand['name'];
 
 /** The flags a single-file get and put share. */
 const TRANSFER_FLAGS: Flags = {
-  ...PLAIN_CLIENT_FLAGS,
+  ...CLIENT_FLAGS,
   '-q': { key: 'quiet', value: false },
   '--quiet': { key: 'quiet', value: false },
   '--json': { key: 'json', value: false },

@@ -7,7 +7,7 @@ import { parseQuickCommand } from './quick-args.js';
 import { exitOnceFlushed, exitQuietlyOnClosedPipe } from './run.js';
 
 /**
- * `ferry get NAME` of one file over plain TCP without commander or the ES module loader: the
+ * `ferry get NAME` of one file (over TCP or TLS) without commander or the ES module loader: the
  * launcher (dist/bin/cli/main.js) requires this file, bundled as CommonJS, for `get`. The
  * download is the full CLI's own (one-file.ts: the same destination rules, temporary and
  * rename, verification, report line and errors) on a client without upload or batch code.

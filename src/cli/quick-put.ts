@@ -7,12 +7,12 @@ import { exitOnceFlushed, exitQuietlyOnClosedPipe } from './run.js';
 import { withUploader } from './upload-session.js';
 
 /**
- * `ferry put FILE` of one local file over plain TCP without commander or the ES module loader:
+ * `ferry put FILE` of one local file (over TCP or TLS) without commander or the ES module loader:
  * the launcher (dist/bin/cli/main.js) requires this file, bundled as CommonJS, for `put`. The
  * upload is the full CLI's own (one-file.ts: the same checks, identical-file skip, resume,
  * report line and errors) on a client without batch code. Returns false when the command
- * needs the full CLI: help, mistakes, anything unusual (-r, several files, stdin, --raw,
- * --tls…), and a progress bar (stderr a terminal without --quiet or --json).
+ * needs the full CLI: help, mistakes, anything unusual (-r, several files, stdin, --raw…),
+ * and a progress bar (stderr a terminal without --quiet or --json).
  */
 export function run(args: readonly string[]): boolean {
   const command = parseQuickCommand(args);

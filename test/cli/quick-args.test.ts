@@ -66,6 +66,9 @@ describe('ls, stat and get without commander (quick-args)', () => {
       ['put', 'report.pdf'],
       ['put', 'a.txt', '--as', 'x/y.txt', '--overwrite', '-q', '-s', 'h:2'],
       ['put', '--as=b', '--rename', '--json', '--no-resume', '-p', 'a', '--digest=sha256', '--token-file', 't', '--timeout=1'],
+      ['get', 'a', '--tls'],
+      ['get', 'a', '--fingerprint', 'SHA256:abc', '-o', 'b'],
+      ['put', 'a', '--tls', '--fingerprint=SHA256:abc', '--as', 'b'],
     ];
     for (const args of plain) {
       const quick = quickParse(args);
@@ -96,8 +99,6 @@ describe('ls, stat and get without commander (quick-args)', () => {
       ['get', 'a', 'b'],
       ['get', '-r', 'a'],
       ['get', 'a', '--parallel', '2'],
-      ['get', 'a', '--tls'],
-      ['get', 'a', '--fingerprint', 'SHA256:abc'],
       ['get', 'a', '-o'],
       ['get', 'a', '-o', '--json'],
       ['get', 'a', '-qp'],
@@ -112,7 +113,6 @@ describe('ls, stat and get without commander (quick-args)', () => {
       ['put', 'a', '--raw'],
       ['put', 'a', '--parallel', '2'],
       ['put', 'a', '--overwrite', '--rename'],
-      ['put', 'a', '--tls'],
       ['put', 'a', '-o', 'x'],
       ['rm', 'a'],
       ['--version'],

@@ -170,7 +170,6 @@ describe('ferry get and put of one file on the quick path', () => {
         ['get', 'docs/a.bin', 'docs/b.txt', '-o', 'many/'],
         ['get', '-r', 'docs', '-o', 'tree'],
         ['get', 'docs/a.bin', '--parallel', '2'],
-        ['get', 'docs/a.bin', '--tls'],
         ['get', 'docs/a.bin', '-o', 'x', '-o', 'y'],
         ['get', 'docs/a.bin', '--help'],
       ]) {
@@ -494,6 +493,69 @@ describe('ferry get and put of one file on the quick path', () => {
           quick.files.map((row) => row.replace(/ [0-7]+$/, '')),
           [...there, ...part].sort(),
         );
+      });
+    }
+  });
+
+  describe('over TLS, against a real server', () => {
+    let server: TestServer;
+    let s: string;
+    let fingerprint: string;
+    let xdg: string;
+    const data = randomData(100 * 1024);
+    before(async () => {
+      server = await startServer({ tls: true });
+      s = `127.0.0.1:${server.address.port}`;
+      fingerprint = server.server.tlsFingerprint!;
+      const client = await connect({ port: server.address.port, tls: { fingerprint } });
+      await client.put(data, 'docs/a.bin');
+      await client.close();
+      // A known_hosts that remembers this server, for the --tls runs that are not its first.
+      xdg = await fs.mkdtemp(path.join(dir, 'xdg-'));
+      await fs.mkdir(path.join(xdg, 'ferry'));
+      await fs.writeFile(path.join(xdg, 'ferry', 'known_hosts'), `${s} ${fingerprint}\n`);
+    });
+    after(() => server.stop());
+
+    it('takes the quick path for get and put with --tls or --fingerprint, and remembers a new host as the full CLI does', async () => {
+      const cwd = await fs.mkdtemp(path.join(dir, 'tls-'));
+      const firstXdg = await fs.mkdtemp(path.join(dir, 'xdg-first-'));
+      const first = await runCli(['get', 'docs/a.bin', '--tls', '-s', s], { cwd, env: { ...env(), XDG_CONFIG_HOME: firstXdg }, binary: true });
+      assert.equal(first.code, 0, first.stderr);
+      assert.ok(tookQuickPath(first), first.stderr);
+      assert.ok(loadedBy(first).includes('tls'), 'the download went over TLS');
+      assert.match(first.stderr, new RegExp(`^ferry: first connection to ${s.replace(/\./g, '\\.')}; its certificate fingerprint ${fingerprint.replace(/[+/]/g, '\\$&')} is now remembered in `, 'm'));
+      assert.ok((await fs.readFile(path.join(cwd, 'a.bin'))).equals(data));
+      await fs.writeFile(path.join(cwd, 'f.bin'), data);
+      const put = await runCli(['put', 'f.bin', '--as', 'up/f.bin', '--fingerprint', fingerprint, '-s', s], { cwd, env: env(), binary: true });
+      assert.equal(put.code, 0, put.stderr);
+      assert.ok(tookQuickPath(put), put.stderr);
+      assert.ok((await fs.readFile(path.join(server.root, 'up', 'f.bin'))).equals(data));
+    });
+
+    const cases: { what: string; args: (which: Which) => string[]; setup?: (cwd: string, which: Which) => Promise<void>; check?: (quick: Observed) => void }[] = [
+      { what: 'get from a remembered host', args: () => ['get', 'docs/a.bin', '--tls', '-s', s] },
+      { what: 'get with a pinned fingerprint, as JSON', args: () => ['get', 'docs/a.bin', '--fingerprint', fingerprint, '--json', '-s', s] },
+      {
+        what: 'get with a wrong fingerprint: one line, exit 1, nothing written',
+        args: () => ['get', 'docs/a.bin', '--fingerprint', `SHA256:${'A'.repeat(43)}`, '-s', s],
+        check: (quick) => {
+          assert.equal(quick.code, 1);
+          assert.match(quick.stderr, /^ferry: server certificate fingerprint mismatch: [^\n]*\n$/);
+          assert.deepEqual(quick.files, []);
+        },
+      },
+      {
+        what: 'put to a remembered host',
+        args: (which) => ['put', 'f.bin', '--as', `${which}/f.bin`, '--tls', '-s', s],
+        setup: (cwd) => fs.writeFile(path.join(cwd, 'f.bin'), data),
+      },
+    ];
+    for (const c of cases) {
+      it(`the same as the full CLI: ${c.what}`, async () => {
+        const { quick, full } = await both(c.args, c.setup, { XDG_CONFIG_HOME: xdg });
+        assert.deepEqual(quick, full);
+        c.check?.(quick);
       });
     }
   });
