@@ -121,7 +121,9 @@ export class Uploads {
       } else {
         hasher = await hashPrefix(handle, offset, algorithm);
       }
-      await handle.truncate(offset);
+      // Cut only what is past the prefix: ext4 flushes a file truncated to 0 in full when it is
+      // closed (auto_da_alloc), as client/download.ts explains.
+      if ((await handle.stat()).size !== offset) await handle.truncate(offset);
       return new Upload(this, this.parts, name, options, handle, tempName, offset, hasher, reservation);
     } catch (error) {
       await handle?.close();

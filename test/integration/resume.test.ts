@@ -132,6 +132,11 @@ describe('resume', () => {
     const again = await client.get('down-bad.bin', target);
     assert.equal(again.resumedFrom, SIZE);
     assert.ok((await fs.readFile(target)).equals(data));
+    // a .ferry-part of other bytes, longer than the file: cut to nothing, no old byte left at its end
+    await fs.writeFile(`${target}.ferry-part`, randomData(SIZE + 4096));
+    const over = await client.get('down-bad.bin', target);
+    assert.equal(over.resumedFrom, 0);
+    assert.ok((await fs.readFile(target)).equals(data));
     await client.close();
   });
 });
