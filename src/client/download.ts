@@ -6,7 +6,7 @@ import { DeferredDigester, DIGEST_HIGH_WATER } from '../io/digester.js';
 import { FileSink } from '../io/file-sink.js';
 import { NO_RELEASE } from '../transport/read-slab.js';
 import type { Hasher } from '../io/digest.js';
-import { hashPrefix } from '../io/hash-prefix.js';
+import { cutToPrefix, hashPrefix } from '../io/hash-prefix.js';
 import { remoteError, type Connection } from './connection.js';
 import { DownloadTarget } from './download-target.js';
 import { errorText, partialOf } from './requests.js';
@@ -75,13 +75,9 @@ export async function downloadToFile(connection: Connection, name: string, desti
   let kept = false;
   try {
     const handle = target.handle;
-    const held = (await handle.stat()).size;
-    const resumable = await resumableDownload(connection, name, handle, held, options);
+    const resumable = await resumableDownload(connection, name, handle, options);
     const offset = resumable?.offset ?? 0;
-    // Only a part longer than the verified prefix is cut. A truncation to 0, even of an empty
-    // file, makes ext4 flush the whole file when it is closed (auto_da_alloc: it takes the
-    // file for one being replaced): 0.55 s more per GiB here, the client idle meanwhile.
-    if (held !== offset) await handle.truncate(offset);
+    await cutToPrefix(handle, offset);
     const digester = new DeferredDigester(connection.algorithm, resumable?.hasher);
     const sink = new FileSink(handle, offset, digester);
     let result: TransferResult;
@@ -114,9 +110,9 @@ async function resumableDownload(
   connection: Connection,
   name: string,
   handle: fs.FileHandle,
-  held: number,
   options: GetOptions,
 ): Promise<{ offset: number; hasher: Hasher } | undefined> {
+  const held = (await handle.stat()).size;
   if (held === 0 || options.resume === false || connection.version < 2) return undefined;
   const remote = await partialOf(connection, (id) => ({ type: 'HASH_PREFIX', id, name, length: held }));
   if (remote.offset === 0) return undefined;

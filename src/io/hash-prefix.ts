@@ -5,6 +5,16 @@ import { createHasher, type DigestAlgorithm, type Hasher } from './digest.js';
 const READ_CHUNK = 1024 * 1024;
 
 /**
+ * Cuts a partial file (a download's `.ferry-part`, an upload's temporary) to the prefix it is
+ * continued from, only if it is longer. A truncation to 0, even of an empty file, makes ext4
+ * flush the whole file once it is closed (auto_da_alloc takes it for a file being replaced):
+ * for a fresh 1 GiB download, close() took 0.55 s here, the client idle meanwhile.
+ */
+export async function cutToPrefix(handle: fs.FileHandle, length: number): Promise<void> {
+  if ((await handle.stat()).size !== length) await handle.truncate(length);
+}
+
+/**
  * Hashes the first `length` bytes of an open file and returns the hasher still open, so the
  * caller can continue it with the rest of the file instead of reading the prefix twice.
  */

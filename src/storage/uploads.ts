@@ -3,7 +3,7 @@ import { constants, promises as fs, type Stats } from 'node:fs';
 import { FerryError } from '../errors.js';
 import { EMPTY_DIGEST, type DigestAlgorithm, type Hasher } from '../io/digest.js';
 import { createDigester, InlineDigester } from '../io/digester.js';
-import { hashPrefix } from '../io/hash-prefix.js';
+import { cutToPrefix, hashPrefix } from '../io/hash-prefix.js';
 import { FileSink } from '../io/file-sink.js';
 import { checkName, mapFsError } from './errors.js';
 import { pickLeaf } from './leaf.js';
@@ -121,9 +121,7 @@ export class Uploads {
       } else {
         hasher = await hashPrefix(handle, offset, algorithm);
       }
-      // Cut only what is past the prefix: ext4 flushes a file truncated to 0 in full when it is
-      // closed (auto_da_alloc), as client/download.ts explains.
-      if ((await handle.stat()).size !== offset) await handle.truncate(offset);
+      await cutToPrefix(handle, offset);
       return new Upload(this, this.parts, name, options, handle, tempName, offset, hasher, reservation);
     } catch (error) {
       await handle?.close();
