@@ -129,6 +129,10 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   // The young-generation cap is for long runs (a server, trees of files): one file's get or
   // put on the quick path stays well under it without (1 GiB get or put: peak RSS 52-57 MB).
   if (args[0] === 'serve' || args[0] === 'put' || args[0] === 'get') require('./young-generation.js').capYoungGeneration();
+  // A server's durable batches sync 32 small files at once (storage/batch.ts), and concurrent
+  // fdatasyncs share journal commits; libuv's default 4 threads would run 4 at a time. libuv
+  // reads this once, at the pool's first use: nothing before this line has used it.
+  if (args[0] === 'serve' && process.env.UV_THREADPOOL_SIZE === undefined) process.env.UV_THREADPOOL_SIZE = '16';
   import('./main.mjs');
 }
 

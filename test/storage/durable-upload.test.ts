@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
+import fsCallbacks, { promises as fs } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FerryError } from '../../src/errors.js';
+import { digestOf } from '../../src/io/digest.js';
 import { Store } from '../../src/storage/store.js';
 import { randomData, tempDir, temporaries, visibleTree } from '../helpers/fixtures.js';
 
@@ -69,6 +71,100 @@ describe('durable uploads sync while writing (issue 11)', () => {
       assert.deepEqual(await temporaries(root), []);
     } finally {
       handleType.datasync = realDatasync;
+      await store.close();
+    }
+  });
+});
+
+type SyncCallback = (error: NodeJS.ErrnoException | null) => void;
+
+/**
+ * Replaces node:fs's callback fdatasync (which the batch path imports by name) while `body`
+ * runs: `fake` gets each call's descriptor and the real sync's completion.
+ */
+async function withFdatasync(fake: (fd: number, done: SyncCallback, real: typeof fsCallbacks.fdatasync) => void, body: () => Promise<void>): Promise<void> {
+  const real = fsCallbacks.fdatasync;
+  fsCallbacks.fdatasync = ((fd: number, done: SyncCallback) => fake(fd, done, real)) as typeof fsCallbacks.fdatasync;
+  syncBuiltinESMExports();
+  try {
+    await body();
+  } finally {
+    fsCallbacks.fdatasync = real;
+    syncBuiltinESMExports();
+  }
+}
+
+describe('durable batches sync their temporaries in a bounded window', () => {
+  let parent: string;
+  const files = Array.from({ length: 100 }, (_, i) => {
+    const data = randomData(1024 + i);
+    return { name: `tree/f${String(i).padStart(3, '0')}.bin`, data, digest: digestOf('sha256', data) };
+  });
+
+  before(async () => {
+    parent = await tempDir();
+  });
+  after(async () => {
+    await fs.rm(parent, { recursive: true, force: true });
+  });
+
+  it('syncs every file, a window of syncs at once and never more', async () => {
+    const root = path.join(parent, 'window');
+    const store = await Store.open(root);
+    let inFlight = 0;
+    let most = 0;
+    let calls = 0;
+    try {
+      await withFdatasync(
+        (fd, done, real) => {
+          calls++;
+          most = Math.max(most, ++inFlight);
+          real(fd, (error) => {
+            inFlight--;
+            done(error);
+          });
+        },
+        async () => {
+          const outcomes = await store.storeBatch(files);
+          assert.deepEqual(
+            outcomes.map((o) => o.status),
+            files.map(() => 'stored'),
+          );
+        },
+      );
+      assert.equal(calls, files.length, 'one sync per file');
+      assert.ok(most > 1, `the syncs overlapped (${most} at most at once)`);
+      assert.ok(most <= 32, `${most} syncs at once`);
+      for (const file of files) assert.deepEqual(await fs.readFile(path.join(root, file.name)), file.data);
+      assert.deepEqual(await temporaries(root), []);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a file whose sync fails is refused and leaves nothing; the rest of the batch is stored', async () => {
+    const root = path.join(parent, 'failing');
+    const store = await Store.open(root);
+    let calls = 0;
+    const failing = new Set([3, 40, 99]); // early, past the first window, and the last
+    try {
+      await withFdatasync(
+        (fd, done, real) => {
+          if (failing.has(calls++)) setImmediate(() => done(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })));
+          else real(fd, done);
+        },
+        async () => {
+          const outcomes = await store.storeBatch(files);
+          assert.deepEqual(
+            outcomes.map((o, i) => [i, o.status]).filter(([, status]) => status === 'refused'),
+            [...failing].map((i) => [i, 'refused']),
+          );
+        },
+      );
+      const stored = files.filter((_, i) => !failing.has(i));
+      assert.deepEqual(await visibleTree(root), ['tree/', ...stored.map((f) => f.name)].sort());
+      assert.deepEqual(await temporaries(root), []);
+    } finally {
       await store.close();
     }
   });
