@@ -41,8 +41,8 @@ function holdBatchBytes(io: SessionIo, bytes: number): () => void {
 
 /**
  * PUT_BATCH (PROTOCOL.md §5.5, v5): many small files in one frame, one BATCH_RESULTS with a
- * result per file once every stored one is durable. The batch holds one slot of the server's
- * open-file allowance (the store writes at most a few of its temporaries at once). A refusal of
+ * result per file once every stored one is durable. The batch holds as many slots of the
+ * server's open-file allowance as the store may hold temporaries open for it. A refusal of
  * the whole request (version, flags, BUSY) is an ERROR for its id.
  */
 export async function putBatch(io: SessionIo, message: MessageOf<'PUT_BATCH'>): Promise<void> {
@@ -62,7 +62,8 @@ export async function putBatch(io: SessionIo, message: MessageOf<'PUT_BATCH'>): 
 
 async function storeAndAnswer(io: SessionIo, message: MessageOf<'PUT_BATCH'>): Promise<void> {
   const { store, files, log } = io.ctx;
-  const release = await io.working(files.acquire());
+  // A slot per temporary the store may hold open at once for the batch (64 with fsync).
+  const release = await io.working(files.acquire(store.batchOpenFiles));
   let outcomes: BatchOutcome[];
   try {
     outcomes = await io.working(

@@ -11,12 +11,13 @@ import { FerryError } from '../errors.js';
  */
 export class FileBudget {
   private used = 0;
-  private readonly waiting: { grant: () => void }[] = [];
+  /** In arrival order: a request that does not fit yet holds back the ones behind it, so a large one is never starved. */
+  private readonly waiting: { count: number; grant: () => void }[] = [];
 
   constructor(
     readonly limit: number,
     private readonly clock: Clock,
-    /** How long a transfer waits for a slot before it is refused. */
+    /** How long a transfer waits for its slots before it is refused. */
     private readonly waitMs = 10_000,
   ) {}
 
@@ -24,14 +25,19 @@ export class FileBudget {
     return this.used;
   }
 
-  /** Takes a slot; the returned release (idempotent) gives it back. */
-  async acquire(): Promise<() => void> {
-    if (this.used < this.limit) {
-      this.used++;
-      return this.releaser();
+  /**
+   * Takes `count` slots (one per file the caller may hold open at once; at most the whole
+   * budget); the returned release (idempotent) gives them all back.
+   */
+  async acquire(count = 1): Promise<() => void> {
+    const slots = Math.max(1, Math.min(Math.floor(count), this.limit));
+    if (this.waiting.length === 0 && this.used + slots <= this.limit) {
+      this.used += slots;
+      return this.releaser(slots);
     }
     await new Promise<void>((resolve, reject) => {
       const waiter = {
+        count: slots,
         grant: () => {
           timer.cancel();
           resolve();
@@ -40,22 +46,31 @@ export class FileBudget {
       const timer = this.clock.setTimer(this.waitMs, () => {
         const index = this.waiting.indexOf(waiter);
         if (index >= 0) this.waiting.splice(index, 1);
+        this.grantWaiting(); // the ones it held back may fit now
         reject(new FerryError('BUSY', 'the server has too many files open: try again shortly'));
       });
       this.waiting.push(waiter);
     });
-    return this.releaser(); // the slot was handed over by a release, already counted
+    return this.releaser(slots); // counted when granted
   }
 
-  private releaser(): () => void {
+  private releaser(slots: number): () => void {
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const next = this.waiting.shift();
-      if (next) next.grant();
-      else this.used--;
+      this.used -= slots;
+      this.grantWaiting();
     };
+  }
+
+  /** Grants waiting requests in order while the first one fits. */
+  private grantWaiting(): void {
+    for (let next = this.waiting[0]; next !== undefined && this.used + next.count <= this.limit; next = this.waiting[0]) {
+      this.waiting.shift();
+      this.used += next.count;
+      next.grant();
+    }
   }
 }
 

@@ -21,6 +21,8 @@ export interface StoreBackend {
   readonly location: string;
   readonly maxFileSize: number;
   readonly fsync: boolean;
+  /** Local files a `storeBatch` call may hold open at once: the server's open-file slots it takes. */
+  readonly batchOpenFiles: number;
   readonly quota: number | undefined;
   /** The running totals counted against the quota. */
   readonly space: SpaceUse;

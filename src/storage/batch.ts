@@ -39,6 +39,11 @@ export type BatchOutcome = { status: 'stored'; entry: StoredEntry } | { status: 
  */
 const SYNC_WINDOW = 32;
 
+/** Temporaries one batch holds open at most: a window syncing, the next one written meanwhile (one at a time without fsync). */
+export function batchOpenFiles(fsync: boolean): number {
+  return fsync ? 2 * SYNC_WINDOW : 1;
+}
+
 interface Pending {
   index: number;
   file: BatchFile;

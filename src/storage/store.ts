@@ -5,7 +5,7 @@ import type { DigestAlgorithm } from '../io/digest.js';
 import { hashPrefix } from '../io/hash-prefix.js';
 import { RESERVED_COMPONENT } from '../protocol/names.js';
 import { Activity } from './activity.js';
-import { BatchUploads, type BatchFile, type BatchOptions, type BatchOutcome } from './batch.js';
+import { BatchUploads, batchOpenFiles, type BatchFile, type BatchOptions, type BatchOutcome } from './batch.js';
 import { Mover } from './moves.js';
 import { DigestCache } from './digest-cache.js';
 import { NameLocks } from './locks.js';
@@ -43,6 +43,7 @@ export class Store implements StoreBackend {
   readonly tmpDir: string;
   readonly maxFileSize: number;
   readonly fsync: boolean;
+  readonly batchOpenFiles: number;
   readonly partials: PartialStore;
   private readonly reader: Reader;
   private readonly uploads: Uploads;
@@ -54,6 +55,7 @@ export class Store implements StoreBackend {
     this.tmpDir = path.join(this.stateDir, 'tmp');
     this.maxFileSize = parts.maxFileSize;
     this.fsync = parts.fsync;
+    this.batchOpenFiles = batchOpenFiles(parts.fsync);
     this.partials = parts.partials;
     this.reader = new Reader(parts);
     this.uploads = new Uploads(parts, this.reader);

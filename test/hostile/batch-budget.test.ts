@@ -66,3 +66,45 @@ describe('PUT_BATCH bytes in progress per connection', () => {
     peer.destroy();
   });
 });
+
+/**
+ * A durable batch holds up to 64 temporaries open (one window syncing, the next written): it
+ * takes that many of the server's open-file slots, so concurrent batches cannot push the
+ * process into EMFILE. Seen with a budget of 64 and one slot held by a download nobody reads.
+ */
+describe('PUT_BATCH takes a slot per temporary it may hold open', () => {
+  for (const fsync of [true, false]) {
+    it(fsync ? 'with fsync: all 64, so it waits while another transfer holds one' : 'without fsync: one, so it goes ahead beside another transfer', async () => {
+      const clock = new ManualClock();
+      const server = await startServer({ clock, maxOpenFiles: 64, fsync });
+      try {
+        const client = await connect(server.address);
+        await client.put(randomData(8 * 1024 * 1024), 'big.bin');
+        await client.close();
+        const holder = await RawPeer.connect(server.address.port);
+        holder.socket.pause();
+        holder.send({ type: 'GET', id: 1, name: 'big.bin', offset: 0 }); // takes one slot and keeps it
+        await turn(300);
+        assert.equal(server.server.files.inUse, 1);
+        const peer = await RawPeer.connect(server.address.port, { version: 6 });
+        await turn(50);
+        const timersBefore = clock.pending;
+        peer.send(batch(1));
+        if (fsync) {
+          for (let i = 0; i < 50 && clock.pending === timersBefore; i++) await turn();
+          await turn(100);
+          assert.equal(clock.pending - timersBefore, 1, 'the batch waits for its slots (a deadline timer)');
+          assert.equal(server.server.files.inUse, 1);
+          holder.destroy();
+        }
+        const reply = await peer.waitFor((m) => m.id === 1, 10_000);
+        assert.equal(reply.type, 'BATCH_RESULTS', JSON.stringify(reply));
+        if (reply.type === 'BATCH_RESULTS') assert.ok(reply.results.every((r) => r.status === 'stored'));
+        holder.destroy();
+        peer.destroy();
+      } finally {
+        await server.stop();
+      }
+    });
+  }
+});

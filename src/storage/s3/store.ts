@@ -63,6 +63,8 @@ export class S3Store implements StoreBackend {
   readonly location: string;
   readonly maxFileSize: number;
   readonly fsync = true;
+  /** Its batches' files go to the bucket from memory: no local file is held open for them. */
+  readonly batchOpenFiles = 1;
   readonly partials: S3Partials;
   /** Per upload in progress, the quota room reserved for it (0 without a quota). */
   private readonly active = new Map<S3Upload, number>();
