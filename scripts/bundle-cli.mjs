@@ -111,6 +111,8 @@ await build({ ...common, entryPoints: [path.join(out, 'src/io/digester-thread.js
 writeFileSync(path.join(outdir, 'package.json'), '{ "type": "commonjs" }\n');
 // The young-generation cap the bin applies to serve, put and get (see the file).
 copyFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), 'young-generation.cjs'), path.join(outdir, 'young-generation.js'));
+// The thread pool's width the bin gives a local durable server (see the file).
+copyFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), 'thread-pool.cjs'), path.join(outdir, 'thread-pool.js'));
 // The launcher: nothing but node:fs before it knows the command line is more than --version,
 // and for a plain `ls`, `stat`, or single-file `get` or `put`, nothing of the full CLI.
 writeFileSync(
@@ -129,10 +131,8 @@ if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
   // The young-generation cap is for long runs (a server, trees of files): one file's get or
   // put on the quick path stays well under it without (1 GiB get or put: peak RSS 52-57 MB).
   if (args[0] === 'serve' || args[0] === 'put' || args[0] === 'get') require('./young-generation.js').capYoungGeneration();
-  // A server's durable batches sync 32 small files at once (storage/batch.ts), and concurrent
-  // fdatasyncs share journal commits; libuv's default 4 threads would run 4 at a time. libuv
-  // reads this once, at the pool's first use: nothing before this line has used it.
-  if (args[0] === 'serve' && process.env.UV_THREADPOOL_SIZE === undefined) process.env.UV_THREADPOOL_SIZE = '16';
+  // A local durable server syncs small files many at once (see the file): before anything uses the pool.
+  if (args[0] === 'serve') require('./thread-pool.js').widenThreadPool(args.slice(1));
   import('./main.mjs');
 }
 

@@ -35,7 +35,8 @@ export type BatchOutcome = { status: 'stored'; entry: StoredEntry } | { status: 
  * journal commits, so the more wait together the fewer commits a batch costs. With the next
  * window written while one syncs, 32 on a 16-thread pool took 0.75× the wall of 8 on libuv's
  * default 4 (durable put -r of 10,000 × 1 KiB, 10 alternating pairs: 1.84 against 2.57 s).
- * The pool must be that wide to run them at once: the bin gives `serve` 16 threads.
+ * The pool must be that wide to run them at once: the bin gives a local durable `serve` 16
+ * threads (scripts/thread-pool.cjs).
  */
 const SYNC_WINDOW = 32;
 
