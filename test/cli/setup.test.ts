@@ -26,7 +26,10 @@ function run(command: string, args: string[], cwd: string): Promise<{ code: numb
 async function tinyProject(): Promise<string> {
   const dir = await tempDir('ferry-build-');
   await fs.mkdir(path.join(dir, 'scripts'));
-  for (const script of ['build.mjs', 'bundle-cli.mjs', 'young-generation.cjs']) await fs.copyFile(path.join(REPO, 'scripts', script), path.join(dir, 'scripts', script));
+  // The build scripts and the files they copy into the bin (every .mjs and .cjs beside them).
+  for (const script of await fs.readdir(path.join(REPO, 'scripts'))) {
+    if (/\.[mc]js$/.test(script)) await fs.copyFile(path.join(REPO, 'scripts', script), path.join(dir, 'scripts', script));
+  }
   await fs.symlink(path.join(REPO, 'node_modules'), path.join(dir, 'node_modules'));
   await fs.writeFile(path.join(dir, 'package.json'), '{ "type": "module" }\n');
   await fs.writeFile(
