@@ -40,6 +40,15 @@ function holdBatchBytes(io: SessionIo, bytes: number): () => void {
 }
 
 /**
+ * The open-file slots a batch takes: one per temporary the store may hold open for it (64
+ * with fsync), but at most an eighth of the budget (at least 2), so a small `--max-open-files`
+ * still runs several transfers beside a batch; the store then syncs fewer files at a time.
+ */
+export function batchSlots(wanted: number, budget: number): number {
+  return Math.min(wanted, budget, Math.max(2, Math.floor(budget / 8)));
+}
+
+/**
  * PUT_BATCH (PROTOCOL.md §5.5, v5): many small files in one frame, one BATCH_RESULTS with a
  * result per file once every stored one is durable. The batch holds as many slots of the
  * server's open-file allowance as the store may hold temporaries open for it. A refusal of
@@ -62,8 +71,8 @@ export async function putBatch(io: SessionIo, message: MessageOf<'PUT_BATCH'>): 
 
 async function storeAndAnswer(io: SessionIo, message: MessageOf<'PUT_BATCH'>): Promise<void> {
   const { store, files, log } = io.ctx;
-  // A slot per temporary the store may hold open at once for the batch (64 with fsync).
-  const release = await io.working(files.acquire(store.batchOpenFiles));
+  const slots = batchSlots(store.batchOpenFiles, files.limit);
+  const release = await io.working(files.acquire(slots));
   let outcomes: BatchOutcome[];
   try {
     outcomes = await io.working(
@@ -74,6 +83,7 @@ async function storeAndAnswer(io: SessionIo, message: MessageOf<'PUT_BATCH'>): P
           rename: (message.flags & BatchFlag.RENAME) !== 0,
           skipIdentical: (message.flags & BatchFlag.SKIP_IDENTICAL) !== 0,
           algorithm: io.algorithm,
+          openFiles: slots,
         },
       ),
     );

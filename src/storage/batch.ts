@@ -25,6 +25,11 @@ export interface BatchOptions {
   /** A file already stored with the same size and digest is left alone: `identical`. */
   skipIdentical?: boolean;
   algorithm?: DigestAlgorithm;
+  /**
+   * Temporaries the batch may hold open at once (the open-file slots its caller was granted):
+   * a durable batch syncs half of them at a time. Default: `batchOpenFiles(true)`.
+   */
+  openFiles?: number;
 }
 
 /** What became of one file of a batch: each file is committed (or refused) on its own. */
@@ -194,7 +199,7 @@ export class BatchUploads {
         } else if (existing && !options.overwrite && !options.rename) refuse(p.index, new FerryError('EXISTS', `"${p.file.name}" already exists`));
         else toWrite.push(p);
       }
-      await this.writeTemporaries(toWrite, refuse);
+      await this.writeTemporaries(toWrite, options.openFiles ?? batchOpenFiles(true), refuse);
       const renamed = await this.publish(folder, components, toWrite.filter((p) => p.tempName !== undefined && p.stats !== undefined), options, algorithm, outcomes, refuse);
       if (renamed && durable) {
         await syncs.sync(folder);
@@ -220,13 +225,17 @@ export class BatchUploads {
 
   /**
    * Writes the files to temporaries (synchronously) a window at a time, and syncs each window
-   * on the thread pool while the next one is written: at most two windows of descriptors open.
-   * A window's syncs are started together, so they share the journal's commits.
+   * on the thread pool while the next one is written: two windows of descriptors fit in
+   * `openFiles` (a window of one at a time when only one does). A window's syncs are started
+   * together, so they share the journal's commits.
    */
-  private async writeTemporaries(pending: Pending[], refuse: (index: number, error: unknown) => void): Promise<void> {
+  private async writeTemporaries(pending: Pending[], openFiles: number, refuse: (index: number, error: unknown) => void): Promise<void> {
+    const window = Math.max(1, Math.min(SYNC_WINDOW, Math.floor(openFiles / 2)));
+    const overlap = openFiles >= 2;
     let syncing: Promise<void> | undefined;
-    for (let start = 0; start < pending.length; start += SYNC_WINDOW) {
-      const written = this.writeWindow(pending.slice(start, start + SYNC_WINDOW), refuse);
+    for (let start = 0; start < pending.length; start += window) {
+      if (!overlap) await syncing;
+      const written = this.writeWindow(pending.slice(start, start + window), refuse);
       await syncing;
       syncing = this.syncWindow(written, refuse);
     }

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect } from '../../src/index.js';
 import { digestOf } from '../../src/io/digest.js';
 import type { Message } from '../../src/protocol/index.js';
-import { MAX_BATCH_BYTES_IN_FLIGHT } from '../../src/server/batches.js';
+import { batchSlots, MAX_BATCH_BYTES_IN_FLIGHT } from '../../src/server/batches.js';
 import { randomData, startServer, type TestServer } from '../helpers/fixtures.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { RawPeer } from '../helpers/raw-peer.js';
@@ -68,15 +68,24 @@ describe('PUT_BATCH bytes in progress per connection', () => {
 });
 
 /**
- * A durable batch holds up to 64 temporaries open (one window syncing, the next written): it
- * takes that many of the server's open-file slots, so concurrent batches cannot push the
- * process into EMFILE. Seen with a budget of 64 and one slot held by a download nobody reads.
+ * A durable batch holds temporaries open (one window syncing, the next written): it takes a
+ * slot of the server's open-file budget for each, so concurrent batches cannot push the
+ * process into EMFILE. Seen with a budget of 2 and one slot held by a download nobody reads.
  */
 describe('PUT_BATCH takes a slot per temporary it may hold open', () => {
+  it('64 with fsync, one without, and never more than an eighth of the budget (at least 2)', () => {
+    assert.equal(batchSlots(64, 4096), 64);
+    assert.equal(batchSlots(64, 256), 32);
+    assert.equal(batchSlots(64, 16), 2);
+    assert.equal(batchSlots(64, 2), 2);
+    assert.equal(batchSlots(64, 1), 1, 'never more than the whole budget');
+    assert.equal(batchSlots(1, 4096), 1);
+  });
+
   for (const fsync of [true, false]) {
-    it(fsync ? 'with fsync: all 64, so it waits while another transfer holds one' : 'without fsync: one, so it goes ahead beside another transfer', async () => {
+    it(fsync ? 'with fsync: both slots of a budget of 2, so it waits while another transfer holds one' : 'without fsync: one, so it goes ahead beside another transfer', async () => {
       const clock = new ManualClock();
-      const server = await startServer({ clock, maxOpenFiles: 64, fsync });
+      const server = await startServer({ clock, maxOpenFiles: 2, fsync });
       try {
         const client = await connect(server.address);
         await client.put(randomData(8 * 1024 * 1024), 'big.bin');

@@ -78,6 +78,21 @@ describe('durable uploads sync while writing (issue 11)', () => {
 
 type SyncCallback = (error: NodeJS.ErrnoException | null) => void;
 
+/** Descriptors this process holds on files in a store's temporaries folder (Linux: /proc/self/fd). */
+function openTemporaries(root: string): number {
+  const tmp = path.join(root, '.ferry', 'tmp') + path.sep;
+  let count = 0;
+  for (const fd of fsCallbacks.readdirSync('/proc/self/fd')) {
+    try {
+      if (fsCallbacks.readlinkSync(`/proc/self/fd/${fd}`).startsWith(tmp)) count++;
+    } catch {
+      // closed meanwhile (the readdir's own descriptor)
+    }
+  }
+  return count;
+}
+const canSeeDescriptors = fsCallbacks.existsSync('/proc/self/fd');
+
 /**
  * Replaces node:fs's callback fdatasync (which the batch path imports by name) while `body`
  * runs: `fake` gets each call's descriptor and the real sync's completion.
@@ -141,6 +156,40 @@ describe('durable batches sync their temporaries in a bounded window', () => {
       await store.close();
     }
   });
+
+  for (const [openFiles, most] of [
+    [8, 4],
+    [1, 1],
+  ] as const) {
+    it(`allowed ${openFiles} open temporaries, syncs at most ${most} at once and holds no more open`, { skip: canSeeDescriptors ? false : 'needs /proc/self/fd to count descriptors (Linux)' }, async () => {
+      const root = path.join(parent, `allowed-${openFiles}`);
+      const store = await Store.open(root);
+      let inFlight = 0;
+      let seen = 0;
+      let open = 0;
+      try {
+        await withFdatasync(
+          (fd, done, real) => {
+            seen = Math.max(seen, ++inFlight);
+            real(fd, (error) => {
+              // By now the next window has been written, if it may be.
+              open = Math.max(open, openTemporaries(root));
+              inFlight--;
+              done(error);
+            });
+          },
+          async () => {
+            const outcomes = await store.storeBatch(files, { openFiles });
+            assert.ok(outcomes.every((o) => o.status === 'stored'));
+          },
+        );
+        assert.equal(seen, most, `${seen} syncs at once`);
+        assert.ok(open > 0 && open <= openFiles, `${open} temporaries open at once, allowed ${openFiles}`);
+      } finally {
+        await store.close();
+      }
+    });
+  }
 
   it('a file whose sync fails is refused and leaves nothing; the rest of the batch is stored', async () => {
     const root = path.join(parent, 'failing');
