@@ -12,9 +12,11 @@ import { ManualClock } from '../helpers/manual-clock.js';
 const entry = (name: string): WireEntry => ({ name, kind: 'file', size: 1, mtimeMs: 0, digest: Buffer.alloc(32, 7) });
 
 /**
- * A fake server whose LIST reply is an endless pump of 64 KiB ENTRIES frames (up to `limit`
- * bytes), honouring TCP backpressure; `written` tells how far it got.
- * Later listings on the connection pump only the last megabyte.
+ * A fake server whose LIST reply is a pump of 64 KiB ENTRIES frames, honouring TCP
+ * backpressure: the first listing on the connection pumps `limit` bytes, later ones a megabyte
+ * each. `written` tells how far they got, all listings together. Each listing counts its own
+ * bytes: a first pump still waiting for 'drain' when a later listing starts must not eat into
+ * that listing's megabyte (which had made the later listing end after one frame, now and then).
  */
 async function pumpingServer(limit: number): Promise<{ port: number; written: () => number; close: () => Promise<void> }> {
   const names = Array.from({ length: 300 }, (_, i) => `${'n'.repeat(100)}/${String(i).padStart(50, '0')}`);
@@ -22,11 +24,12 @@ async function pumpingServer(limit: number): Promise<{ port: number; written: ()
   let lists = 0;
   const fake = await startFakeServer((m, socket: net.Socket) => {
     if (m.type !== 'LIST') return;
-    // The first listing pumps `limit` bytes; later ones about a megabyte.
-    if (lists++ > 0) written = Math.max(0, limit - 1024 * 1024);
+    const budget = lists++ === 0 ? limit : 1024 * 1024;
+    let sent = 0;
     const frame = encodeMessage({ type: 'ENTRIES', id: m.id, more: true, entries: names.map(entry) });
     const pump = (): void => {
-      while (written < limit && !socket.destroyed) {
+      while (sent < budget && !socket.destroyed) {
+        sent += frame.length;
         written += frame.length;
         if (!socket.write(frame)) return void socket.once('drain', pump);
       }
