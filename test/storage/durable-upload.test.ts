@@ -109,6 +109,26 @@ async function withFdatasync(fake: (fd: number, done: SyncCallback, real: typeof
   }
 }
 
+/**
+ * Runs `body` with node:fs's fdatasync counted: the calls, the most in flight at once, and the
+ * most temporaries of `root` held open when a sync completed (by then the next window has
+ * been written, if it may be).
+ */
+async function countingSyncs(root: string, body: () => Promise<void>): Promise<{ calls: number; most: number; open: number }> {
+  const seen = { calls: 0, most: 0, open: 0 };
+  let inFlight = 0;
+  await withFdatasync((fd, done, real) => {
+    seen.calls++;
+    seen.most = Math.max(seen.most, ++inFlight);
+    real(fd, (error) => {
+      if (canSeeDescriptors) seen.open = Math.max(seen.open, openTemporaries(root));
+      inFlight--;
+      done(error);
+    });
+  }, body);
+  return seen;
+}
+
 describe('durable batches sync their temporaries in a bounded window', () => {
   let parent: string;
   const files = Array.from({ length: 100 }, (_, i) => {
@@ -126,27 +146,14 @@ describe('durable batches sync their temporaries in a bounded window', () => {
   it('syncs every file, a window of syncs at once and never more', async () => {
     const root = path.join(parent, 'window');
     const store = await Store.open(root);
-    let inFlight = 0;
-    let most = 0;
-    let calls = 0;
     try {
-      await withFdatasync(
-        (fd, done, real) => {
-          calls++;
-          most = Math.max(most, ++inFlight);
-          real(fd, (error) => {
-            inFlight--;
-            done(error);
-          });
-        },
-        async () => {
-          const outcomes = await store.storeBatch(files);
-          assert.deepEqual(
-            outcomes.map((o) => o.status),
-            files.map(() => 'stored'),
-          );
-        },
-      );
+      const { calls, most } = await countingSyncs(root, async () => {
+        const outcomes = await store.storeBatch(files);
+        assert.deepEqual(
+          outcomes.map((o) => o.status),
+          files.map(() => 'stored'),
+        );
+      });
       assert.equal(calls, files.length, 'one sync per file');
       assert.ok(most > 1, `the syncs overlapped (${most} at most at once)`);
       assert.ok(most <= 32, `${most} syncs at once`);
@@ -164,25 +171,11 @@ describe('durable batches sync their temporaries in a bounded window', () => {
     it(`allowed ${openFiles} open temporaries, syncs at most ${most} at once and holds no more open`, { skip: canSeeDescriptors ? false : 'needs /proc/self/fd to count descriptors (Linux)' }, async () => {
       const root = path.join(parent, `allowed-${openFiles}`);
       const store = await Store.open(root);
-      let inFlight = 0;
-      let seen = 0;
-      let open = 0;
       try {
-        await withFdatasync(
-          (fd, done, real) => {
-            seen = Math.max(seen, ++inFlight);
-            real(fd, (error) => {
-              // By now the next window has been written, if it may be.
-              open = Math.max(open, openTemporaries(root));
-              inFlight--;
-              done(error);
-            });
-          },
-          async () => {
-            const outcomes = await store.storeBatch(files, { openFiles });
-            assert.ok(outcomes.every((o) => o.status === 'stored'));
-          },
-        );
+        const { most: seen, open } = await countingSyncs(root, async () => {
+          const outcomes = await store.storeBatch(files, { openFiles });
+          assert.ok(outcomes.every((o) => o.status === 'stored'));
+        });
         assert.equal(seen, most, `${seen} syncs at once`);
         assert.ok(open > 0 && open <= openFiles, `${open} temporaries open at once, allowed ${openFiles}`);
       } finally {
