@@ -39,4 +39,4 @@ function widenThreadPool(args, env = process.env) {
   if (env.UV_THREADPOOL_SIZE === undefined && syncsLocally(args)) env.UV_THREADPOOL_SIZE = String(SERVER_THREADS);
 }
 
-module.exports = { widenThreadPool, syncsLocally, SERVER_THREADS };
+module.exports = { widenThreadPool, syncsLocally };

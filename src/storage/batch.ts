@@ -224,52 +224,59 @@ export class BatchUploads {
   }
 
   /**
-   * Writes the files to temporaries (synchronously) a window at a time, and syncs each window
-   * on the thread pool while the next one is written: two windows of descriptors fit in
-   * `openFiles` (a window of one at a time when only one does). A window's syncs are started
-   * together, so they share the journal's commits.
+   * Writes the files to temporaries (synchronously). Without fsync each is closed as soon as it
+   * is written: one open at a time, nothing to wait for. With fsync, a window at a time, each
+   * window synced on the thread pool while the next one is written: two windows of descriptors
+   * fit in `openFiles` (a window of one at a time when only one does). A window's syncs are
+   * started together, so they share the journal's commits.
    */
   private async writeTemporaries(pending: Pending[], openFiles: number, refuse: (index: number, error: unknown) => void): Promise<void> {
+    if (!this.parts.fsync) {
+      for (const p of pending) {
+        const fd = this.writeTemporary(p, refuse);
+        if (fd !== undefined) this.closeTemporary(p, fd, undefined, refuse);
+      }
+      return;
+    }
     const window = Math.max(1, Math.min(SYNC_WINDOW, Math.floor(openFiles / 2)));
     const overlap = openFiles >= 2;
     let syncing: Promise<void> | undefined;
     for (let start = 0; start < pending.length; start += window) {
       if (!overlap) await syncing;
-      const written = this.writeWindow(pending.slice(start, start + window), refuse);
+      const written: { p: Pending; fd: number }[] = [];
+      for (const p of pending.slice(start, start + window)) {
+        const fd = this.writeTemporary(p, refuse);
+        if (fd !== undefined) written.push({ p, fd });
+      }
       await syncing;
       syncing = this.syncWindow(written, refuse);
     }
     await syncing;
   }
 
-  /** Writes each file to a new temporary; the ones written, still open. */
-  private writeWindow(pending: Pending[], refuse: (index: number, error: unknown) => void): { p: Pending; fd: number }[] {
-    const written: { p: Pending; fd: number }[] = [];
-    for (const p of pending) {
-      let fd: number | undefined;
-      try {
-        const temp = createTemporary(this.parts.tmp);
-        fd = temp.fd;
-        p.tempName = temp.name;
-        for (let done = 0; done < p.file.data.length; ) done += writeSync(fd, p.file.data, done);
-        if (p.file.mtimeMs !== undefined) futimesSync(fd, new Date(), mtimeSeconds(p.file.mtimeMs));
-        written.push({ p, fd });
-      } catch (error) {
-        if (fd !== undefined) this.drop(p, fd);
-        refuse(p.index, error);
-      }
+  /** Writes one file to a new temporary, left open; undefined when that failed (the file is refused). */
+  private writeTemporary(p: Pending, refuse: (index: number, error: unknown) => void): number | undefined {
+    let fd: number | undefined;
+    try {
+      const temp = createTemporary(this.parts.tmp);
+      fd = temp.fd;
+      p.tempName = temp.name;
+      for (let done = 0; done < p.file.data.length; ) done += writeSync(fd, p.file.data, done);
+      if (p.file.mtimeMs !== undefined) futimesSync(fd, new Date(), mtimeSeconds(p.file.mtimeMs));
+      return fd;
+    } catch (error) {
+      if (fd !== undefined) this.drop(p, fd);
+      refuse(p.index, error);
+      return undefined;
     }
-    return written;
   }
 
-  /** Syncs written temporaries at once (durable stores only) and closes each. */
+  /** Syncs a window of written temporaries at once and closes each. */
   private async syncWindow(written: { p: Pending; fd: number }[], refuse: (index: number, error: unknown) => void): Promise<void> {
     // fdatasync covers the bytes and the size; a set mtime needs fsync to be as durable.
-    const synced = this.parts.fsync
-      ? await Promise.all(
-          written.map(({ p, fd }) => new Promise<unknown>((resolve) => (p.file.mtimeMs === undefined ? fdatasync : fsync)(fd, (error) => resolve(error ?? undefined)))),
-        )
-      : [];
+    const synced = await Promise.all(
+      written.map(({ p, fd }) => new Promise<unknown>((resolve) => (p.file.mtimeMs === undefined ? fdatasync : fsync)(fd, (error) => resolve(error ?? undefined)))),
+    );
     written.forEach(({ p, fd }, i) => this.closeTemporary(p, fd, synced[i], refuse));
   }
 

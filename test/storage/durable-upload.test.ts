@@ -94,19 +94,24 @@ function openTemporaries(root: string): number {
 const canSeeDescriptors = fsCallbacks.existsSync('/proc/self/fd');
 
 /**
- * Replaces node:fs's callback fdatasync (which the batch path imports by name) while `body`
- * runs: `fake` gets each call's descriptor and the real sync's completion.
+ * Replaces one of node:fs's functions (which the batch path imports by name) while `body` runs;
+ * `make` gets the real one to call on.
  */
-async function withFdatasync(fake: (fd: number, done: SyncCallback, real: typeof fsCallbacks.fdatasync) => void, body: () => Promise<void>): Promise<void> {
-  const real = fsCallbacks.fdatasync;
-  fsCallbacks.fdatasync = ((fd: number, done: SyncCallback) => fake(fd, done, real)) as typeof fsCallbacks.fdatasync;
+async function withFsPatched<K extends 'fdatasync' | 'closeSync'>(name: K, make: (real: (typeof fsCallbacks)[K]) => (typeof fsCallbacks)[K], body: () => Promise<void>): Promise<void> {
+  const real = fsCallbacks[name];
+  fsCallbacks[name] = make(real);
   syncBuiltinESMExports();
   try {
     await body();
   } finally {
-    fsCallbacks.fdatasync = real;
+    fsCallbacks[name] = real;
     syncBuiltinESMExports();
   }
+}
+
+/** withFsPatched for fdatasync: `fake` gets each call's descriptor and the real sync's completion. */
+function withFdatasync(fake: (fd: number, done: SyncCallback, real: typeof fsCallbacks.fdatasync) => void, body: () => Promise<void>): Promise<void> {
+  return withFsPatched('fdatasync', (real) => ((fd: number, done: SyncCallback) => fake(fd, done, real)) as typeof fsCallbacks.fdatasync, body);
 }
 
 /**
@@ -183,6 +188,33 @@ describe('durable batches sync their temporaries in a bounded window', () => {
       }
     });
   }
+
+  it('without fsync, holds one temporary open at a time and syncs none', { skip: canSeeDescriptors ? false : 'needs /proc/self/fd to count descriptors (Linux)' }, async () => {
+    const root = path.join(parent, 'no-fsync');
+    const store = await Store.open(root, { fsync: false });
+    let open = 0;
+    try {
+      // Looked at as each one is closed: every temporary still open then is counted.
+      const counted = await countingSyncs(root, () =>
+        withFsPatched(
+          'closeSync',
+          (real) => (fd: number) => {
+            open = Math.max(open, openTemporaries(root));
+            real(fd);
+          },
+          async () => {
+            const outcomes = await store.storeBatch(files);
+            assert.ok(outcomes.every((o) => o.status === 'stored'));
+          },
+        ),
+      );
+      assert.equal(counted.calls, 0, 'no sync without fsync');
+      assert.equal(open, 1, `${open} temporaries open at once`);
+      assert.deepEqual(await temporaries(root), []);
+    } finally {
+      await store.close();
+    }
+  });
 
   it('a file whose sync fails is refused and leaves nothing; the rest of the batch is stored', async () => {
     const root = path.join(parent, 'failing');
